@@ -1,0 +1,93 @@
+"""Entities are plain JSON documents with a common envelope.
+
+Every entity carries ``id, kind, name, organizationId, createdTime, modifiedTime,
+revision, status, reason[], tags[], delete`` and then its resource's own fields.
+They are stored under ``/dispatch/<kind>/<org>/<name>``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+Entity = dict[str, Any]
+
+PREFIX = "/dispatch/"
+
+# kinds (lower-case in keys; the entity's ``kind`` field carries Dispatch's spelling)
+FUNCTION = "function"
+RUN = "run"
+SOURCE = "source"
+IMAGE = "image"
+
+KIND_NAMES = {FUNCTION: "Function", RUN: "Run", SOURCE: "Source", IMAGE: "Image"}
+
+# Dispatch's statuses
+INITIALIZED = "INITIALIZED"
+CREATING = "CREATING"
+READY = "READY"
+UPDATING = "UPDATING"
+ERROR = "ERROR"
+DELETING = "DELETING"
+STATUSES = (INITIALIZED, CREATING, READY, UPDATING, ERROR, DELETING)
+SETTLED = (READY, ERROR)
+
+ENVELOPE = (
+    "id", "kind", "name", "organizationId", "createdTime", "modifiedTime",
+    "revision", "status", "reason", "tags", "delete",
+)
+
+NAME_PATTERN = re.compile(r"^[\w\d][\w\d\-]*$")
+NAME_MESSAGE = (
+    "should start with letter or number and may only contain letters, numbers, "
+    "underscores and dashes"
+)
+
+
+def key(kind: str, org: str, name: str) -> str:
+    """The store key of an entity: ``/dispatch/<kind>/<org>/<name>``."""
+    return f"{PREFIX}{kind}/{org}/{name}"
+
+
+def prefix(kind: str, org: str | None = None) -> str:
+    """The key prefix of every entity of ``kind`` (in ``org``, or in every org)."""
+    return f"{PREFIX}{kind}/" if org is None else f"{PREFIX}{kind}/{org}/"
+
+
+def parse_key(k: str) -> tuple[str, str, str]:
+    """``(kind, org, name)`` of a store key."""
+    kind, org, name = k[len(PREFIX):].split("/", 2)
+    return kind, org, name
+
+
+def key_of(entity: Entity) -> str:
+    return key(entity["kind"].lower(), entity["organizationId"], entity["name"])
+
+
+def new(kind: str, org: str, name: str, status: str = INITIALIZED, **fields: Any) -> Entity:
+    """A new entity with its envelope filled in (the store sets ``revision``)."""
+    now = int(time.time())
+    entity: Entity = {
+        "id": str(uuid.uuid4()),
+        "kind": KIND_NAMES.get(kind, kind.capitalize()),
+        "name": name,
+        "organizationId": org,
+        "createdTime": now,
+        "modifiedTime": now,
+        "revision": 0,
+        "status": status,
+        "reason": [],
+        "tags": [],
+        "delete": False,
+    }
+    entity.update(fields)
+    return entity
+
+
+def tag_value(entity: Entity, tag_key: str) -> str | None:
+    for tag in entity.get("tags") or ():
+        if tag.get("key") == tag_key:
+            return tag.get("value")
+    return None

@@ -1,0 +1,32 @@
+"""The job queue port. ``tasks/`` implements it with Dramatiq actors.
+
+Every job names one entity by its store key and is idempotent: the entity's status
+and revision say what still has to happen, so a job delivered twice does its work once.
+"""
+
+from __future__ import annotations
+
+import abc
+
+CREATE_FUNCTION = "create_function"
+DELETE_FUNCTION = "delete_function"
+EXECUTE_RUN = "execute_run"
+JOBS = (CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN)
+
+
+class Jobs(abc.ABC):
+    """Submits jobs for workers."""
+
+    @abc.abstractmethod
+    def submit(self, job: str, key: str) -> None:
+        """Queue ``job`` for the entity at ``key``; returns once the queue has it."""
+
+
+class RecordingJobs(Jobs):
+    """Keeps submitted jobs in a list; for unit tests of services."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[str, str]] = []
+
+    def submit(self, job: str, key: str) -> None:
+        self.submitted.append((job, key))

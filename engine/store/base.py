@@ -1,0 +1,153 @@
+"""The entity store port: the source of truth for entities, runs, locks and watches.
+
+Every backend (``memory``, ``sqlite``, ``etcd``) gives the same guarantees, and the
+contract suite in ``tests/contract/test_store.py`` checks them against each:
+
+* ``revision`` is the store-wide revision of the entity's last write (etcd's
+  ``mod_revision``). Revisions increase strictly with every write to the store.
+* ``add`` is create-only; ``update`` and ``delete`` may carry the revision they read
+  and then fail with :class:`~engine.errors.StaleRevision` if it changed meanwhile.
+* ``watch`` yields every change under a prefix, in revision order, from a revision.
+* ``lock`` is a mutex with a time-to-live that works across processes.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Iterable, Iterator, Mapping
+
+from ..entities import Entity
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchEvent:
+    """One change of one key: ``type`` is ``"put"`` or ``"delete"``."""
+
+    type: str
+    key: str
+    revision: int
+    #: the entity after a put; ``None`` after a delete
+    entity: Entity | None
+
+
+class Watch(abc.ABC):
+    """An ordered stream of :class:`WatchEvent`; iterate it, ``close()`` it when done."""
+
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[WatchEvent]:
+        """Yield events in revision order; blocks for the next one; ends after close()."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop the stream; a blocked iteration ends. Safe to call twice."""
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Lock(abc.ABC):
+    """A named mutex with a lease: if the holder dies, it frees itself after ``ttl``."""
+
+    @abc.abstractmethod
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Take the lock, waiting up to ``timeout`` seconds (None: forever, 0: try once)."""
+
+    @abc.abstractmethod
+    def release(self) -> None:
+        """Give the lock back if still held by this holder."""
+
+    @abc.abstractmethod
+    def refresh(self) -> None:
+        """Extend the lease by ``ttl`` from now; raises Conflict if it was lost."""
+
+    @abc.abstractmethod
+    def is_held(self) -> bool:
+        """Whether this holder still holds the lock (its lease has not expired)."""
+
+    def __enter__(self) -> "Lock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+class Store(abc.ABC):
+    """Entities by kind, organization and name, with compare-and-swap on revision."""
+
+    @abc.abstractmethod
+    def add(self, entity: Entity) -> Entity:
+        """Write a new entity; Conflict if its key exists. Returns it with its revision."""
+
+    @abc.abstractmethod
+    def get(self, kind: str, org: str, name: str) -> Entity:
+        """The entity at ``/dispatch/<kind>/<org>/<name>``; NotFound if absent."""
+
+    @abc.abstractmethod
+    def list(
+        self,
+        kind: str,
+        org: str | None = None,
+        *,
+        status: str | Iterable[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> list[Entity]:
+        """Entities of ``kind`` in ``org`` (every org if None), ordered by key.
+
+        Filters are ANDed: ``status`` is one status or a set of them; ``tags`` maps tag
+        keys to values the entity must carry; ``fields`` maps top-level fields to the
+        values they must equal.
+        """
+
+    @abc.abstractmethod
+    def update(self, entity: Entity) -> Entity:
+        """Replace the stored entity if its revision equals ``entity["revision"]``.
+
+        Raises StaleRevision if another write came first, NotFound if the key is gone.
+        Returns the entity as stored, with its new revision and ``modifiedTime``.
+        """
+
+    @abc.abstractmethod
+    def delete(self, kind: str, org: str, name: str, revision: int | None = None) -> None:
+        """Remove the entity (if ``revision`` is given, only if it still matches)."""
+
+    @abc.abstractmethod
+    def watch(self, prefix: str, from_revision: int | None = None) -> Watch:
+        """Changes under ``prefix`` from ``from_revision`` (inclusive) or from now."""
+
+    @abc.abstractmethod
+    def lock(self, name: str, ttl: float) -> Lock:
+        """A lock object for ``name``, shared by every process using this store."""
+
+    @abc.abstractmethod
+    def revision(self) -> int:
+        """The store's current revision (that of its last write)."""
+
+    def close(self) -> None:
+        """Release connections and background threads."""
+
+
+def matches(
+    entity: Entity,
+    status: str | Iterable[str] | None,
+    tags: Mapping[str, str] | None,
+    fields: Mapping[str, Any] | None,
+) -> bool:
+    """The filter semantics of :meth:`Store.list`, shared by backends that filter in Python."""
+    if status is not None:
+        wanted = {status} if isinstance(status, str) else set(status)
+        if entity.get("status") not in wanted:
+            return False
+    if tags:
+        have = {t.get("key"): t.get("value") for t in entity.get("tags") or ()}
+        if any(have.get(k) != v for k, v in tags.items()):
+            return False
+    if fields:
+        if any(entity.get(k) != v for k, v in fields.items()):
+            return False
+    return True

@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="dispatch",
+    version="0.2.0",
+    description="A serverless framework: functions, runs, events and an API gateway on Flask, Dramatiq and etcd",
+    python_requires=">=3.11",
+    packages=find_packages(include=["engine*", "api*", "tasks*", "blueprints*", "cli*"]),
+    package_data={"engine": ["runtimes/*/*"]},
+    install_requires=[
+        "Flask>=3.1",
+        "flask-smorest>=0.47",
+        "marshmallow>=4.0",
+        "dramatiq[redis]>=2.2",
+        "redis>=5.0",
+        "etcd-sdk-python>=0.0.7",
+        "protobuf>=5.27",
+        "grpcio>=1.60",
+        "jsonschema>=4.20",
+        "click>=8.1",
+        "PyYAML>=6.0",
+        "tabulate>=0.9",
+        "requests>=2.31",
+        "waitress>=3.0",
+        "gunicorn>=22.0",
+        "honcho>=2.0",
+    ],
+    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3"]},
+    entry_points={"console_scripts": ["dispatch=cli.main:main"]},
+)
