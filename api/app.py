@@ -1,0 +1,48 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from engine import __version__
+from engine.settings import Settings
+from engine.system import Dispatch
+
+from . import errors
+
+
+def create_app(system: Dispatch | None = None, settings: Settings | None = None) -> Flask:
+    """A Dispatch API app over ``system`` (assembled from ``settings`` if not given).
+
+    :param system: the engine to serve; the embedded server and tests pass their own.
+    :param settings: used to assemble an engine on the broker ``DISPATCH_BROKER`` names
+        when ``system`` is None (the distributed ``api`` process).
+    """
+    app = Flask("dispatch")
+    app.config.update(
+        API_TITLE="Dispatch",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    if system is None:
+        from tasks.actors import assemble
+        from tasks.broker import make_broker
+
+        settings = settings or Settings.from_env()
+        system = assemble(settings, make_broker(settings.broker_url))
+    app.extensions["dispatch"] = system
+
+    api = Api(app)
+    from blueprints import functions, health, runs
+
+    for module in (health, functions, runs):
+        api.register_blueprint(module.blp)
+    errors.register(app)
+    return app

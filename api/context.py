@@ -1,0 +1,38 @@
+"""Per-request accessors: the engine of this app and the caller's organization."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from engine.entities import NAME_MESSAGE, NAME_PATTERN
+from engine.errors import InvalidInput
+from engine.system import Dispatch
+
+ORG_HEADER = "X-Dispatch-Org"
+DEFAULT_ORG = "default"
+
+
+def system() -> Dispatch:
+    return current_app.extensions["dispatch"]
+
+
+def org() -> str:
+    value = request.headers.get(ORG_HEADER) or DEFAULT_ORG
+    if not NAME_PATTERN.match(value):
+        raise InvalidInput(f"{ORG_HEADER} {value!r} {NAME_MESSAGE}")
+    return value
+
+
+def parse_tags(values: list[str] | None) -> dict[str, str] | None:
+    """Dispatch's ``?tags=app=NAME`` filter: only ``app``/``application`` keys exist."""
+    if not values:
+        return None
+    tags: dict[str, str] = {}
+    for value in values:
+        k, sep, v = value.partition("=")
+        if not sep:
+            raise InvalidInput(f"error parsing tag {value!r}: expected key=value")
+        if k not in ("app", "application"):
+            raise InvalidInput(f"error parsing tag {value!r}: key '{k}' not exist")
+        tags["Application"] = v
+    return tags

@@ -1,0 +1,84 @@
+"""The embedded system (``dispatch up``): API, in-process workers and the reconciler in
+one process, on the SQLite store, Dramatiq's StubBroker and the local driver."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+import dramatiq
+from waitress.server import create_server
+
+from engine.leader import start_thread
+from engine.settings import Settings
+from tasks.actors import assemble
+from tasks.broker import make_broker
+
+from .app import create_app
+
+log = logging.getLogger("dispatch.embedded")
+
+
+class EmbeddedServer:
+    """A running embedded Dispatch. ``url`` is where its API answers; ``stop()`` ends it."""
+
+    def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 8080,
+                 http_threads: int = 16):
+        self.settings = settings
+        os.makedirs(settings.home, exist_ok=True)
+        self.broker = make_broker("stub://")
+        self.system = assemble(settings, self.broker)
+        self.worker = dramatiq.Worker(self.broker, worker_threads=settings.worker_threads,
+                                      worker_timeout=100)
+        self.app = create_app(self.system)
+        self.http = create_server(self.app, host=host, port=port, threads=http_threads,
+                                  ident="dispatch", clear_untrusted_proxy_headers=True)
+        self.host, self.port = host, self.http.effective_port
+        self.url = f"http://{host}:{self.port}"
+        self._threads: list[threading.Thread] = []
+        self._stop_reconciler: threading.Event | None = None
+
+    def start(self) -> "EmbeddedServer":
+        self.worker.start()
+        thread, self._stop_reconciler = start_thread(
+            self.system.store, "reconciler", self.settings.reconcile_seconds,
+            self.system.reconciler.reconcile_once)
+        http = threading.Thread(target=self.http.run, name="http", daemon=True)
+        http.start()
+        self._threads = [thread, http]
+        log.info("embedded.listening url=%s home=%s store=%s", self.url, self.settings.home,
+                 self.settings.store_url)
+        return self
+
+    def stop(self) -> None:
+        if self._stop_reconciler is not None:
+            self._stop_reconciler.set()
+        self.http.close()
+        self.worker.stop()
+        self.system.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+def start_embedded(home: str, host: str = "127.0.0.1", port: int = 8080,
+                   **overrides) -> EmbeddedServer:
+    """Start an embedded Dispatch in background threads and return it."""
+    settings = Settings.from_env(home=home, broker_url="stub://", **overrides)
+    return EmbeddedServer(settings, host, port).start()
+
+
+def serve_embedded(home: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Run an embedded Dispatch until SIGINT or SIGTERM (the ``dispatch up`` command)."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    server = start_embedded(home, host, port)
+    print(f"Dispatch is up at {server.url} (home {server.settings.home}); Ctrl-C stops it",
+          flush=True)
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    stopped.wait()
+    print("Stopping Dispatch…", flush=True)
+    server.stop()

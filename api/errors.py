@@ -1,0 +1,56 @@
+"""Every error leaves the API as Dispatch's ``{code, message}`` body, mapped here once."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from engine.errors import DispatchError
+
+log = logging.getLogger("dispatch.api")
+
+
+def error_response(code: int, message: str):
+    response = jsonify(code=code, message=message)
+    response.status_code = code
+    return response
+
+
+def _validation_message(messages) -> str:
+    """webargs' nested ``{location: {field: [msgs]}}`` as ``field: msg; …``."""
+    parts: list[str] = []
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            parts.append(f"{prefix}: {' '.join(value)}")
+        else:
+            parts.append(f"{prefix}: {value}")
+
+    for location_messages in (messages or {}).values():
+        walk("", location_messages)
+    return "; ".join(parts) or "invalid request"
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(DispatchError)
+    def dispatch_error(exc: DispatchError):
+        return error_response(exc.status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 422:  # webargs/marshmallow: bad input is a 400 naming the field
+            data = getattr(exc, "data", None) or {}
+            return error_response(400, _validation_message(data.get("messages")))
+        if exc.code == 400 and "JSON" in (exc.description or ""):
+            return error_response(400, "request body is not valid JSON")
+        return error_response(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("api.internal_error")
+        return error_response(500, "internal error")

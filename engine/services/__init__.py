@@ -1,0 +1,1 @@
+"""Engine services: what the API asks for and what the jobs carry out."""

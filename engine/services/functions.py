@@ -1,0 +1,212 @@
+"""Functions: create, update and delete (API side) and build and remove (job side)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+import uuid
+from typing import Any
+
+from .. import entities as E
+from ..drivers.base import Deployment, Driver
+from ..errors import FunctionBuildError, InvalidInput, NotFound, StaleRevision
+from ..images import ImageCatalog
+from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, Jobs
+from ..sources import decode
+from ..store import Store
+
+log = logging.getLogger("dispatch.functions")
+
+#: the fields a client sets; everything else is the server's
+SPEC_FIELDS = ("image", "handler", "timeout", "schema", "secrets", "services", "tags")
+SOURCE_SCHEME = "es://"
+
+
+def validate_name(name: Any, field: str = "name") -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"{field} is required")
+    if not E.NAME_PATTERN.match(name):
+        raise InvalidInput(f"{field} {name!r} {E.NAME_MESSAGE}")
+    return name
+
+
+class FunctionService:
+    """The lifecycle of functions; every status change is a compare-and-swap.
+
+    :param build_seconds: how long a worker may hold a function in ``CREATING`` before
+        the reconciler takes the build back (its claim expires).
+    """
+
+    def __init__(self, store: Store, jobs: Jobs, driver: Driver, images: ImageCatalog,
+                 build_seconds: float = 120.0):
+        self.store, self.jobs, self.driver, self.images = store, jobs, driver, images
+        self.build_seconds = build_seconds
+
+    # ---- API side -------------------------------------------------------------------
+
+    def create(self, org: str, spec: dict[str, Any]) -> E.Entity:
+        """Store a new function ``INITIALIZED`` and queue its build."""
+        name = validate_name(spec.get("name"))
+        fields = self._validate(org, spec)
+        source = self._new_source(org, spec)
+        fn = E.new(E.FUNCTION, org, name, sourceURL=SOURCE_SCHEME + source["name"],
+                   faasId=source["name"], functionImageURL=None, **fields)
+        try:
+            fn = self.store.add(fn)
+        except Exception:
+            self._drop_source(org, source["name"])
+            raise
+        self.jobs.submit(CREATE_FUNCTION, E.key_of(fn))
+        log.info("function.created key=%s version=%s", E.key_of(fn), fn["faasId"])
+        return fn
+
+    def update(self, org: str, name: str, spec: dict[str, Any]) -> E.Entity:
+        """Replace a function's spec and source: a new version, built like a new function."""
+        fn = self.store.get(E.FUNCTION, org, name)
+        if spec.get("name") not in (None, name):
+            raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
+        if fn["status"] == E.DELETING:
+            raise InvalidInput(f"function {name} is being deleted")
+        fields = self._validate(org, spec)
+        source = self._new_source(org, spec)
+        old_source = fn["sourceURL"][len(SOURCE_SCHEME):]
+        fn.update(fields, sourceURL=SOURCE_SCHEME + source["name"], faasId=source["name"],
+                  status=E.UPDATING, reason=[])
+        try:
+            fn = self.store.update(fn)
+        except Exception:
+            self._drop_source(org, source["name"])
+            raise
+        self._drop_source(org, old_source)
+        self.jobs.submit(CREATE_FUNCTION, E.key_of(fn))
+        log.info("function.updated key=%s version=%s", E.key_of(fn), fn["faasId"])
+        return fn
+
+    def delete(self, org: str, name: str) -> E.Entity:
+        """Mark the function ``DELETING`` and queue its removal; returns it."""
+        fn = self.store.get(E.FUNCTION, org, name)
+        if fn["status"] != E.DELETING:
+            fn.update(status=E.DELETING, delete=True)
+            fn = self.store.update(fn)
+        self.jobs.submit(DELETE_FUNCTION, E.key_of(fn))
+        log.info("function.deleting key=%s", E.key_of(fn))
+        return fn
+
+    def get(self, org: str, name: str) -> E.Entity:
+        return self.store.get(E.FUNCTION, org, name)
+
+    def list(self, org: str, tags: dict[str, str] | None = None,
+             status: str | None = None) -> list[E.Entity]:
+        return self.store.list(E.FUNCTION, org, tags=tags, status=status)
+
+    def _validate(self, org: str, spec: dict[str, Any]) -> dict[str, Any]:
+        image = spec.get("image")
+        if not isinstance(image, str) or not image:
+            raise InvalidInput("image is required")
+        self.images.resolve(org, image)
+        handler = spec.get("handler")
+        if not isinstance(handler, str) or not handler.strip():
+            raise InvalidInput("handler is required")
+        module, dot, attr = handler.rpartition(".")
+        if not dot or not module or not attr:
+            raise InvalidInput(f"handler {handler!r} must be MODULE.FUNCTION, e.g. hello.handle")
+        timeout = spec.get("timeout") or 0
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+            raise InvalidInput("timeout must be a non-negative number of milliseconds")
+        schema = spec.get("schema") or {}
+        return {
+            "image": image,
+            "handler": handler,
+            "timeout": timeout,
+            "schema": {"in": schema.get("in"), "out": schema.get("out")},
+            "secrets": list(spec.get("secrets") or []),
+            "services": list(spec.get("services") or []),
+            "tags": list(spec.get("tags") or []),
+        }
+
+    def _new_source(self, org: str, spec: dict[str, Any]) -> E.Entity:
+        if spec.get("source") in (None, ""):
+            if spec.get("sourceURL"):
+                raise InvalidInput("sourceURL is not supported: send the source itself")
+            raise InvalidInput("either source or sourceURL must be specified")
+        data = decode(spec["source"])
+        version = str(uuid.uuid4())
+        return self.store.add(E.new(E.SOURCE, org, version, status=E.READY,
+                                    data=base64.b64encode(data).decode()))
+
+    def _drop_source(self, org: str, name: str) -> None:
+        try:
+            self.store.delete(E.SOURCE, org, name)
+        except NotFound:
+            pass
+
+    # ---- job side -------------------------------------------------------------------
+
+    def deployment(self, fn: E.Entity) -> Deployment:
+        """What the driver needs to run the function's current version."""
+        org, version = fn["organizationId"], fn["faasId"]
+        image = self.images.resolve(org, fn["image"])
+        source_name = fn["sourceURL"][len(SOURCE_SCHEME):]
+
+        def load_source() -> bytes:
+            return base64.b64decode(self.store.get(E.SOURCE, org, source_name)["data"])
+
+        return Deployment(org=org, name=fn["name"], version=version, handler=fn["handler"],
+                          language=image["language"], image=fn["image"],
+                          timeout_ms=fn.get("timeout") or 0, source=load_source,
+                          image_config=image)
+
+    def build(self, key: str) -> None:
+        """The ``create_function`` job: ``INITIALIZED|UPDATING → CREATING → READY|ERROR``."""
+        kind, org, name = E.parse_key(key)
+        try:
+            fn = self.store.get(kind, org, name)
+        except NotFound:
+            return
+        if fn["status"] not in (E.INITIALIZED, E.UPDATING):
+            return  # built already, being built, or being deleted
+        fn.update(status=E.CREATING, claimExpires=time.time() + self.build_seconds)
+        try:
+            fn = self.store.update(fn)
+        except (StaleRevision, NotFound):
+            return  # another worker claimed it, or it changed meanwhile
+        try:
+            self.driver.prepare(self.deployment(fn))
+            fn.update(status=E.READY, reason=[])
+        except (FunctionBuildError, InvalidInput) as exc:
+            fn.update(status=E.ERROR, reason=[exc.message])
+        except Exception as exc:  # a driver failure must not leave the function CREATING
+            log.exception("function.build_failed key=%s", key)
+            fn.update(status=E.ERROR, reason=[f"internal error when building function {name}: {exc}"])
+        fn.pop("claimExpires", None)
+        try:
+            self.store.update(fn)
+        except (StaleRevision, NotFound):
+            return  # updated or deleted while building: that change's own job takes over
+        log.info("function.%s key=%s", fn["status"].lower(), key)
+
+    def remove(self, key: str) -> None:
+        """The ``delete_function`` job: retire its instances, delete its runs and source."""
+        kind, org, name = E.parse_key(key)
+        try:
+            fn = self.store.get(kind, org, name)
+        except NotFound:
+            return
+        if fn["status"] != E.DELETING:
+            return
+        try:
+            self.driver.retire(self.deployment(fn))
+        except InvalidInput:
+            pass  # its image is gone: nothing to retire
+        for run in self.store.list(E.RUN, org, fields={"functionName": name}):
+            try:
+                self.store.delete(E.RUN, org, run["name"])
+            except NotFound:
+                pass
+        self._drop_source(org, fn["sourceURL"][len(SOURCE_SCHEME):])
+        try:
+            self.store.delete(kind, org, name, revision=fn["revision"])
+        except (StaleRevision, NotFound):
+            return
+        log.info("function.deleted key=%s", key)

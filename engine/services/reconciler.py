@@ -1,0 +1,100 @@
+"""The reconciler: re-drives what a lost message or a dead worker left behind.
+
+The queue only delivers; the store decides what still has to happen. Each pass looks
+at entities in a transitional status and applies one row of :data:`Reconciler.TABLE`:
+
+==========  ============  ================================================================
+kind        status        when stuck (older than ``stuck_seconds`` / claim expired)
+==========  ============  ================================================================
+function    INITIALIZED   submit ``create_function`` again
+function    UPDATING      submit ``create_function`` again
+function    CREATING      claim expired (worker died): back to INITIALIZED, submit again
+function    DELETING      submit ``delete_function`` again
+run         INITIALIZED   submit ``execute_run`` again
+run         CREATING      claim expired: back to INITIALIZED and submit, while attempts
+                          remain; else ERROR with a SystemError saying the worker was lost
+==========  ============  ================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from .. import entities as E
+from ..errors import NotFound, StaleRevision
+from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN, Jobs
+from ..store import Store
+from .runs import system_error
+
+log = logging.getLogger("dispatch.reconciler")
+
+
+class Reconciler:
+    """Finds stuck entities and moves them on; safe to run in several processes at once
+    (every move is a compare-and-swap), though one leader at a time is cheaper."""
+
+    def __init__(self, store: Store, jobs: Jobs, stuck_seconds: float = 30.0,
+                 run_attempts: int = 2):
+        self.store, self.jobs = store, jobs
+        self.stuck_seconds, self.run_attempts = stuck_seconds, run_attempts
+        self.TABLE: dict[tuple[str, str], Callable[[E.Entity, float], str | None]] = {
+            (E.FUNCTION, E.INITIALIZED): self._resubmit(CREATE_FUNCTION),
+            (E.FUNCTION, E.UPDATING): self._resubmit(CREATE_FUNCTION),
+            (E.FUNCTION, E.CREATING): self._reclaim_function,
+            (E.FUNCTION, E.DELETING): self._resubmit(DELETE_FUNCTION),
+            (E.RUN, E.INITIALIZED): self._resubmit(EXECUTE_RUN),
+            (E.RUN, E.CREATING): self._reclaim_run,
+        }
+
+    def reconcile_once(self, now: float | None = None) -> dict[str, int]:
+        """One pass over every organization; returns how many entities each action moved."""
+        now = time.time() if now is None else now
+        moved: dict[str, int] = {}
+        for kind in (E.FUNCTION, E.RUN):
+            statuses = [s for (k, s) in self.TABLE if k == kind]
+            for entity in self.store.list(kind, None, status=statuses):
+                try:
+                    action = self.TABLE[(kind, entity["status"])](entity, now)
+                except (StaleRevision, NotFound):
+                    continue  # it moved on by itself meanwhile
+                if action:
+                    moved[action] = moved.get(action, 0) + 1
+                    log.info("reconciler.%s key=%s", action, E.key_of(entity))
+        return moved
+
+    def _stuck(self, entity: E.Entity, now: float) -> bool:
+        return entity["modifiedTime"] + self.stuck_seconds <= now
+
+    def _resubmit(self, job: str) -> Callable[[E.Entity, float], str | None]:
+        def resubmit(entity: E.Entity, now: float) -> str | None:
+            if not self._stuck(entity, now):
+                return None
+            self.jobs.submit(job, E.key_of(entity))
+            return f"resubmitted_{job}"
+
+        return resubmit
+
+    def _reclaim_function(self, fn: E.Entity, now: float) -> str | None:
+        if fn.get("claimExpires", 0) > now:
+            return None
+        fn.pop("claimExpires", None)
+        fn = self.store.update(dict(fn, status=E.INITIALIZED))
+        self.jobs.submit(CREATE_FUNCTION, E.key_of(fn))
+        return "rebuilt_function"
+
+    def _reclaim_run(self, run: E.Entity, now: float) -> str | None:
+        if run.get("claimExpires", 0) > now:
+            return None
+        run.pop("claimExpires", None)
+        attempts = run.get("attempts", 1)
+        if attempts < self.run_attempts:
+            run = self.store.update(dict(run, status=E.INITIALIZED))
+            self.jobs.submit(EXECUTE_RUN, E.key_of(run))
+            return "retried_run"
+        message = (f"the worker running this run was lost (no result after {attempts} "
+                   f"attempt{'s' if attempts != 1 else ''})")
+        self.store.update(dict(run, status=E.ERROR, error=system_error(message),
+                               reason=[message], finishedTime=int(now)))
+        return "failed_run"

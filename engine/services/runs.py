@@ -1,0 +1,159 @@
+"""Runs: start one (API side), execute it (job side), wait for it to settle."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from typing import Any, Iterable
+
+from .. import entities as E
+from ..drivers.base import Driver, Outcome
+from ..errors import InvalidInput, NotFound, StaleRevision
+from ..jobs import EXECUTE_RUN, Jobs
+from ..store import Store
+from ..waiter import SettleWaiter
+from .functions import FunctionService
+
+log = logging.getLogger("dispatch.runs")
+
+#: extra time a worker's claim on a run lasts beyond the function's own timeout
+CLAIM_GRACE_SECONDS = 30.0
+DEFAULT_TIMEOUT_MS = 60_000
+
+
+def system_error(message: str) -> dict[str, Any]:
+    return {"type": "SystemError", "message": message, "stacktrace": []}
+
+
+class RunService:
+    """Runs of functions. Each run is one store entity under ``/dispatch/run/<org>/<id>``."""
+
+    def __init__(self, store: Store, jobs: Jobs, driver: Driver, functions: FunctionService,
+                 attempts: int = 2):
+        self.store, self.jobs, self.driver, self.functions = store, jobs, driver, functions
+        self.attempts = attempts
+        self._waiter: SettleWaiter | None = None
+
+    # ---- API side -------------------------------------------------------------------
+
+    def start(self, org: str, function_name: str | None, body: dict[str, Any]) -> E.Entity:
+        """Store a run ``INITIALIZED`` and queue it. 404 if the function is not READY."""
+        if not function_name:
+            raise InvalidInput("functionName is required")
+        fn = self.store.get(E.FUNCTION, org, function_name)
+        if fn["status"] != E.READY:
+            raise NotFound(f"function {function_name} is not READY")
+        run = E.new(
+            E.RUN, org, str(uuid.uuid4()),
+            functionName=function_name, functionId=fn["id"], faasId=fn["faasId"],
+            blocking=bool(body.get("blocking")), input=body.get("input"), output=None,
+            error=None, logs={"stdout": [], "stderr": []},
+            secrets=_names(body.get("secrets"), "secrets") + list(fn.get("secrets") or []),
+            services=_names(body.get("services"), "services"),
+            tags=list(body.get("tags") or []), event=body.get("event"),
+            httpContext=body.get("httpContext"), executedTime=None, finishedTime=None,
+            attempts=0, waitSeconds=self.wait_seconds(fn.get("timeout") or 0),
+        )
+        run = self.store.add(run)
+        self.jobs.submit(EXECUTE_RUN, E.key_of(run))
+        return run
+
+    def wait(self, run: E.Entity, timeout: float | None = None) -> E.Entity:
+        """The run once it is READY or ERROR (or as it is after ``timeout`` seconds,
+        by default the function's timeout plus the claim grace)."""
+        timeout = run.get("waitSeconds", CLAIM_GRACE_SECONDS) if timeout is None else timeout
+        if self._waiter is None:
+            self._waiter = SettleWaiter(self.store, E.prefix(E.RUN))
+        org, name = run["organizationId"], run["name"]
+        return self._waiter.wait(E.key_of(run), lambda: self.store.get(E.RUN, org, name), timeout)
+
+    def wait_seconds(self, fn_timeout_ms: int) -> float:
+        return (fn_timeout_ms or DEFAULT_TIMEOUT_MS) / 1000 + CLAIM_GRACE_SECONDS
+
+    def get(self, org: str, name: str, function_name: str | None = None) -> E.Entity:
+        run = self.store.get(E.RUN, org, name)
+        if function_name and run.get("functionName") != function_name:
+            raise NotFound(f"run {name} not found")
+        return run
+
+    def list(self, org: str, function_name: str | None = None, since: int | None = None,
+             tags: dict[str, str] | None = None) -> list[E.Entity]:
+        """Runs newest first, of one function if named, modified after ``since``."""
+        fields = {"functionName": function_name} if function_name else None
+        runs = self.store.list(E.RUN, org, tags=tags, fields=fields)
+        if since is not None:
+            runs = [r for r in runs if r["modifiedTime"] > since]
+        runs.sort(key=lambda r: (r["createdTime"], r["revision"]), reverse=True)
+        return runs
+
+    # ---- job side -------------------------------------------------------------------
+
+    def execute(self, key: str) -> None:
+        """The ``execute_run`` job: claim the run, call the function, record the outcome."""
+        kind, org, name = E.parse_key(key)
+        try:
+            run = self.store.get(kind, org, name)
+        except NotFound:
+            return
+        if run["status"] != E.INITIALIZED:
+            return  # claimed or finished already: at-least-once delivery made it a no-op
+        try:
+            fn = self.store.get(E.FUNCTION, org, run["functionName"])
+        except NotFound:
+            self._finish(run, Outcome(error=system_error(
+                f"function {run['functionName']} was deleted before the run started")))
+            return
+        now = time.time()
+        run.update(status=E.CREATING, executedTime=int(now), executedAt=now,
+                   attempts=run.get("attempts", 0) + 1,
+                   claimExpires=now + self.wait_seconds(fn.get("timeout") or 0))
+        try:
+            run = self.store.update(run)
+        except (StaleRevision, NotFound):
+            return  # another worker won the claim
+        self._finish(run, self._invoke(run, fn))
+
+    def _invoke(self, run: E.Entity, fn: E.Entity) -> Outcome:
+        context = {"secrets": {}, "event": run.get("event"), "httpContext": run.get("httpContext")}
+        if fn.get("timeout"):
+            context["deadline"] = run["executedAt"] + fn["timeout"] / 1000
+        try:
+            return self.driver.run(self.functions.deployment(fn), context, run.get("input"))
+        except Exception as exc:
+            log.exception("run.driver_failed key=%s", E.key_of(run))
+            error = system_error(f"{type(exc).__name__}: {exc}")
+            error["stacktrace"] = traceback.format_exc().splitlines()
+            return Outcome(error=error)
+
+    def _finish(self, run: E.Entity, outcome: Outcome) -> None:
+        now = time.time()
+        run.update(
+            status=E.ERROR if outcome.error else E.READY, output=outcome.payload,
+            error=outcome.error, logs=outcome.logs, finishedTime=int(now),
+            reason=[outcome.error["message"]] if outcome.error else [],
+        )
+        if run.get("executedAt"):
+            run["durationMs"] = round((now - run.pop("executedAt")) * 1000, 3)
+        if outcome.cold_start_ms is not None:
+            run["coldStartMs"] = round(outcome.cold_start_ms, 3)
+        run.pop("claimExpires", None)
+        try:
+            self.store.update(run)
+        except (StaleRevision, NotFound):
+            log.warning("run.result_dropped key=%s (the run changed meanwhile)", E.key_of(run))
+            return
+        log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
+
+    def close(self) -> None:
+        if self._waiter is not None:
+            self._waiter.close()
+
+
+def _names(value: Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(f"{field} must be a list of names")
+    return list(value)

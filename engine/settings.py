@@ -1,0 +1,63 @@
+"""Configuration, read once from the environment at start-up (12-factor)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every knob of a Dispatch process.
+
+    :param home: ``$DISPATCH_HOME``, where embedded state lives (default ``~/.dispatch``).
+    :param store_url: ``$DISPATCH_STORE``: ``sqlite:///…`` (default), ``etcd://h:p,…``,
+        ``memory://``.
+    :param broker_url: ``$DISPATCH_BROKER``: ``stub://`` (in-process, default),
+        ``redis://…`` or ``amqp://…``.
+    :param driver: ``$DISPATCH_DRIVER``: ``local`` (default).
+    :param worker_threads: ``$DISPATCH_WORKER_THREADS``: job threads per worker process.
+    :param reconcile_seconds: ``$DISPATCH_RECONCILE_SECONDS``: how often the
+        reconciler looks for stuck entities.
+    :param stuck_seconds: ``$DISPATCH_STUCK_SECONDS``: how long an entity may sit in a
+        transitional status, or a run claim outlive its deadline, before it is re-driven.
+    :param run_attempts: ``$DISPATCH_RUN_ATTEMPTS``: how many times a run whose worker
+        was lost is started before it ends in ``ERROR``.
+    :param sandbox: ``$DISPATCH_SANDBOX``: ``auto`` (bubblewrap when present), ``on``, ``off``.
+    """
+
+    home: str
+    store_url: str
+    broker_url: str = "stub://"
+    driver: str = "local"
+    worker_threads: int = 8
+    reconcile_seconds: float = 5.0
+    stuck_seconds: float = 30.0
+    run_attempts: int = 2
+    sandbox: str = "auto"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        env = os.environ if env is None else env
+        home = overrides.pop("home", None) or env.get("DISPATCH_HOME") or os.path.expanduser(
+            "~/.dispatch"
+        )
+        home = os.path.abspath(home)
+        values = dict(
+            home=home,
+            store_url=env.get("DISPATCH_STORE") or f"sqlite:///{home}/dispatch.db",
+            broker_url=env.get("DISPATCH_BROKER") or "stub://",
+            driver=env.get("DISPATCH_DRIVER") or "local",
+            worker_threads=int(env.get("DISPATCH_WORKER_THREADS") or 8),
+            reconcile_seconds=float(env.get("DISPATCH_RECONCILE_SECONDS") or 5),
+            stuck_seconds=float(env.get("DISPATCH_STUCK_SECONDS") or 30),
+            run_attempts=int(env.get("DISPATCH_RUN_ATTEMPTS") or 2),
+            sandbox=env.get("DISPATCH_SANDBOX") or "auto",
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker_url.startswith("stub:")

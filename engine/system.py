@@ -1,0 +1,36 @@
+"""Assembles one Dispatch process's engine from its settings and a job queue."""
+
+from __future__ import annotations
+
+from .drivers import open_driver
+from .drivers.base import Driver
+from .images import ImageCatalog
+from .jobs import Jobs
+from .services.functions import FunctionService
+from .services.reconciler import Reconciler
+from .services.runs import RunService
+from .settings import Settings
+from .store import Store, open_store
+
+
+class Dispatch:
+    """The store, the driver and the services over them, for one process."""
+
+    def __init__(self, settings: Settings, jobs: Jobs, store: Store | None = None,
+                 driver: Driver | None = None):
+        self.settings = settings
+        self.jobs = jobs
+        self.store = store or open_store(settings.store_url)
+        sandbox = {"auto": None, "on": True, "off": False}[settings.sandbox]
+        self.driver = driver or open_driver(settings.driver, settings.home, sandbox=sandbox)
+        self.images = ImageCatalog()
+        self.functions = FunctionService(self.store, jobs, self.driver, self.images)
+        self.runs = RunService(self.store, jobs, self.driver, self.functions,
+                               attempts=settings.run_attempts)
+        self.reconciler = Reconciler(self.store, jobs, settings.stuck_seconds,
+                                     settings.run_attempts)
+
+    def close(self) -> None:
+        self.runs.close()
+        self.driver.close()
+        self.store.close()

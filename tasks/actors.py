@@ -1,0 +1,54 @@
+"""The actors: one per engine job, each a call into the engine by entity key."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import dramatiq
+
+from engine.jobs import CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN, Jobs
+from engine.system import Dispatch
+
+#: builds run on their own queue so that a slow build never delays a run
+QUEUES = {CREATE_FUNCTION: "functions", DELETE_FUNCTION: "functions", EXECUTE_RUN: "runs"}
+
+# Jobs are idempotent and the reconciler re-drives anything left behind, so a few
+# quick retries cover passing failures (the store briefly unreachable) and no more.
+OPTIONS = {"max_retries": 3, "min_backoff": 200, "max_backoff": 5000,
+           # functions enforce their own timeouts; this only bounds a wedged job
+           "time_limit": 3_600_000}
+
+
+class DramatiqJobs(Jobs):
+    """:class:`engine.jobs.Jobs` on Dramatiq actors declared on ``broker``.
+
+    The actors call into ``self.system``, set once the engine is assembled (the engine
+    needs the jobs, and the actors need the engine).
+    """
+
+    def __init__(self, broker: dramatiq.Broker):
+        self.broker = broker
+        self.system: Dispatch | None = None
+        self.actors = {
+            CREATE_FUNCTION: self._declare(CREATE_FUNCTION, lambda s, key: s.functions.build(key)),
+            DELETE_FUNCTION: self._declare(DELETE_FUNCTION, lambda s, key: s.functions.remove(key)),
+            EXECUTE_RUN: self._declare(EXECUTE_RUN, lambda s, key: s.runs.execute(key)),
+        }
+
+    def _declare(self, job: str, call: Callable[[Dispatch, str], None]) -> dramatiq.Actor:
+        def body(key: str) -> None:
+            call(self.system, key)
+
+        body.__name__ = job
+        return dramatiq.Actor(body, broker=self.broker, actor_name=job, queue_name=QUEUES[job],
+                              priority=0, options=dict(OPTIONS))
+
+    def submit(self, job: str, key: str) -> None:
+        self.actors[job].send(key)
+
+
+def assemble(settings, broker: dramatiq.Broker, **parts) -> Dispatch:
+    """The engine wired to Dramatiq jobs on ``broker``."""
+    jobs = DramatiqJobs(broker)
+    jobs.system = Dispatch(settings, jobs, **parts)
+    return jobs.system

@@ -1,0 +1,31 @@
+"""The scheduler process (``python -m tasks.scheduler``): one leader at a time runs the
+reconciler every ``DISPATCH_RECONCILE_SECONDS`` (and, later, the cron driver)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from engine.leader import lead
+from engine.settings import Settings
+
+from .actors import assemble
+from .broker import make_broker
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings.from_env()
+    system = assemble(settings, make_broker(settings.broker_url))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    lead(system.store, "reconciler", settings.reconcile_seconds,
+         system.reconciler.reconcile_once, stop)
+    system.close()
+
+
+if __name__ == "__main__":
+    main()

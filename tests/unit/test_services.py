@@ -1,0 +1,220 @@
+"""The function and run services and the reconciler, on the memory store with a
+recording job queue and an in-test driver: the service logic alone."""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+
+from engine import entities as E
+from engine.drivers.base import Deployment, Driver, Outcome
+from engine.errors import Conflict, FunctionBuildError, InvalidInput, NotFound
+from engine.images import ImageCatalog
+from engine.jobs import CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN, RecordingJobs
+from engine.services.functions import FunctionService
+from engine.services.reconciler import Reconciler
+from engine.services.runs import RunService
+from engine.sources import pack
+from engine.store import open_store
+
+
+class ScriptedDriver(Driver):
+    """Answers with what the test sets; records what it was asked."""
+
+    def __init__(self):
+        self.prepared: list[str] = []
+        self.retired: list[str] = []
+        self.fail_prepare: str | None = None
+        self.outcome = Outcome(payload={"ok": True})
+        self.calls: list[tuple[dict, object]] = []
+
+    def prepare(self, deployment: Deployment) -> None:
+        deployment.source()  # the source must be loadable
+        if self.fail_prepare:
+            raise FunctionBuildError(self.fail_prepare)
+        self.prepared.append(deployment.version)
+
+    def run(self, deployment, context, payload):
+        self.calls.append((context, payload))
+        return self.outcome
+
+    def retire(self, deployment):
+        self.retired.append(deployment.version)
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "hello.py"
+    path.write_text("def handle(ctx, payload):\n    return payload\n")
+    return base64.b64encode(pack(str(path))).decode()
+
+
+@pytest.fixture
+def parts():
+    store, jobs, driver = open_store("memory://"), RecordingJobs(), ScriptedDriver()
+    functions = FunctionService(store, jobs, driver, ImageCatalog())
+    runs = RunService(store, jobs, driver, functions, attempts=2)
+    return store, jobs, driver, functions, runs
+
+
+def spec(source, **extra):
+    return dict(name="hello", image="python3", handler="hello.handle", source=source, **extra)
+
+
+def drain(jobs, functions, runs):
+    """Carry out every queued job, as a worker would."""
+    handlers = {CREATE_FUNCTION: functions.build, DELETE_FUNCTION: functions.remove,
+                EXECUTE_RUN: runs.execute}
+    while jobs.submitted:
+        job, key = jobs.submitted.pop(0)
+        handlers[job](key)
+
+
+def test_create_stores_function_initialized_and_queues_its_build(parts, source):
+    store, jobs, driver, functions, runs = parts
+    fn = functions.create("default", spec(source))
+    assert fn["status"] == E.INITIALIZED and fn["sourceURL"].startswith("es://")
+    assert jobs.submitted == [(CREATE_FUNCTION, "/dispatch/function/default/hello")]
+    drain(jobs, functions, runs)
+    assert functions.get("default", "hello")["status"] == E.READY
+    assert driver.prepared == [fn["faasId"]]
+
+
+def test_broken_function_ends_in_error_with_the_drivers_reason(parts, source):
+    store, jobs, driver, functions, runs = parts
+    driver.fail_prepare = "handler module 'hello' has no attribute 'handle'"
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    fn = functions.get("default", "hello")
+    assert fn["status"] == E.ERROR and fn["reason"] == [driver.fail_prepare]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(name="bad name"), "name 'bad name' should start with letter"),
+    (dict(image=None), "image is required"),
+    (dict(image="nope"), "image nope not found"),
+    (dict(handler=None), "handler is required"),
+    (dict(handler="handle"), "must be MODULE.FUNCTION"),
+    (dict(source=None), "either source or sourceURL must be specified"),
+    (dict(source="not base64!"), "source is not valid base64"),
+    (dict(source=base64.b64encode(b"plain text").decode()), "not a valid tar.gz"),
+    (dict(timeout=-1), "timeout must be"),
+])
+def test_bad_function_spec_is_refused_naming_the_field_and_nothing_is_stored(parts, source, bad, message):
+    store, jobs, driver, functions, runs = parts
+    with pytest.raises(InvalidInput, match=message):
+        functions.create("default", {**spec(source), **bad})
+    assert store.list(E.FUNCTION) == [] and store.list(E.SOURCE) == [] and jobs.submitted == []
+
+
+def test_duplicate_function_conflicts_and_leaves_no_orphan_source(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    with pytest.raises(Conflict, match="Function hello already exists"):
+        functions.create("default", spec(source))
+    assert len(store.list(E.SOURCE)) == 1
+
+
+def test_run_on_function_not_ready_is_not_found(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    with pytest.raises(NotFound, match="function hello is not READY"):
+        runs.start("default", "hello", {})
+    with pytest.raises(NotFound, match="Function nope not found"):
+        runs.start("default", "nope", {})
+
+
+def test_run_executes_once_even_if_its_job_is_delivered_twice(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    run = runs.start("default", "hello", {"input": {"name": "x"}, "blocking": True})
+    key = E.key_of(run)
+    runs.execute(key)
+    runs.execute(key)
+    done = runs.get("default", run["name"])
+    assert done["status"] == E.READY and done["output"] == {"ok": True}
+    assert len(driver.calls) == 1 and driver.calls[0][1] == {"name": "x"}
+
+
+def test_function_error_ends_run_in_error_with_reason(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    driver.outcome = Outcome(error={"type": "FunctionError", "message": "boom", "stacktrace": []})
+    run = runs.start("default", "hello", {})
+    drain(jobs, functions, runs)
+    done = runs.get("default", run["name"])
+    assert done["status"] == E.ERROR and done["error"]["type"] == "FunctionError"
+    assert done["reason"] == ["boom"]
+
+
+def test_delete_removes_function_runs_and_source(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    runs.start("default", "hello", {})
+    drain(jobs, functions, runs)
+    assert functions.delete("default", "hello")["status"] == E.DELETING
+    drain(jobs, functions, runs)
+    assert store.list(E.FUNCTION) == store.list(E.RUN) == store.list(E.SOURCE) == []
+    assert driver.retired
+
+
+def test_update_builds_a_new_version_and_drops_the_old_source(parts, source):
+    store, jobs, driver, functions, runs = parts
+    old = functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    new = functions.update("default", "hello", spec(source, timeout=500))
+    assert new["status"] == E.UPDATING and new["faasId"] != old["faasId"]
+    drain(jobs, functions, runs)
+    fn = functions.get("default", "hello")
+    assert fn["status"] == E.READY and fn["timeout"] == 500
+    assert [s["name"] for s in store.list(E.SOURCE)] == [new["faasId"]]
+
+
+def test_reconciler_resubmits_a_run_whose_message_was_lost(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    run = runs.start("default", "hello", {})
+    jobs.submitted.clear()  # the message is lost
+    reconciler = Reconciler(store, jobs, stuck_seconds=5)
+    assert reconciler.reconcile_once(now=run["modifiedTime"] + 1) == {}
+    assert reconciler.reconcile_once(now=run["modifiedTime"] + 6) == {"resubmitted_execute_run": 1}
+    drain(jobs, functions, runs)
+    assert runs.get("default", run["name"])["status"] == E.READY
+
+
+def test_reconciler_retries_a_run_whose_worker_died_then_gives_up(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    run = runs.start("default", "hello", {})
+    key = E.key_of(run)
+    reconciler = Reconciler(store, jobs, stuck_seconds=5, run_attempts=2)
+    for attempt in (1, 2):
+        jobs.submitted.clear()
+        claimed = store.get(E.RUN, "default", run["name"])
+        claimed.update(status=E.CREATING, attempts=attempt, claimExpires=100.0)
+        store.update(claimed)  # a worker claimed it and died
+        assert reconciler.reconcile_once(now=99.0) == {}
+        moved = reconciler.reconcile_once(now=101.0)
+        if attempt == 1:
+            assert moved == {"retried_run": 1} and jobs.submitted == [(EXECUTE_RUN, key)]
+    assert moved == {"failed_run": 1}
+    failed = store.get(E.RUN, "default", run["name"])
+    assert failed["status"] == E.ERROR and failed["error"]["type"] == "SystemError"
+    assert "worker running this run was lost" in failed["error"]["message"]
+
+
+def test_reconciler_rebuilds_a_function_whose_builder_died(parts, source):
+    store, jobs, driver, functions, runs = parts
+    fn = functions.create("default", spec(source))
+    jobs.submitted.clear()
+    fn = store.update(dict(fn, status=E.CREATING, claimExpires=100.0))
+    assert Reconciler(store, jobs).reconcile_once(now=101.0) == {"rebuilt_function": 1}
+    drain(jobs, functions, runs)
+    assert functions.get("default", "hello")["status"] == E.READY
