@@ -24,6 +24,9 @@ class Settings:
         transitional status, or a run claim outlive its deadline, before it is re-driven.
     :param run_attempts: ``$DISPATCH_RUN_ATTEMPTS``: how many times a run whose worker
         was lost is started before it ends in ``ERROR``.
+    :param claim_grace_seconds: ``$DISPATCH_CLAIM_GRACE_SECONDS``: how long past its
+        function's timeout a worker's claim on a run lasts; after that the run's worker is
+        taken for lost.
     :param sandbox: ``$DISPATCH_SANDBOX``: ``auto`` (bubblewrap when present), ``on``, ``off``.
     """
 
@@ -35,6 +38,7 @@ class Settings:
     reconcile_seconds: float = 5.0
     stuck_seconds: float = 30.0
     run_attempts: int = 2
+    claim_grace_seconds: float = 30.0
     sandbox: str = "auto"
 
     @classmethod
@@ -53,6 +57,7 @@ class Settings:
             reconcile_seconds=float(env.get("DISPATCH_RECONCILE_SECONDS") or 5),
             stuck_seconds=float(env.get("DISPATCH_STUCK_SECONDS") or 30),
             run_attempts=int(env.get("DISPATCH_RUN_ATTEMPTS") or 2),
+            claim_grace_seconds=float(env.get("DISPATCH_CLAIM_GRACE_SECONDS") or 30),
             sandbox=env.get("DISPATCH_SANDBOX") or "auto",
         )
         values.update(overrides)

@@ -26,7 +26,8 @@ class Dispatch:
         self.images = ImageCatalog()
         self.functions = FunctionService(self.store, jobs, self.driver, self.images)
         self.runs = RunService(self.store, jobs, self.driver, self.functions,
-                               attempts=settings.run_attempts)
+                               attempts=settings.run_attempts,
+                               claim_grace_seconds=settings.claim_grace_seconds)
         self.reconciler = Reconciler(self.store, jobs, settings.stuck_seconds,
                                      settings.run_attempts)
 

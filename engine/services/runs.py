@@ -18,8 +18,6 @@ from .functions import FunctionService
 
 log = logging.getLogger("dispatch.runs")
 
-#: extra time a worker's claim on a run lasts beyond the function's own timeout
-CLAIM_GRACE_SECONDS = 30.0
 DEFAULT_TIMEOUT_MS = 60_000
 
 
@@ -31,9 +29,11 @@ class RunService:
     """Runs of functions. Each run is one store entity under ``/dispatch/run/<org>/<id>``."""
 
     def __init__(self, store: Store, jobs: Jobs, driver: Driver, functions: FunctionService,
-                 attempts: int = 2):
+                 attempts: int = 2, claim_grace_seconds: float = 30.0):
         self.store, self.jobs, self.driver, self.functions = store, jobs, driver, functions
         self.attempts = attempts
+        #: extra time a worker's claim on a run lasts beyond the function's own timeout
+        self.claim_grace_seconds = claim_grace_seconds
         self._waiter: SettleWaiter | None = None
 
     # ---- API side -------------------------------------------------------------------
@@ -63,14 +63,14 @@ class RunService:
     def wait(self, run: E.Entity, timeout: float | None = None) -> E.Entity:
         """The run once it is READY or ERROR (or as it is after ``timeout`` seconds,
         by default the function's timeout plus the claim grace)."""
-        timeout = run.get("waitSeconds", CLAIM_GRACE_SECONDS) if timeout is None else timeout
+        timeout = run.get("waitSeconds", self.claim_grace_seconds) if timeout is None else timeout
         if self._waiter is None:
             self._waiter = SettleWaiter(self.store, E.prefix(E.RUN))
         org, name = run["organizationId"], run["name"]
         return self._waiter.wait(E.key_of(run), lambda: self.store.get(E.RUN, org, name), timeout)
 
     def wait_seconds(self, fn_timeout_ms: int) -> float:
-        return (fn_timeout_ms or DEFAULT_TIMEOUT_MS) / 1000 + CLAIM_GRACE_SECONDS
+        return (fn_timeout_ms or DEFAULT_TIMEOUT_MS) / 1000 + self.claim_grace_seconds
 
     def get(self, org: str, name: str, function_name: str | None = None) -> E.Entity:
         run = self.store.get(E.RUN, org, name)

@@ -1,0 +1,105 @@
+"""Starts Dispatch for benchmarks: embedded (`dispatch up`) or distributed (etcd + the
+Procfile's processes on Redis), each in its own processes so that the client measuring
+it does not share its interpreter."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(port: int, path: str = "/healthz", timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on 127.0.0.1:{port}{path} within {timeout}s")
+
+
+class Cluster:
+    """A running Dispatch; ``port`` is its API's."""
+
+    def __init__(self, mode: str, redis_url: str = "redis://127.0.0.1:6379/14"):
+        self.mode, self.redis_url = mode, redis_url
+        self.tmp = tempfile.mkdtemp(prefix="dispatch-bench-")
+        self.port = free_port()
+        self.procs: list[subprocess.Popen] = []
+        self.env = dict(os.environ, DISPATCH_HOME=f"{self.tmp}/home",
+                        DISPATCH_API_BIND=f"127.0.0.1:{self.port}")
+
+    def _spawn(self, command: str) -> subprocess.Popen:
+        log = open(f"{self.tmp}/{len(self.procs)}.log", "wb")
+        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> "Cluster":
+        if self.mode == "embedded":
+            self._spawn(f"{sys.executable} -m cli.main up --port {self.port} "
+                        f"--home {self.tmp}/home")
+        else:
+            etcd_port, peer_port = free_port(), free_port()
+            self._spawn(f"etcd --data-dir {self.tmp}/etcd --listen-client-urls "
+                        f"http://127.0.0.1:{etcd_port} --advertise-client-urls "
+                        f"http://127.0.0.1:{etcd_port} --listen-peer-urls "
+                        f"http://127.0.0.1:{peer_port} --initial-advertise-peer-urls "
+                        f"http://127.0.0.1:{peer_port} --initial-cluster "
+                        f"default=http://127.0.0.1:{peer_port}")
+            wait_http(etcd_port, "/health")
+            import redis
+
+            redis.Redis.from_url(self.redis_url).flushdb()
+            self.env.update(DISPATCH_STORE=f"etcd://127.0.0.1:{etcd_port}",
+                            DISPATCH_BROKER=self.redis_url)
+            for line in (ROOT / "Procfile").read_text().splitlines():
+                if line.strip() and not line.startswith("#"):
+                    self._spawn(os.path.expandvars(line.partition(":")[2].strip().replace(
+                        "${DISPATCH_API_BIND:-127.0.0.1:8080}", self.env["DISPATCH_API_BIND"])))
+        wait_http(self.port)
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Client:
+    """A keep-alive ``http.client`` connection: the figure measured is the server's."""
+
+    def __init__(self, port: int, org: str = "default"):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port)
+        self.headers = {"Content-Type": "application/json", "X-Dispatch-Org": org}
+
+    def call(self, method: str, path: str, body=None) -> tuple[int, object]:
+        self.conn.request(method, path, None if body is None else json.dumps(body), self.headers)
+        response = self.conn.getresponse()
+        return response.status, json.loads(response.read() or b"null")

@@ -1,0 +1,150 @@
+"""Invocation latency and throughput, measured side by side with raw Dramatiq.
+
+    python bench/invoke.py --mode embedded|distributed
+
+Phases, in one run: warm blocking runs of a no-op function at concurrency 1 (p50, p99);
+the same with 1–2 s idle gaps between calls (the broker must not add its idle-poll
+delay); non-blocking runs at concurrency 16 until all are READY (runs/s); and a no-op
+Dramatiq actor's throughput on the same broker (raw jobs/s). The last line is
+``p50_ms=… p99_ms=… idle_p99_ms=… runs_per_s=… raw_jobs_per_s=… ratio=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.cluster import Client, Cluster  # noqa: E402
+from engine.sources import pack  # noqa: E402
+
+NOOP = "def handle(ctx, payload):\n    return payload\n"
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def create_noop(client: Client, name: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "noop.py")
+        with open(path, "w") as f:
+            f.write(NOOP)
+        source = base64.b64encode(pack(path)).decode()
+    status, body = client.call("POST", "/v1/function", {
+        "name": name, "image": "python3", "handler": "noop.handle", "source": source})
+    assert status == 201, body
+    while client.call("GET", f"/v1/function/{name}")[1]["status"] not in ("READY", "ERROR"):
+        time.sleep(0.05)
+
+
+def blocking_latencies(client: Client, name: str, n: int, gap: tuple[float, float] | None = None):
+    latencies = []
+    for _ in range(n):
+        if gap:
+            time.sleep(random.uniform(*gap))
+        start = time.perf_counter()
+        status, run = client.call("POST", f"/v1/runs?functionName={name}",
+                                  {"input": {"x": 1}, "blocking": True})
+        latencies.append((time.perf_counter() - start) * 1000)
+        assert status == 200 and run["status"] == "READY", run
+    return latencies
+
+
+def async_throughput(port: int, name: str, n: int, concurrency: int = 16) -> float:
+    local = threading.local()
+
+    def submit(_):
+        if not hasattr(local, "client"):
+            local.client = Client(port)
+        status, run = local.client.call("POST", f"/v1/runs?functionName={name}", {"input": {}})
+        assert status == 202, run
+        return run["name"]
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        names = list(pool.map(submit, range(n)))
+    watcher = Client(port)
+    pending = set(names)
+    while pending:
+        runs = watcher.call("GET", f"/v1/runs?functionName={name}")[1]
+        pending -= {r["name"] for r in runs if r["status"] in ("READY", "ERROR")}
+        if pending:
+            time.sleep(0.05)
+    return n / (time.perf_counter() - start)
+
+
+def raw_dramatiq_throughput(mode: str, redis_url: str, n: int, threads: int = 8) -> float:
+    """A no-op actor on the same kind of broker, with the same worker thread count."""
+    import dramatiq
+
+    from tasks.broker import make_broker
+
+    broker = make_broker("stub://" if mode == "embedded" else redis_url)
+    if mode != "embedded":
+        broker.client.flushdb()
+    done = threading.Semaphore(0)
+
+    def noop(i):
+        done.release()
+
+    actor = dramatiq.Actor(noop, broker=broker, actor_name="bench_noop", queue_name="bench",
+                           priority=0, options={})
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+    worker.start()
+    try:
+        start = time.perf_counter()
+        for i in range(n):
+            actor.send(i)
+        for _ in range(n):
+            done.acquire()
+        return n / (time.perf_counter() - start)
+    finally:
+        worker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("embedded", "distributed"), default="embedded")
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--idle-calls", type=int, default=10)
+    parser.add_argument("--async-runs", type=int, default=1000)
+    parser.add_argument("--raw-jobs", type=int, default=5000)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    args = parser.parse_args()
+
+    cluster = Cluster(args.mode, args.redis).start()
+    try:
+        client = Client(cluster.port)
+        create_noop(client, "noop")
+        create_noop(client, "noop-async")
+        blocking_latencies(client, "noop", 50)  # warm up
+        lat = blocking_latencies(client, "noop", args.calls)
+        print(f"blocking c=1: n={len(lat)} p50={statistics.median(lat):.2f} ms "
+              f"p99={percentile(lat, 99):.2f} ms max={max(lat):.2f} ms", flush=True)
+        idle = blocking_latencies(Client(cluster.port), "noop", args.idle_calls, gap=(1.0, 2.0))
+        print(f"blocking after 1-2 s idle: n={len(idle)} p50={statistics.median(idle):.2f} ms "
+              f"p99={percentile(idle, 99):.2f} ms", flush=True)
+        runs_per_s = async_throughput(cluster.port, "noop-async", args.async_runs)
+        print(f"non-blocking c=16: {args.async_runs} runs, {runs_per_s:.0f} runs/s", flush=True)
+    finally:
+        cluster.stop()
+    raw = raw_dramatiq_throughput(args.mode, args.redis, args.raw_jobs)
+    print(f"raw dramatiq no-op ({args.mode} broker): {raw:.0f} jobs/s", flush=True)
+    print(f"p50_ms={statistics.median(lat):.2f} p99_ms={percentile(lat, 99):.2f} "
+          f"idle_p99_ms={percentile(idle, 99):.2f} runs_per_s={runs_per_s:.0f} "
+          f"raw_jobs_per_s={raw:.0f} ratio={runs_per_s / raw:.3f}")
+
+
+if __name__ == "__main__":
+    main()
