@@ -26,10 +26,9 @@ def _validation_message(messages) -> str:
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            parts.append(f"{prefix}: {' '.join(value)}")
         else:
-            parts.append(f"{prefix}: {value}")
+            text = " ".join(value) if isinstance(value, list) else str(value)
+            parts.append(f"{prefix}: {text}" if prefix else text)
 
     for location_messages in (messages or {}).values():
         walk("", location_messages)
@@ -43,11 +42,10 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if exc.code == 422:  # webargs/marshmallow: bad input is a 400 naming the field
-            data = getattr(exc, "data", None) or {}
-            return error_response(400, _validation_message(data.get("messages")))
-        if exc.code == 400 and "JSON" in (exc.description or ""):
-            return error_response(400, "request body is not valid JSON")
+        data = getattr(exc, "data", None) or {}
+        if exc.code in (400, 422) and data.get("messages"):
+            # webargs/marshmallow: bad input is a 400 naming the field
+            return error_response(400, _validation_message(data["messages"]))
         return error_response(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(Exception)

@@ -20,8 +20,8 @@ class FunctionSchemasSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    # "in" is a Python keyword: declare it through data_key
-    in_ = fields.Dict(data_key="in", allow_none=True, metadata={"description": "JSON Schema of the input"})
+    # "in" is a Python keyword: declare the field under another name
+    in_ = fields.Dict(data_key="in", attribute="in", allow_none=True, metadata={"description": "JSON Schema of the input"})
     out = fields.Dict(allow_none=True, metadata={"description": "JSON Schema of the output"})
 
 
@@ -39,10 +39,8 @@ class FunctionSchema(EntitySchema):
     functionImageURL = fields.String(dump_only=True, allow_none=True)
 
 
-def _spec(body: dict) -> dict:
-    schema = body.get("schema") or {}
-    body["schema"] = {"in": schema.get("in_"), "out": schema.get("out")}
-    return body
+class FunctionUpdateSchema(FunctionSchema):
+    name = fields.String(metadata={"description": "must match the path's name if given"})
 
 
 @blp.route("")
@@ -51,7 +49,7 @@ class Functions(MethodView):
     @blp.response(201, FunctionSchema)
     def post(self, body):
         """Create a function (built asynchronously: INITIALIZED, then READY or ERROR)."""
-        return system().functions.create(org(), _spec(body))
+        return system().functions.create(org(), body)
 
     @blp.arguments(TagsQuerySchema, location="query")
     @blp.response(200, FunctionSchema(many=True))
@@ -67,11 +65,11 @@ class Function(MethodView):
         """Read one function."""
         return system().functions.get(org(), function_name)
 
-    @blp.arguments(FunctionSchema(partial=("name",)))
+    @blp.arguments(FunctionUpdateSchema)
     @blp.response(200, FunctionSchema)
     def put(self, body, function_name):
         """Replace a function's spec and source: a new version is built."""
-        return system().functions.update(org(), function_name, _spec(body))
+        return system().functions.update(org(), function_name, body)
 
     @blp.response(200, FunctionSchema)
     def delete(self, function_name):

@@ -67,6 +67,8 @@ class SettleWaiter:
                         events = list(self._waiters.get(change.key, ()))
                     for event in events:
                         event.set()
+                if not self._closed:
+                    time.sleep(0.1)  # the watch ended by itself (store closing): don't spin
             except Exception:
                 if self._closed:
                     return

@@ -75,7 +75,7 @@ class RunService:
     def get(self, org: str, name: str, function_name: str | None = None) -> E.Entity:
         run = self.store.get(E.RUN, org, name)
         if function_name and run.get("functionName") != function_name:
-            raise NotFound(f"run {name} not found")
+            raise NotFound(f"Run {name} not found")
         return run
 
     def list(self, org: str, function_name: str | None = None, since: int | None = None,

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Iterable, Iterator, Mapping
+import time
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..entities import Entity
 
@@ -150,4 +151,24 @@ def matches(
     if fields:
         if any(entity.get(k) != v for k, v in fields.items()):
             return False
+    return True
+
+
+def retry_until(attempt: Callable[[], bool], timeout: float | None) -> bool:
+    """Call ``attempt`` until it returns True or ``timeout`` passes (None: forever, 0: once).
+
+    Sleeps between attempts from 5 ms up to 50 ms: for locks held across processes,
+    where no in-process notification can tell that the holder let go.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = 0.005
+    while not attempt():
+        sleep = pause
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            sleep = min(pause, remaining)
+        time.sleep(sleep)
+        pause = min(pause * 2, 0.05)
     return True

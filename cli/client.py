@@ -1,0 +1,156 @@
+"""The HTTP client of Dispatch's REST API: one method per endpoint.
+
+Every request carries what the original CLI sends (``Accept: application/json``,
+``X-Dispatch-Org``, and ``Authorization: Bearer`` or ``Cookie``), so a server cannot tell
+the two CLIs apart. Failures become :class:`ApiError`, which click prints as
+``Error: <message>`` and exits with status 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import click
+import requests
+
+from .config import Context
+
+#: (connect, read) seconds; the read timeout is generous because a blocking run waits for
+#: the function, whose own timeout the server enforces
+TIMEOUT = (5.0, 600.0)
+
+
+class ApiError(click.ClickException):
+    """The server refused a request, or could not be reached; ``status`` is the HTTP code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class DispatchClient:
+    """Talks to one Dispatch server as one organization, over a keep-alive session."""
+
+    def __init__(self, context: Context):
+        self.context = context
+        self.base_url = context.url
+        self.session = requests.Session()
+        self.session.verify = not context.insecure
+        self.session.headers.update(
+            {"Accept": "application/json", "X-Dispatch-Org": context.organization}
+        )
+        if context.token:
+            self.session.headers["Authorization"] = f"Bearer {context.token}"
+        else:
+            # the original CLI always sends a cookie; "unset" is its word for "none"
+            self.session.headers["Cookie"] = context.cookie or "unset"
+        if context.insecure:
+            import urllib3  # only silenced when the user asked for unverified TLS
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    # -- functions ---------------------------------------------------------------------
+
+    def create_function(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/function``: the Function as stored (``INITIALIZED``)."""
+        return self._call("POST", "/v1/function", body=body)
+
+    def list_functions(self) -> list[dict[str, Any]]:
+        """``GET /v1/function``."""
+        return self._call("GET", "/v1/function")
+
+    def get_function(self, name: str) -> dict[str, Any]:
+        """``GET /v1/function/{name}``."""
+        return self._call("GET", f"/v1/function/{_segment(name)}")
+
+    def delete_function(self, name: str) -> dict[str, Any]:
+        """``DELETE /v1/function/{name}``: the Function, now ``DELETING``."""
+        return self._call("DELETE", f"/v1/function/{_segment(name)}")
+
+    # -- runs --------------------------------------------------------------------------
+
+    def run_function(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/runs?functionName=``: the finished Run if blocking, else the new one."""
+        return self._call("POST", "/v1/runs", params={"functionName": name}, body=body)
+
+    def list_runs(self, function: str | None = None) -> list[dict[str, Any]]:
+        """``GET /v1/runs[?functionName=]``.
+
+        The original CLI also sends ``since=-62135596800`` (Go's zero time); it means
+        "no lower bound", which is what leaving it out means here.
+        """
+        params = {"functionName": function} if function else None
+        return self._call("GET", "/v1/runs", params=params)
+
+    def get_run(self, run: str, function: str | None = None) -> dict[str, Any]:
+        """``GET /v1/runs/{run}[?functionName=]``."""
+        params = {"functionName": function} if function else None
+        return self._call("GET", f"/v1/runs/{_segment(run)}", params=params)
+
+    # -- server ------------------------------------------------------------------------
+
+    def version(self) -> dict[str, Any]:
+        """``GET /v1/version``: ``{version, commit, buildDate, …}``."""
+        return self._call("GET", "/v1/version")
+
+    # Later resources (images, secrets, APIs, subscriptions, events…) add their methods
+    # here, one per endpoint, all through _call.
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """Send one request; the decoded JSON answer, ``None`` if it has no body."""
+        url = self.base_url + path
+        try:
+            response = self.session.request(
+                method, url, params=params, json=body, timeout=TIMEOUT
+            )
+        except requests.exceptions.SSLError as exc:
+            raise ApiError(
+                f"TLS error talking to Dispatch at {self.base_url} ({exc}); "
+                "--insecure skips certificate checks"
+            ) from None
+        except requests.ConnectionError:
+            raise ApiError(
+                f"cannot reach Dispatch at {self.base_url}: is `dispatch up` running?"
+            ) from None
+        except requests.Timeout:
+            raise ApiError(
+                f"Dispatch at {self.base_url} did not answer {method} {path} in time"
+            ) from None
+        if response.status_code >= 400:
+            raise ApiError(_error_message(response), response.status_code)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(
+                f"{method} {path} answered {response.status_code} with a body that is "
+                "not JSON"
+            ) from None
+
+
+def _segment(name: str) -> str:
+    """``name`` as one path segment (a slash in it must not change the route)."""
+    return quote(name, safe="")
+
+
+def _error_message(response: requests.Response) -> str:
+    """Dispatch's ``{code, message}``, or the best description of a foreign error page."""
+    try:
+        message = response.json().get("message")
+    except (ValueError, AttributeError):
+        message = None
+    if message:
+        return str(message)
+    text = " ".join(response.text.split())[:200]
+    return f"{response.status_code} {response.reason}" + (f": {text}" if text else "")

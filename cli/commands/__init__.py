@@ -1,0 +1,15 @@
+"""One module per verb; :data:`COMMANDS` is what ``cli.main`` registers.
+
+A verb that takes resource kinds (``create``, ``get``, ``delete``) is a
+:class:`cli.options.ResourceGroup`; a later resource (image, secret, api, subscription…)
+adds its subcommand to each verb's group in that verb's module.
+"""
+
+from .create import create
+from .delete import delete
+from .exec import exec_
+from .get import get
+from .up import up
+from .version import version
+
+COMMANDS = (create, get, delete, exec_, up, version)

@@ -1,0 +1,54 @@
+"""``dispatch up``: run the whole of Dispatch in this process and point the CLI at it."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from .. import config, options
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+#: addresses that mean "every interface": a client must use a concrete one instead
+_WILDCARDS = {"0.0.0.0", "::", ""}
+
+
+@click.command(cls=options.DispatchCommand)
+@click.option("--host", help=f"Address to listen on [default: {DEFAULT_HOST}]")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help=f"Port to listen on [default: {DEFAULT_PORT}]"
+)
+@click.option(
+    "--home", type=click.Path(file_okay=False),
+    help="Where state is kept [default: $DISPATCH_HOME or ~/.dispatch]",
+)
+@options.global_options("config", "organization")
+@click.pass_context
+def up(ctx: click.Context, host: str | None, port: int | None, home: str | None) -> None:
+    """Start Dispatch (embedded: SQLite, in-process workers, local functions).
+
+    Writes the CLI's "local" context first, so that other commands reach this server with
+    no flags. Runs until interrupted (Ctrl-C or SIGTERM).
+    """
+    # `dispatch --port 9000 up` means the same as `dispatch up --port 9000`
+    host = host or options.given(ctx, "host") or DEFAULT_HOST
+    port = port or options.given(ctx, "port") or DEFAULT_PORT
+    home = home or os.environ.get("DISPATCH_HOME") or os.path.expanduser("~/.dispatch")
+    context = config.Context(
+        host=DEFAULT_HOST if host in _WILDCARDS else host,
+        port=port,
+        scheme="http",
+        organization=options.given(ctx, "organization") or "default",
+    )
+    path = options.config_file(ctx)
+    config.write_context(path, context)
+    click.echo(f"CLI context {config.LOCAL_CONTEXT!r} written to {path}", err=True)
+
+    from api.embedded import serve_embedded  # the server's imports are only paid for here
+
+    try:
+        serve_embedded(home=home, host=host, port=port)
+    except OSError as exc:  # most often: the port is taken by another server
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror or exc}")

@@ -1,0 +1,156 @@
+"""Which Dispatch server the CLI talks to: the context, resolved from file, env and flags.
+
+The config file keeps the original Dispatch CLI's format, so either CLI can read it::
+
+    {"current": "local",
+     "contexts": {"local": {"host": "127.0.0.1", "port": 8080, "scheme": "http",
+                            "organization": "default", "cookie": "", "insecure": false}}}
+
+Precedence, lowest first: built-in defaults, the file's current context, ``DISPATCH_*``
+environment variables, command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from typing import Any, Mapping
+
+import click
+
+#: the context name ``dispatch up`` writes
+LOCAL_CONTEXT = "local"
+
+#: environment variable of each context field (the original CLI's names)
+ENV_VARS = {
+    "host": "DISPATCH_HOST",
+    "port": "DISPATCH_PORT",
+    "scheme": "DISPATCH_SCHEME",
+    "organization": "DISPATCH_ORGANIZATION",
+    "insecure": "DISPATCH_INSECURE",
+    "token": "DISPATCH_TOKEN",
+}
+
+#: the fields read from a context in the config file (a token is never stored there)
+FILE_FIELDS = ("host", "port", "scheme", "organization", "cookie", "insecure")
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """Where and as whom to send requests; defaults fit a local ``dispatch up``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    scheme: str = "http"
+    organization: str = "default"
+    cookie: str = ""
+    insecure: bool = False
+    token: str = ""
+
+    @property
+    def url(self) -> str:
+        """The server's base URL, e.g. ``http://127.0.0.1:8080``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host  # a bare IPv6 address
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def config_path(flag: str | None = None, env: Mapping[str, str] = os.environ) -> str:
+    """The config file: ``--config``, else ``$DISPATCH_CONFIG``, else ``~/.dispatch/config.json``."""
+    return flag or env.get("DISPATCH_CONFIG") or os.path.expanduser("~/.dispatch/config.json")
+
+
+def read_file(path: str) -> dict[str, Any]:
+    """The whole config file as a dict; ``{}`` if it does not exist."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read config file {path}: {exc}") from None
+    if not isinstance(document, dict):
+        raise click.ClickException(f"config file {path} is not a JSON object")
+    return document
+
+
+def current_context(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of the file's current context (``{}`` if none is selected)."""
+    contexts = document.get("contexts") or {}
+    found = contexts.get(document.get("current") or "")
+    return found if isinstance(found, dict) else {}
+
+
+def resolve(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str] = os.environ,
+    path: str | None = None,
+) -> Context:
+    """The context to use: defaults < config file < environment < flags.
+
+    ``flags`` maps field names to values, ``None`` meaning "not given". Empty strings in
+    the file or the environment count as absent: the original CLI writes them for unset
+    fields.
+    """
+    values: dict[str, Any] = {}
+    stored = current_context(read_file(path or config_path(env=env)))
+    values.update({k: stored[k] for k in FILE_FIELDS if stored.get(k) not in (None, "")})
+    values.update({k: env[var] for k, var in ENV_VARS.items() if env.get(var)})
+    values.update({k: v for k, v in flags.items() if k in _FIELD_NAMES and v is not None})
+    if "port" in values:
+        values["port"] = _port(values["port"])
+    if "insecure" in values:
+        values["insecure"] = _truthy(values["insecure"])
+    return Context(**values)
+
+
+def write_context(path: str, context: Context, name: str = LOCAL_CONTEXT) -> None:
+    """Store ``context`` as ``name`` in the config file and make it the current one.
+
+    Other contexts, and fields this CLI does not know (the original's ``namespace``,
+    ``serviceaccount``…), are kept. The file is replaced atomically and readable by its
+    owner only, since a context may hold a login cookie.
+    """
+    document = read_file(path)
+    contexts = document.setdefault("contexts", {})
+    entry = contexts.setdefault(name, {})
+    entry.update(
+        host=context.host,
+        port=context.port,
+        scheme=context.scheme,
+        organization=context.organization,
+        cookie=entry.get("cookie") or context.cookie,
+        insecure=context.insecure,
+    )
+    document["current"] = name
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".config-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f, indent=4)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+_FIELD_NAMES = {f.name for f in dataclasses.fields(Context)}
+
+
+def _port(value: Any) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise click.ClickException(f"port must be a number, not {value!r}") from None
+    if not 0 < port < 65536:
+        raise click.ClickException(f"port must be between 1 and 65535, not {port}")
+    return port
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

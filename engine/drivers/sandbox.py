@@ -1,0 +1,108 @@
+"""The bubblewrap command line that confines one function instance.
+
+What the function sees: a read-only ``/usr`` (and the ``/lib``, ``/bin`` links), a few
+files of ``/etc``, the interpreter's installation read-only at its own path, its source
+read-only at ``/function``, the runtime server read-only at ``/opt/dispatch/server.py``,
+its instance directory (socket and log files) read-write at ``/run/dispatch``, a private
+tmpfs ``/tmp`` (the only other writable place: the root is read-only), its own ``/proc`` and ``/dev``; no network (a private, empty network
+namespace), no capabilities, its own PID, IPC and UTS namespaces. Nothing else of the
+host: not ``$DISPATCH_HOME``, not the project tree, not ``/root`` or ``/home``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+#: where the function's source, the server and the instance directory appear inside
+FUNCTION_DIR = "/function"
+SERVER_FILE = "/opt/dispatch/server.py"
+INSTANCE_DIR = "/run/dispatch"
+
+#: the parts of /etc a Python program commonly reads (never the whole of /etc: shadow,
+#: service credentials and the like live there)
+ETC_FILES = (
+    "/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
+    "/etc/hosts", "/etc/host.conf", "/etc/resolv.conf", "/etc/mime.types", "/etc/ssl/certs",
+    "/etc/ca-certificates.conf", "/etc/alternatives",
+)
+#: top-level directories that are links into /usr on merged-/usr systems
+USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
+def bwrap_path() -> str | None:
+    """The ``bwrap`` executable on PATH, or None."""
+    return shutil.which("bwrap")
+
+
+def interpreter_roots(interpreter: str) -> list[str]:
+    """The directories an interpreter needs to run: its installation, plus a venv's own.
+
+    ``/x/venv/bin/python`` (a link to ``/opt/py/bin/python3.11``) needs both ``/x/venv``
+    and ``/opt/py``. Nothing under ``/usr`` is returned (it is bound anyway).
+    """
+    roots = []
+    real = os.path.realpath(interpreter)
+    roots.append(os.path.dirname(os.path.dirname(real)))  # <prefix>/bin/python3.x
+    venv = os.path.dirname(os.path.dirname(os.path.abspath(interpreter)))
+    cfg = os.path.join(venv, "pyvenv.cfg")
+    if os.path.exists(cfg):
+        roots.append(venv)
+        with open(cfg, encoding="utf-8") as f:  # `home` is the base interpreter's bin dir
+            for line in f:
+                key, _, value = line.partition("=")
+                if key.strip() == "home" and value.strip():
+                    roots.append(os.path.dirname(os.path.realpath(value.strip())))
+    out = []
+    for root in roots:
+        if root in ("/", "") or root == "/usr" or root.startswith("/usr/"):
+            continue
+        if root not in out:
+            out.append(root)
+    return out
+
+
+def bwrap_command(
+    *,
+    bwrap: str,
+    interpreter: str,
+    src_dir: str,
+    server_file: str,
+    instance_dir: str,
+    network: bool = False,
+) -> list[str]:
+    """The ``bwrap …`` prefix; append the command to run, using the paths above."""
+    cmd = [
+        bwrap,
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        # as root bwrap keeps every capability unless told otherwise
+        "--cap-drop", "ALL",
+        "--hostname", "function",
+        "--ro-bind", "/usr", "/usr",
+        "--proc", "/proc",
+        "--dev", "/dev",
+        # before the binds: a bind below /tmp (a venv there, say) must not be covered
+        "--tmpfs", "/tmp",
+    ]
+    if network:
+        cmd.append("--share-net")
+    for path in USR_LINKS:
+        if os.path.islink(path):
+            cmd += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            cmd += ["--ro-bind", path, path]
+    for path in ETC_FILES:
+        cmd += ["--ro-bind-try", path, path]
+    for root in interpreter_roots(interpreter):
+        cmd += ["--ro-bind", root, root]
+    cmd += [
+        "--ro-bind", src_dir, FUNCTION_DIR,
+        "--ro-bind", server_file, SERVER_FILE,
+        "--bind", instance_dir, INSTANCE_DIR,
+        # the root itself is bwrap's scratch tmpfs: writable unless made read-only last
+        "--remount-ro", "/",
+        "--chdir", FUNCTION_DIR,
+    ]
+    return cmd

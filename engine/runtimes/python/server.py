@@ -1,0 +1,402 @@
+"""Dispatch's Python function server: runs ``handle(ctx, payload)`` once per request.
+
+Self-contained on purpose (standard library only, Python >= 3.9): it is copied into
+function images as is and run by every driver::
+
+    python3 -I server.py --handler MOD.FUNC --dir /function [--socket PATH | --port N]
+
+Protocols spoken (one invocation at a time, HTTP/1.1 keep-alive):
+
+* Dispatch: ``GET /healthz`` -> ``{}``; ``POST /`` with ``{"context", "payload"}`` ->
+  ``{"context": {"logs": {"stdout", "stderr"}, "error"}, "payload"}``.
+* OpenWhisk actions: ``POST /init`` -> ``{"ok": true}`` (the handler is given on the
+  command line); ``POST /run`` with ``{"value": params, ...}`` -> the result object, or
+  ``{"error": "..."}``. A ``value`` of exactly ``{"context", "payload"}`` is treated as
+  a Dispatch request and answered as ``POST /`` is.
+
+The handler is imported at start-up: if it cannot be, one line saying why is printed to
+stderr (prefixed ``dispatch-runtime: handler error:``) and the process exits with code 3.
+Exit codes: 0 after SIGTERM (the request in flight is finished first), 2 bad usage.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import traceback
+
+EXIT_HANDLER_ERROR = 3
+#: the per-stream cap on captured log bytes of one invocation
+LOG_CAP_BYTES = 64 * 1024
+TRUNCATED_MARK = "... [truncated]"
+MAX_HEAD_BYTES = 64 * 1024
+OPENWHISK_SENTINEL = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n"
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            411: "Length Required", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error"}
+
+
+class HandlerError(Exception):
+    """The handler cannot be loaded; the message is the one-line reason."""
+
+
+def load_handler(spec, directory):
+    """Import ``MOD.FUNC`` from ``directory`` and return the function."""
+    module_name, _, func_name = spec.rpartition(".")
+    if not module_name or not func_name:
+        raise HandlerError("handler %r must be MODULE.FUNCTION" % spec)
+    sys.path.insert(0, directory)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise HandlerError("handler module %r not found" % module_name) from None
+        raise HandlerError("ModuleNotFoundError while importing %r: %s" % (module_name, exc)) from None
+    except SyntaxError as exc:
+        where = exc.filename or module_name
+        if os.path.isabs(where) and where.startswith(os.path.abspath(directory) + os.sep):
+            where = os.path.relpath(where, directory)
+        raise HandlerError("%s in %s line %s: %s" % (type(exc).__name__, where, exc.lineno, exc.msg)) from None
+    except BaseException as exc:  # the module's own code failed while being imported
+        raise HandlerError("%s while importing %r: %s" % (type(exc).__name__, module_name, exc)) from None
+    if not hasattr(module, func_name):
+        raise HandlerError("module %r has no attribute %r" % (module_name, func_name))
+    func = getattr(module, func_name)
+    if not callable(func):
+        raise HandlerError("handler %r is not callable" % spec)
+    return func
+
+
+class Capture:
+    """Sends fds 1 and 2 to files during one invocation, then reads them back.
+
+    Redirecting the descriptors (not just ``sys.stdout``) also captures what C code and
+    subprocesses write.
+    """
+
+    def __init__(self, directory=None):
+        self._files = []
+        for name in ("stdout", "stderr"):
+            if directory:  # beside the socket, so the driver can read them after a crash
+                fd = os.open(os.path.join(directory, name),
+                             os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            else:
+                import tempfile
+                fd, path = tempfile.mkstemp(prefix="dispatch-" + name + "-")
+                os.unlink(path)
+            self._files.append(fd)
+        self._saved = (os.dup(1), os.dup(2))
+
+    def start(self):
+        _flush_std()
+        for fd in self._files:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+        os.dup2(self._files[0], 1)
+        os.dup2(self._files[1], 2)
+
+    def stop(self):
+        """Restore fds 1 and 2; return the (stdout, stderr) bytes written meanwhile."""
+        _flush_std()
+        os.dup2(self._saved[0], 1)
+        os.dup2(self._saved[1], 2)
+        return tuple(_read_capped(fd) for fd in self._files)
+
+
+def _flush_std():
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except Exception:  # the function may have replaced or closed them
+            pass
+
+
+def _read_capped(fd):
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, min(size, LOG_CAP_BYTES), 0) if size else b""
+    return data, size > LOG_CAP_BYTES
+
+
+def log_lines(captured):
+    data, truncated = captured
+    lines = data.decode("utf-8", "replace").splitlines()
+    if truncated:
+        lines.append(TRUNCATED_MARK)
+    return lines
+
+
+def function_error(exc):
+    """Dispatch's error object for an exception the handler raised."""
+    message = str(exc).replace("\n", " ")
+    tb = exc.__traceback__.tb_next if exc.__traceback__ else None  # skip the server's frame
+    stack = "".join(traceback.format_exception(type(exc), exc, tb)).splitlines()
+    return {"type": "FunctionError",
+            "message": "%s: %s" % (type(exc).__name__, message) if message else type(exc).__name__,
+            "stacktrace": stack}
+
+
+class Runtime:
+    """Calls the handler with captured output and shapes the protocols' answers."""
+
+    def __init__(self, handler, capture):
+        self.handler = handler
+        self.capture = capture
+
+    def invoke(self, ctx, payload):
+        """Run the handler once: ``(result, error, stdout bytes, stderr bytes)``."""
+        self.capture.start()
+        result = error = None
+        try:
+            result = self.handler(ctx, payload)
+        except BaseException as exc:  # SystemExit too: a function must not end the server
+            error = function_error(exc)
+        finally:
+            out, err = self.capture.stop()
+        return result, error, out, err
+
+    def dispatch(self, request):
+        """``POST /``: the Dispatch function protocol."""
+        ctx = request.get("context") or {}
+        result, error, out, err = self.invoke(ctx, request.get("payload"))
+        body = {"context": {"logs": {"stdout": log_lines(out), "stderr": log_lines(err)},
+                            "error": error},
+                "payload": result if error is None else None}
+        try:
+            return json.dumps(body, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            body["payload"] = None
+            body["context"]["error"] = {
+                "type": "FunctionError",
+                "message": "the function's output is not JSON-serializable: %s" % exc,
+                "stacktrace": []}
+            return json.dumps(body)
+
+    def openwhisk_run(self, request):
+        """``POST /run``: OpenWhisk's action protocol."""
+        value = request.get("value")
+        for key, item in request.items():  # activation metadata, as OpenWhisk's runtimes do
+            if key != "value" and isinstance(item, (str, int, float)):
+                os.environ["__OW_" + key.upper()] = str(item)
+        if isinstance(value, dict) and set(value) == {"context", "payload"}:
+            return self.dispatch(value)
+        ctx = {"deadline": request["deadline"]} if "deadline" in request else {}
+        result, error, out, err = self.invoke(ctx, value if value is not None else {})
+        # OpenWhisk collects an activation's logs from the container's own output
+        for fd, (data, _) in ((1, out), (2, err)):
+            os.write(fd, data + (b"\n" if data and not data.endswith(b"\n") else b"") + OPENWHISK_SENTINEL)
+        if error is not None:
+            return json.dumps({"error": error["message"]})
+        if not isinstance(result, dict):
+            return json.dumps({"error": "the action did not return a dictionary"})
+        try:
+            return json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            return json.dumps({"error": "the action's result is not JSON-serializable: %s" % exc})
+
+    def openwhisk_init(self, request):
+        """``POST /init``: the handler is already loaded; apply the action's environment."""
+        value = request.get("value") if isinstance(request, dict) else None
+        env = value.get("env") if isinstance(value, dict) else None
+        if isinstance(env, dict):
+            for key, item in env.items():
+                os.environ[str(key)] = item if isinstance(item, str) else json.dumps(item)
+        return '{"ok": true}'
+
+    def respond(self, method, path, body):
+        """Route one request: ``(status, JSON text)``."""
+        path = path.split("?", 1)[0]
+        if path == "/healthz":
+            return (200, "{}") if method in ("GET", "HEAD") else (405, '{"error": "use GET"}')
+        routes = {"/": self.dispatch, "/run": self.openwhisk_run, "/init": self.openwhisk_init}
+        route = routes.get(path)
+        if route is None:
+            return 404, json.dumps({"error": "no route %s" % path})
+        if method != "POST":
+            return 405, '{"error": "use POST"}'
+        try:
+            request = json.loads(body) if body else {}
+        except ValueError as exc:
+            return 400, json.dumps({"error": "request body is not JSON: %s" % exc})
+        if not isinstance(request, dict):
+            return 400, '{"error": "request body must be a JSON object"}'
+        return 200, route(request)
+
+
+class Connection:
+    """One client connection: buffers bytes, answers each complete request in order."""
+
+    def __init__(self, sock, runtime):
+        self.sock = sock
+        self.runtime = runtime
+        self.buf = b""
+
+    def feed(self):
+        """Read what arrived and answer complete requests; False once the connection ends."""
+        data = self.sock.recv(262144)
+        if not data:
+            return False
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > MAX_HEAD_BYTES:
+                    return self._send(431, '{"error": "request head too large"}', close=True)
+                return True
+            lines = self.buf[:end].decode("latin-1").split("\r\n")
+            parts = lines[0].split(" ")
+            headers = {}
+            for line in lines[1:]:
+                name, _, val = line.partition(":")
+                headers[name.strip().lower()] = val.strip()
+            if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+                return self._send(400, '{"error": "malformed request line"}', close=True)
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                return self._send(411, '{"error": "send a Content-Length"}', close=True)
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                return self._send(400, '{"error": "bad Content-Length"}', close=True)
+            start = end + 4
+            if len(self.buf) < start + length:
+                return True  # the rest of the body is still on its way
+            body, self.buf = self.buf[start:start + length], self.buf[start + length:]
+            conn_header = headers.get("connection", "").lower()
+            close = conn_header == "close" or (parts[2] == "HTTP/1.0" and conn_header != "keep-alive")
+            try:
+                status, text = self.runtime.respond(parts[0], parts[1], body)
+            except Exception as exc:  # a bug here must not take the server down
+                status, text = 500, json.dumps({"error": "%s: %s" % (type(exc).__name__, exc)})
+            if not self._send(status, text, close, head_only=parts[0] == "HEAD"):
+                return False
+
+    def _send(self, status, text, close=False, head_only=False):
+        body = text.encode("utf-8")
+        head = "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n" % (
+            status, _REASONS.get(status, "Error"), len(body), "Connection: close\r\n" if close else "")
+        self.sock.sendall(head.encode("latin-1") + (b"" if head_only else body))
+        return not close
+
+
+class _Stop(Exception):
+    """Raised by the SIGTERM handler to leave the accept loop between requests."""
+
+
+class Server:
+    """A single-threaded accept loop: one request at a time, any number of connections."""
+
+    def __init__(self, listener, runtime, tcp, lifeline_fd=None):
+        self.listener = listener
+        self.runtime = runtime
+        self.tcp = tcp
+        self.lifeline_fd = lifeline_fd
+        self.busy = False
+        self.stopping = False
+
+    def on_sigterm(self, signum, frame):
+        self.stopping = True
+        if not self.busy:
+            raise _Stop()
+
+    def serve(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.listener, selectors.EVENT_READ, "accept")
+        if self.lifeline_fd is not None:  # EOF here means the driver went away
+            sel.register(self.lifeline_fd, selectors.EVENT_READ, "lifeline")
+        try:
+            while not self.stopping:
+                for key, _ in sel.select():
+                    if key.data == "lifeline":
+                        return
+                    if key.data == "accept":
+                        try:
+                            sock, _ = self.listener.accept()
+                        except BlockingIOError:
+                            continue
+                        sock.setblocking(True)
+                        if self.tcp:
+                            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        sel.register(sock, selectors.EVENT_READ, Connection(sock, self.runtime))
+                        continue
+                    conn = key.data
+                    self.busy = True
+                    try:
+                        alive = conn.feed()
+                    except OSError:
+                        alive = False
+                    finally:
+                        self.busy = False
+                    if not alive:
+                        sel.unregister(conn.sock)
+                        conn.sock.close()
+        except _Stop:
+            pass
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Dispatch Python function server")
+    parser.add_argument("--handler", required=True, help="MODULE.FUNCTION")
+    parser.add_argument("--dir", default="/function", help="the function's source directory")
+    parser.add_argument("--socket", help="listen on this unix socket instead of TCP")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--ready-fd", type=int, help="write one line here once serving")
+    parser.add_argument("--lifeline-fd", type=int, help="exit when this fd reaches EOF")
+    parser.add_argument("--memory-mb", type=int, help="RLIMIT_AS for this process and its children")
+    parser.add_argument("--file-mb", type=int, help="RLIMIT_FSIZE (largest file written)")
+    args = parser.parse_args(argv)
+
+    sys.dont_write_bytecode = True  # -I ignores PYTHONDONTWRITEBYTECODE; /function may be read-only
+    try:  # line by line, so print() and os.write(1, ...) stay in order in the captured log
+        sys.stdout.reconfigure(line_buffering=True)
+    except (AttributeError, ValueError):
+        pass
+    _set_limits(args.memory_mb, args.file_mb)
+    try:
+        os.chdir(args.dir)
+        handler = load_handler(args.handler, os.path.abspath(args.dir))
+    except (HandlerError, OSError) as exc:
+        sys.stderr.write("dispatch-runtime: handler error: %s\n" % str(exc).replace("\n", " "))
+        sys.stderr.flush()
+        return EXIT_HANDLER_ERROR
+
+    if args.socket:
+        if os.path.exists(args.socket):
+            os.unlink(args.socket)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(args.socket)
+        listener.listen(16)
+    else:
+        listener = socket.create_server(("0.0.0.0", args.port), backlog=64)
+    listener.setblocking(False)
+    capture = Capture(os.path.dirname(args.socket) if args.socket else None)
+    server = Server(listener, Runtime(handler, capture), tcp=not args.socket,
+                    lifeline_fd=args.lifeline_fd)
+    signal.signal(signal.SIGTERM, server.on_sigterm)
+    if args.ready_fd is not None:
+        os.write(args.ready_fd, b"ready\n")
+        os.close(args.ready_fd)
+    server.serve()
+    if args.socket:
+        try:
+            os.unlink(args.socket)
+        except OSError:
+            pass
+    _flush_std()
+    # threads the function left running must not keep a stopped server alive
+    os._exit(0)
+
+
+def _set_limits(memory_mb, file_mb):
+    import resource
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if memory_mb:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
+    if file_mb:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb << 20, file_mb << 20))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

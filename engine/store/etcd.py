@@ -1,0 +1,381 @@
+"""The distributed store: etcd v3 through ``pyetcd`` (the maintained fork of python-etcd3).
+
+An entity's revision is its key's ``mod_revision``; ``add`` and ``update`` are single
+transactions comparing ``create_revision`` and ``mod_revision``, so compare-and-swap is
+etcd's own. Watches are etcd watches from a start revision, re-established from the last
+event seen if the connection breaks. Locks are keys bound to a lease.
+
+With several endpoints the store talks to the first reachable one and, after a failure,
+moves to the next; a read is retried once there, a write is not (it may have applied).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import queue
+import threading
+import time
+import uuid
+from typing import Any, Iterable, Iterator, Mapping
+
+import grpc
+import pyetcd
+from pyetcd import events as etcd_events
+from pyetcd import exceptions as etcd_errors
+from pyetcd.watch import WatchResponse
+
+from .. import entities
+from ..entities import Entity
+from ..errors import Conflict, InvalidInput, Unavailable
+from . import codec
+from .base import Lock, Store, Watch, WatchEvent, matches
+
+#: seconds before an RPC (or the creation of a watch) gives up
+TIMEOUT = 5.0
+#: seconds a failed endpoint is passed over when there are others to try
+RETRY_FAILED_AFTER = 1.0
+#: lock keys live apart from entities, so that watching /dispatch/ never sees them
+LOCK_PREFIX = "/dispatch-lock/"
+
+
+class EtcdStore(Store):
+    """The store in the etcd cluster reached at ``endpoints`` (``["host:port", …]``)."""
+
+    def __init__(self, endpoints: list[str], timeout: float = TIMEOUT) -> None:
+        if not endpoints:
+            raise ValueError("EtcdStore needs at least one endpoint, e.g. 127.0.0.1:2379")
+        self.endpoints = [_netloc(e) for e in endpoints]
+        # A lone endpoint is never marked failed: there is nothing to fail over to, and a
+        # mark would make every request fail at once until it wore off.
+        retry_after = RETRY_FAILED_AFTER if len(self.endpoints) > 1 else 0.0
+        self._client = pyetcd.MultiEndpointEtcd3Client(
+            endpoints=[
+                pyetcd.Endpoint(host, port, secure=False, time_retry=retry_after)
+                for host, port in self.endpoints
+            ],
+            timeout=timeout,
+            failover=True,
+        )
+        self._txn = self._client.transactions
+        self.closed = False
+        self._use_first_reachable()
+
+    def _use_first_reachable(self) -> None:
+        # pyetcd starts on a random endpoint; the configured order is the preference
+        for host, port in self.endpoints:
+            self._client._current_endpoint_label = f"{host}:{port}"
+            try:
+                self._client.get_response(entities.PREFIX, count_only=True)
+                return
+            except etcd_errors.Etcd3Exception:
+                continue
+        listed = ", ".join(f"{host}:{port}" for host, port in self.endpoints)
+        raise Unavailable(f"no etcd endpoint is reachable: {listed}")
+
+    @contextlib.contextmanager
+    def _rpc(self) -> Iterator[None]:
+        """Map pyetcd's and gRPC's errors to the engine's."""
+        try:
+            yield
+        except etcd_errors.Etcd3Exception as error:
+            raise Unavailable(f"etcd is unavailable: {error!r}") from error
+        except grpc.RpcError as error:
+            # e.g. a value over etcd's --max-request-bytes (1.5 MiB by default)
+            if error.code() in (
+                grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED
+            ):
+                raise InvalidInput(f"etcd refused the request: {error.details()}") from error
+            raise Unavailable(f"etcd failed: {error.details()}") from error
+
+    def _read(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a read RPC; with several endpoints, once more on the next if one failed."""
+        if len(self.endpoints) > 1:
+            try:
+                return call(*args, **kwargs)
+            except (etcd_errors.ConnectionFailedError, etcd_errors.ConnectionTimeoutError):
+                pass  # pyetcd has marked the endpoint failed and moves to the next one
+        with self._rpc():
+            return call(*args, **kwargs)
+
+    def _transaction(self, compare: list, success: list, failure: list) -> tuple[bool, list]:
+        with self._rpc():
+            return self._client.transaction(compare=compare, success=success, failure=failure)
+
+    # -- entities ---------------------------------------------------------------------
+
+    def add(self, entity: Entity) -> Entity:
+        """Write a new entity; Conflict if its key exists. Returns it with its revision."""
+        key, stored = codec.for_add(entity)
+        value = codec.encode(stored)
+        ok, responses = self._transaction(
+            compare=[self._txn.create(key) == 0],
+            success=[self._txn.put(key, value)],
+            failure=[],
+        )
+        if not ok:
+            raise codec.already_exists(stored)
+        return codec.decode(value, responses[0].response_put.header.revision)
+
+    def get(self, kind: str, org: str, name: str) -> Entity:
+        """The entity at ``/dispatch/<kind>/<org>/<name>``; NotFound if absent."""
+        key = entities.key(kind, org, name)
+        response = self._read(self._client.get_response, key)
+        if not response.kvs:
+            raise codec.not_found(key)
+        kv = response.kvs[0]
+        return codec.decode(kv.value, kv.mod_revision)
+
+    def list(
+        self,
+        kind: str,
+        org: str | None = None,
+        *,
+        status: str | Iterable[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> list[Entity]:
+        """Entities of ``kind`` in ``org`` (every org if None), ordered by key, filtered."""
+        response = self._read(
+            self._client.get_prefix_response,
+            entities.prefix(kind, org),
+            sort_order="ascend",
+            sort_target="key",
+        )
+        decoded = (codec.decode(kv.value, kv.mod_revision) for kv in response.kvs)
+        return [e for e in decoded if matches(e, status, tags, fields)]
+
+    def update(self, entity: Entity) -> Entity:
+        """Replace the stored entity if its revision equals ``entity["revision"]``."""
+        key, stored = codec.for_update(entity)
+        value = codec.encode(stored)
+        expected = entity.get("revision")
+        ok, responses = self._transaction(
+            # an absent key has mod_revision 0 too: version > 0 keeps update from creating
+            compare=[
+                self._txn.version(key) > 0,
+                self._txn.mod(key) == (expected if isinstance(expected, int) else -1),
+            ],
+            success=[self._txn.put(key, value)],
+            failure=[self._txn.get(key)],
+        )
+        if not ok:
+            self._raise_for(key, expected, responses[0])
+        return codec.decode(value, responses[0].response_put.header.revision)
+
+    def delete(self, kind: str, org: str, name: str, revision: int | None = None) -> None:
+        """Remove the entity (if ``revision`` is given, only if it still matches)."""
+        key = entities.key(kind, org, name)
+        compare = [self._txn.version(key) > 0]
+        if revision is not None:
+            compare.append(self._txn.mod(key) == revision)
+        ok, responses = self._transaction(
+            compare=compare, success=[self._txn.delete(key)], failure=[self._txn.get(key)]
+        )
+        if not ok:
+            self._raise_for(key, revision, responses[0])
+
+    @staticmethod
+    def _raise_for(key: str, expected: Any, found: list) -> None:
+        """The error of a failed compare, from the failure branch's get of ``key``."""
+        if not found:
+            raise codec.not_found(key)
+        raise codec.stale(key, expected, found[0][1].mod_revision)
+
+    def revision(self) -> int:
+        """The store's current revision (that of its last write)."""
+        response = self._read(self._client.get_response, entities.PREFIX, count_only=True)
+        return response.header.revision
+
+    def watch(self, prefix: str, from_revision: int | None = None) -> Watch:
+        """Changes under ``prefix`` from ``from_revision`` (inclusive) or from now.
+
+        A watch from a compacted revision starts at the oldest one etcd still keeps.
+        """
+        # etcd reads a start revision of 0 as "from now"; the other backends as "from the start"
+        start = self.revision() + 1 if from_revision is None else max(from_revision, 1)
+        return _EtcdWatch(self, prefix, start)
+
+    def lock(self, name: str, ttl: float) -> Lock:
+        """A lease-backed lock for ``name`` shared by every client of the cluster.
+
+        etcd leases last whole seconds, and at least its minimum TTL (by default 2 s).
+        """
+        return _EtcdLock(self, name, ttl)
+
+    def close(self) -> None:
+        """Close the gRPC channels (and with them every watch)."""
+        self.closed = True
+        self._client.close()
+
+
+class _EtcdWatch(Watch):
+    # pyetcd calls back from its watcher thread; the queue hands responses to the
+    # iterating thread, and a _CLOSED marker wakes it on close()
+    _CLOSED = object()
+
+    def __init__(self, store: EtcdStore, prefix: str, start: int) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._next = start
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._guard = threading.Lock()
+        self._watch_id: int | None = None
+        self._closed = False
+        self._open()
+
+    def _open(self) -> None:
+        """Start (or restart) the etcd watch at ``_next``."""
+        with self._store._rpc():
+            watch_id = self._store._client.add_watch_prefix_callback(
+                self._prefix, self._queue.put, start_revision=self._next
+            )
+        with self._guard:
+            self._watch_id = watch_id
+            closed = self._closed
+        if closed:
+            self._cancel(watch_id)
+
+    def _cancel(self, watch_id: int | None) -> None:
+        if watch_id is None:
+            return
+        with contextlib.suppress(Exception):
+            self._store._client.cancel_watch(watch_id)
+
+    def _reopen(self, reason: Any) -> None:
+        """After the stream ended or failed: continue from the next revision, until closed."""
+        if isinstance(reason, etcd_errors.RevisionCompactedError):
+            self._next = max(self._next, reason.compacted_revision)
+        pause = 0.05
+        while not self._closed and not self._store.closed:
+            try:
+                self._open()
+                return
+            except Unavailable:
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        """Yield events in revision order; blocks for the next one; ends after close()."""
+        while True:
+            item = self._queue.get()
+            if self._closed or self._store.closed:
+                return
+            if not isinstance(item, WatchResponse):
+                self._reopen(item)  # None (stream closed) or an error
+                continue
+            for event in item.events:
+                revision = event.mod_revision
+                if revision < self._next:
+                    continue  # already yielded before a reconnection
+                self._next = revision + 1
+                if isinstance(event, etcd_events.DeleteEvent):
+                    yield WatchEvent("delete", event.key.decode(), revision, None)
+                else:
+                    entity = codec.decode(event.value, revision)
+                    yield WatchEvent("put", event.key.decode(), revision, entity)
+                if self._closed:
+                    return
+
+    def close(self) -> None:
+        """Stop the stream; a blocked iteration ends. Safe to call twice."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            watch_id = self._watch_id
+        self._queue.put(self._CLOSED)
+        self._cancel(watch_id)
+
+
+class _EtcdLock(Lock):
+    def __init__(self, store: EtcdStore, name: str, ttl: float) -> None:
+        self._store = store
+        self._client = store._client
+        self._name = name
+        self._key = LOCK_PREFIX + name
+        self._ttl = max(1, math.ceil(ttl))
+        self._holder = uuid.uuid4().hex.encode()
+        self._lease: pyetcd.Lease | None = None
+
+    def _try_acquire(self) -> tuple[bool, int]:
+        """One attempt; returns whether it succeeded and the holder's key revision."""
+        txn = self._client.transactions
+        with self._store._rpc():
+            lease = self._client.lease(self._ttl)
+            ok, responses = self._client.transaction(
+                compare=[txn.create(self._key) == 0],
+                success=[txn.put(self._key, self._holder, lease=lease)],
+                failure=[txn.get(self._key)],
+            )
+        if ok:
+            self._lease = lease
+            return True, responses[0].response_put.header.revision
+        with contextlib.suppress(Exception):
+            lease.revoke()
+        value, meta = responses[0][0] if responses[0] else (None, None)
+        if value == self._holder:
+            return True, meta.mod_revision  # already ours
+        return False, meta.mod_revision if meta else 0
+
+    def _wait_for_release(self, after_revision: int, timeout: float | None) -> None:
+        """Block until the lock key changes after ``after_revision``, or ``timeout``."""
+        changed = threading.Event()
+
+        def on_response(response: Any) -> None:
+            # errors wake us too: the caller simply tries again
+            if not isinstance(response, WatchResponse) or response.events:
+                changed.set()
+
+        with self._store._rpc():
+            watch_id = self._client.add_watch_callback(
+                self._key, on_response, start_revision=after_revision + 1
+            )
+        try:
+            changed.wait(timeout)
+        finally:
+            with contextlib.suppress(Exception):
+                self._client.cancel_watch(watch_id)
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Take the lock, waiting up to ``timeout`` seconds (None: forever, 0: try once)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            ok, revision = self._try_acquire()
+            if ok:
+                return True
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self._wait_for_release(revision, remaining)
+
+    def release(self) -> None:
+        """Give the lock back if still held by this holder."""
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            # revoking our lease deletes the key only if it is still bound to it, i.e. ours
+            with contextlib.suppress(Exception):
+                lease.revoke()
+
+    def refresh(self) -> None:
+        """Extend the lease by ``ttl`` from now; raises Conflict if it was lost."""
+        if self._lease is None:
+            raise Conflict(f"lock {self._name} is not held")
+        with self._store._rpc():
+            responses = self._lease.refresh()
+        if not responses or responses[0].TTL <= 0:
+            raise Conflict(f"lock {self._name} is no longer held")
+
+    def is_held(self) -> bool:
+        """Whether this holder still holds the lock (its lease has not expired)."""
+        value, _ = self._store._read(self._client.get, self._key)
+        return value == self._holder
+
+
+def _netloc(endpoint: str) -> tuple[str, int]:
+    """``(host, port)`` of ``host:port`` (an ``http://`` prefix and a missing port are fine)."""
+    endpoint = endpoint.split("://", 1)[-1].rstrip("/")
+    host, _, port = endpoint.rpartition(":")
+    if not host:
+        return endpoint, 2379
+    return host, int(port)

@@ -1,0 +1,394 @@
+"""The embedded store: one SQLite file in WAL mode, shared by threads and processes.
+
+Layout: ``entities`` holds the current documents; ``changes`` is the change log whose
+AUTOINCREMENT key is the store's revision (one row per write, so revisions increase
+strictly and are never reused, as etcd's do); ``locks`` holds lease rows.
+
+Threads borrow connections from a small pool, so reads run concurrently; writes in one
+process take a Python lock before ``BEGIN IMMEDIATE`` so that threads queue on it rather
+than in SQLite's sleeping busy handler, which is left to arbitrate between processes.
+
+``watch`` is woken at once by writes made through this store object. Writes made by other
+processes (or other store objects) are noticed by a poller thread that reads the latest
+revision every :data:`POLL_INTERVAL` seconds while any watch is open: those reach a
+watch within about 25 ms. The change log keeps the last :data:`codec.HISTORY` changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from typing import Any, Iterable, Iterator, Mapping
+
+from .. import entities
+from ..entities import Entity
+from ..errors import Conflict
+from . import codec
+from .base import Lock, Store, Watch, WatchEvent, matches, retry_until
+
+#: how often changes made by other processes are looked for while a watch is open
+POLL_INTERVAL = 0.025
+#: seconds a write waits for another process's write transaction before failing
+BUSY_TIMEOUT = 10.0
+#: idle connections kept for reuse
+POOL_SIZE = 8
+#: every this many writes, the change log is cut back to codec.HISTORY entries
+PRUNE_EVERY = 1000
+#: changes read by one query of a watch
+BATCH = 256
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entities (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, org TEXT NOT NULL, name TEXT NOT NULL,
+    revision INTEGER NOT NULL, value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (
+    revision INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL, type TEXT NOT NULL, value TEXT
+);
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+class SqliteStore(Store):
+    """The store in the SQLite file at ``path`` (its directory is created if missing)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._idle: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._writes = 0
+        self._closed = False
+        self._closing = threading.Event()  # ends the poller's sleep at close()
+        # watches wait on this; _latest is the highest revision known to be committed
+        self._cond = threading.Condition()
+        self._open_watches = 0
+        self._poller: threading.Thread | None = None
+        with self._connection() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+            self._latest = self._current(db)
+
+    # -- connections and transactions -------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # check_same_thread=False: a pooled connection moves between threads, but is
+        # only ever used by one at a time
+        db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._pool_lock:
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            db = self._connect()
+        try:
+            yield db
+        finally:
+            with self._pool_lock:
+                if self._closed or len(self._idle) >= POOL_SIZE:
+                    db.close()
+                else:
+                    self._idle.append(db)
+
+    @contextlib.contextmanager
+    def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write (``BEGIN IMMEDIATE``) or a read snapshot (``BEGIN``), rolled back on error."""
+        with self._write_lock if write else contextlib.nullcontext():
+            with self._connection() as db:
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    # never hand a connection back to the pool inside a transaction
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+
+    @staticmethod
+    def _current(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return row[0] if row else 0
+
+    def _log(self, db: sqlite3.Connection, key: str, value: str | None) -> int:
+        """Append a change (a put, or a delete if ``value`` is None); returns its revision."""
+        type_ = "put" if value is not None else "delete"
+        revision = db.execute(
+            "INSERT INTO changes (key, type, value) VALUES (?, ?, ?)", (key, type_, value)
+        ).lastrowid
+        self._writes += 1
+        if self._writes % PRUNE_EVERY == 0:
+            db.execute("DELETE FROM changes WHERE revision <= ?", (revision - codec.HISTORY,))
+        return revision
+
+    def _published(self, revision: int) -> None:
+        """Wake the watches of this store after a committed write."""
+        with self._cond:
+            self._latest = max(self._latest, revision)
+            self._cond.notify_all()
+
+    # -- entities ---------------------------------------------------------------------
+
+    def add(self, entity: Entity) -> Entity:
+        """Write a new entity; Conflict if its key exists. Returns it with its revision."""
+        key, stored = codec.for_add(entity)
+        value = codec.encode(stored)
+        kind, org, name = entities.parse_key(key)
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM entities WHERE key = ?", (key,)).fetchone():
+                raise codec.already_exists(stored)
+            revision = self._log(db, key, value)
+            db.execute(
+                "INSERT INTO entities (key, kind, org, name, revision, value)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key, kind, org, name, revision, value),
+            )
+        self._published(revision)
+        return codec.decode(value, revision)
+
+    def get(self, kind: str, org: str, name: str) -> Entity:
+        """The entity at ``/dispatch/<kind>/<org>/<name>``; NotFound if absent."""
+        key = entities.key(kind, org, name)
+        with self._connection() as db:
+            row = db.execute(
+                "SELECT revision, value FROM entities WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            raise codec.not_found(key)
+        return codec.decode(row[1], row[0])
+
+    def list(
+        self,
+        kind: str,
+        org: str | None = None,
+        *,
+        status: str | Iterable[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> list[Entity]:
+        """Entities of ``kind`` in ``org`` (every org if None), ordered by key, filtered."""
+        prefix = entities.prefix(kind, org)
+        with self._connection() as db:
+            rows = db.execute(
+                "SELECT revision, value FROM entities WHERE key >= ? AND key < ? ORDER BY key",
+                (prefix, codec.prefix_end(prefix)),
+            ).fetchall()
+        decoded = (codec.decode(value, revision) for revision, value in rows)
+        return [e for e in decoded if matches(e, status, tags, fields)]
+
+    def update(self, entity: Entity) -> Entity:
+        """Replace the stored entity if its revision equals ``entity["revision"]``."""
+        key, stored = codec.for_update(entity)
+        value = codec.encode(stored)
+        expected = entity.get("revision")
+        with self._transaction() as db:
+            stored_revision = self._stored_revision(db, key)
+            if stored_revision != expected:
+                raise codec.stale(key, expected, stored_revision)
+            revision = self._log(db, key, value)
+            db.execute(
+                "UPDATE entities SET revision = ?, value = ? WHERE key = ? AND revision = ?",
+                (revision, value, key, expected),
+            )
+        self._published(revision)
+        return codec.decode(value, revision)
+
+    def delete(self, kind: str, org: str, name: str, revision: int | None = None) -> None:
+        """Remove the entity (if ``revision`` is given, only if it still matches)."""
+        key = entities.key(kind, org, name)
+        with self._transaction() as db:
+            stored_revision = self._stored_revision(db, key)
+            if revision is not None and stored_revision != revision:
+                raise codec.stale(key, revision, stored_revision)
+            written = self._log(db, key, None)
+            db.execute("DELETE FROM entities WHERE key = ?", (key,))
+        self._published(written)
+
+    @staticmethod
+    def _stored_revision(db: sqlite3.Connection, key: str) -> int:
+        """The revision stored for ``key``; NotFound if it is absent."""
+        row = db.execute("SELECT revision FROM entities WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise codec.not_found(key)
+        return row[0]
+
+    def revision(self) -> int:
+        """The store's current revision (that of its last write)."""
+        with self._connection() as db:
+            return self._current(db)
+
+    # -- watches ----------------------------------------------------------------------
+
+    def watch(self, prefix: str, from_revision: int | None = None) -> Watch:
+        """Changes under ``prefix`` from ``from_revision`` (inclusive) or from now.
+
+        Changes older than the last :data:`codec.HISTORY` writes are no longer retained:
+        a watch from an older revision starts at the oldest one kept.
+        """
+        start = self.revision() + 1 if from_revision is None else from_revision
+        with self._cond:
+            self._open_watches += 1
+            if self._poller is None:
+                self._poller = threading.Thread(
+                    target=self._poll, name=f"sqlite-watch-poller {self.path}", daemon=True
+                )
+                self._poller.start()
+        return _SqliteWatch(self, prefix, start)
+
+    def _poll(self) -> None:
+        """While watches are open, notice writes committed by other processes."""
+        while True:
+            with self._cond:
+                if self._closed or not self._open_watches:
+                    self._poller = None
+                    return
+            if self._closing.wait(POLL_INTERVAL):
+                continue
+            try:
+                latest = self.revision()
+            except sqlite3.Error:
+                continue  # e.g. the store was closed meanwhile; the check above ends us
+            with self._cond:
+                if latest > self._latest:
+                    self._latest = latest
+                    self._cond.notify_all()
+
+    def _changes(self, prefix: str, start: int) -> tuple[list[tuple[int, str, str, str]], int]:
+        """Changes under ``prefix`` from ``start`` on, and the revision read up to.
+
+        Both come from one snapshot, and revisions are committed in order, so no change
+        up to the returned revision can appear later.
+        """
+        upper = codec.prefix_end(prefix) if prefix else "\U0010ffff"
+        with self._transaction(write=False) as db:
+            latest = self._current(db)
+            rows = db.execute(
+                "SELECT revision, key, type, value FROM changes"
+                " WHERE revision >= ? AND key >= ? AND key < ? ORDER BY revision LIMIT ?",
+                (start, prefix, upper, BATCH),
+            ).fetchall()
+        return rows, rows[-1][0] if len(rows) == BATCH else latest
+
+    def _wait_beyond(self, revision: int, watch: "_SqliteWatch") -> None:
+        """Block until a revision above ``revision`` is known, or ``watch`` is closed."""
+        with self._cond:
+            while not watch.closed and not self._closed and self._latest <= revision:
+                # the timeout only guards against a missed wake-up; it is not the hot path
+                self._cond.wait(1.0)
+
+    def _watch_closed(self) -> None:
+        with self._cond:
+            self._open_watches -= 1
+            self._cond.notify_all()
+
+    # -- locks and lifetime -----------------------------------------------------------
+
+    def lock(self, name: str, ttl: float) -> Lock:
+        """A lock for ``name`` shared by every process using this file."""
+        return _SqliteLock(self, name, ttl)
+
+    def close(self) -> None:
+        """Close pooled connections and end open watches."""
+        with self._pool_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
+        self._closing.set()
+        with self._cond:
+            self._cond.notify_all()
+
+
+class _SqliteWatch(Watch):
+    def __init__(self, store: SqliteStore, prefix: str, start: int) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._next = start
+        self.closed = False
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        """Yield events in revision order; blocks for the next one; ends after close()."""
+        while not self.closed and not self._store._closed:
+            rows, read_to = self._store._changes(self._prefix, self._next)
+            for revision, key, type_, value in rows:
+                if self.closed:
+                    return
+                entity = None if value is None else codec.decode(value, revision)
+                yield WatchEvent(type_, key, revision, entity)
+            self._next = max(self._next, read_to + 1)
+            if not rows:
+                self._store._wait_beyond(read_to, self)
+
+    def close(self) -> None:
+        """Stop the stream; a blocked iteration ends. Safe to call twice."""
+        if not self.closed:
+            self.closed = True
+            self._store._watch_closed()
+
+
+class _SqliteLock(Lock):
+    def __init__(self, store: SqliteStore, name: str, ttl: float) -> None:
+        self._store = store
+        self._name = name
+        self._ttl = ttl
+        self._holder = uuid.uuid4().hex
+
+    def _try_acquire(self) -> bool:
+        # wall-clock expiry, because the row is read by other processes
+        now = time.time()
+        with self._store._transaction() as db:
+            row = db.execute(
+                "SELECT holder, expires_at FROM locks WHERE name = ?", (self._name,)
+            ).fetchone()
+            if row is not None and row[0] != self._holder and row[1] > now:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO locks (name, holder, expires_at) VALUES (?, ?, ?)",
+                (self._name, self._holder, now + self._ttl),
+            )
+            return True
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Take the lock, waiting up to ``timeout`` seconds (None: forever, 0: try once)."""
+        return retry_until(self._try_acquire, timeout)
+
+    def release(self) -> None:
+        """Give the lock back if still held by this holder."""
+        with self._store._transaction() as db:
+            db.execute(
+                "DELETE FROM locks WHERE name = ? AND holder = ?", (self._name, self._holder)
+            )
+
+    def refresh(self) -> None:
+        """Extend the lease by ``ttl`` from now; raises Conflict if it was lost."""
+        now = time.time()
+        with self._store._transaction() as db:
+            updated = db.execute(
+                "UPDATE locks SET expires_at = ? WHERE name = ? AND holder = ? AND expires_at > ?",
+                (now + self._ttl, self._name, self._holder, now),
+            ).rowcount
+        if not updated:
+            raise Conflict(f"lock {self._name} is no longer held")
+
+    def is_held(self) -> bool:
+        """Whether this holder still holds the lock (its lease has not expired)."""
+        with self._store._connection() as db:
+            row = db.execute(
+                "SELECT 1 FROM locks WHERE name = ? AND holder = ? AND expires_at > ?",
+                (self._name, self._holder, time.time()),
+            ).fetchone()
+        return row is not None

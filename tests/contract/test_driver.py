@@ -1,0 +1,372 @@
+"""The driver contract: every FaaS driver that can run here passes these.
+
+Parametrized by driver: ``local`` (sandboxed with bubblewrap, the real configuration
+here) and ``local-nosandbox`` (plain processes, what hosts without bwrap get).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import textwrap
+import threading
+import time
+import uuid
+
+import pytest
+
+from engine.drivers import open_driver
+from engine.drivers.base import Deployment
+from engine.errors import FunctionBuildError
+from engine.sources import pack
+
+pytestmark = pytest.mark.timeout(120)
+
+DRIVERS = {
+    "local": {"sandbox": True},
+    "local-nosandbox": {"sandbox": False},
+}
+
+#: a module-level token identifies one process (PIDs repeat across sandboxes)
+ECHO = """
+import os, uuid
+INSTANCE = uuid.uuid4().hex
+
+def handle(ctx, payload):
+    return {"payload": payload, "ctx": ctx, "instance": INSTANCE, "pid": os.getpid()}
+"""
+
+
+@pytest.fixture(params=list(DRIVERS))
+def driver_name(request):
+    if DRIVERS[request.param].get("sandbox") and shutil.which("bwrap") is None:
+        pytest.skip("bwrap is not installed")
+    return request.param
+
+
+@pytest.fixture
+def make_driver(driver_name, tmp_path):
+    """Opens drivers (each with its own home, like separate hosts) and closes them."""
+    opened = []
+
+    def make(**opts):
+        home = tmp_path / f"home{len(opened)}"
+        drv = open_driver("local", str(home), **{**DRIVERS[driver_name], **opts})
+        opened.append(drv)
+        return drv
+
+    yield make
+    for drv in opened:
+        drv.close()
+
+
+@pytest.fixture
+def driver(make_driver):
+    return make_driver()
+
+
+@pytest.fixture
+def deploy(tmp_path):
+    """Writes a tiny function and returns its Deployment (a new version each call)."""
+
+    def make(code: str, *, handler: str | None = None, timeout_ms: int = 0, files: dict | None = None):
+        module = f"fn_{uuid.uuid4().hex[:8]}"  # unique, so its processes can be found
+        src = tmp_path / f"src-{module}"
+        src.mkdir()
+        (src / f"{module}.py").write_text(textwrap.dedent(code))
+        for name, text in (files or {}).items():
+            (src / name).write_text(textwrap.dedent(text))
+        archive = pack(str(src))
+        return Deployment(org="acme", name="fn", version=uuid.uuid4().hex, language="python3",
+                          handler=(handler or "{m}.handle").format(m=module), image="python3",
+                          timeout_ms=timeout_ms, source=lambda: archive)
+
+    return make
+
+
+def processes_of(dep: Deployment) -> list[int]:
+    """Host PIDs of processes running this deployment's handler."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if dep.handler.encode() in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def wait_for_processes(dep: Deployment, count: int, within: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + within
+    while True:
+        pids = processes_of(dep)
+        if len(pids) == count or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.02)
+
+
+def test_runs_handler_and_returns_payload(driver, deploy):
+    dep = deploy("def handle(ctx, payload):\n    return {'hello': payload['name']}\n")
+    driver.prepare(dep)
+    out = driver.run(dep, {}, {"name": "world"})
+    assert out.error is None
+    assert out.payload == {"hello": "world"}
+
+
+def test_context_reaches_the_handler(driver, deploy):
+    dep = deploy(ECHO)
+    ctx = {"secrets": {"password": "s3cret"}, "deadline": "2030-01-01T00:00:00Z", "event": None}
+    out = driver.run(dep, ctx, [1, 2, 3])
+    assert out.payload["ctx"] == ctx
+    assert out.payload["payload"] == [1, 2, 3]
+
+
+def test_stdout_and_stderr_lines_are_captured_per_run(driver, deploy):
+    dep = deploy("""
+        import os, subprocess, sys
+
+        def handle(ctx, payload):
+            print("print", payload)
+            os.write(1, b"fd1 " + payload.encode() + b"\\n")
+            subprocess.run(["echo", "subprocess", payload], check=True)
+            sys.stderr.write("stderr " + payload + "\\n")
+            os.write(2, b"fd2 " + payload.encode() + b"\\n")
+            return None
+    """)
+    first = driver.run(dep, {}, "one")
+    second = driver.run(dep, {}, "two")
+    assert first.logs == {"stdout": ["print one", "fd1 one", "subprocess one"],
+                          "stderr": ["stderr one", "fd2 one"]}
+    assert second.logs == {"stdout": ["print two", "fd1 two", "subprocess two"],
+                           "stderr": ["stderr two", "fd2 two"]}
+
+
+def test_log_output_is_capped(driver, deploy):
+    dep = deploy("def handle(ctx, payload):\n    for _ in range(200):\n        print('y' * 999)\n")
+    out = driver.run(dep, {}, None)
+    assert out.error is None
+    assert out.logs["stdout"][-1] == "... [truncated]"
+    assert sum(len(line) + 1 for line in out.logs["stdout"]) < 70 * 1024
+
+
+def test_exception_becomes_function_error_with_stacktrace(driver, deploy):
+    dep = deploy("""
+        def handle(ctx, payload):
+            print("before the failure")
+            return helper()
+
+        def helper():
+            raise ValueError("bad input")
+    """)
+    out = driver.run(dep, {}, None)
+    assert out.payload is None
+    assert out.error["type"] == "FunctionError"
+    assert out.error["message"] == "ValueError: bad input"
+    trace = out.error["stacktrace"]
+    assert trace[0].startswith("Traceback")
+    assert any("in helper" in line for line in trace)
+    assert trace[-1] == "ValueError: bad input"
+    assert not any("server.py" in line for line in trace)  # the runtime's frames are hidden
+    assert out.logs["stdout"] == ["before the failure"]
+
+
+def test_non_json_output_is_a_function_error(driver, deploy):
+    dep = deploy("def handle(ctx, payload):\n    return {'when': object()} if payload else 1\n")
+    out = driver.run(dep, {}, True)
+    assert out.error["type"] == "FunctionError"
+    assert "not JSON-serializable" in out.error["message"]
+    assert out.payload is None
+    assert driver.run(dep, {}, False).payload == 1  # the instance survives
+
+
+def test_timeout_kills_the_process_and_next_run_gets_a_fresh_one(driver, deploy):
+    dep = deploy(ECHO + """
+import time
+_handle = handle
+def handle(ctx, payload):
+    if payload == "slow":
+        print("started", flush=True)
+        time.sleep(30)
+    return _handle(ctx, payload)
+""", timeout_ms=500)
+    first = driver.run(dep, {}, "fast")
+    started = time.monotonic()
+    out = driver.run(dep, {}, "slow")
+    assert time.monotonic() - started < 5
+    assert out.error == {"type": "FunctionError", "message": "function timed out after 500 ms",
+                         "stacktrace": []}
+    assert out.logs["stdout"] == ["started"]
+    assert wait_for_processes(dep, 0) == []
+    after = driver.run(dep, {}, "fast")
+    assert after.error is None
+    assert after.cold_start_ms is not None
+    assert after.payload["instance"] != first.payload["instance"]
+
+
+def test_crashed_process_is_replaced(driver, deploy):
+    dep = deploy(ECHO + """
+_handle = handle
+def handle(ctx, payload):
+    if payload == "crash":
+        os.write(2, b"last words\\n")
+        os._exit(7)
+    return _handle(ctx, payload)
+""")
+    first = driver.run(dep, {}, "ok")
+    out = driver.run(dep, {}, "crash")
+    assert out.error["type"] == "FunctionError"
+    assert out.error["message"] == "function process exited with code 7"
+    assert out.logs["stderr"] == ["last words"]
+    after = driver.run(dep, {}, "ok")
+    assert after.error is None
+    assert after.payload["instance"] != first.payload["instance"]
+
+
+@pytest.mark.parametrize("case, handler, code, reason", [
+    ("missing module", "nowhere.handle", "def handle(ctx, payload):\n    pass\n",
+     "handler module 'nowhere' not found"),
+    ("syntax error", None, "x = 1\n\ndef handle(ctx, payload)\n    return 1\n",
+     r"SyntaxError in fn_\w+\.py line 3: expected ':'"),
+    ("missing attribute", None, "def other(ctx, payload):\n    pass\n",
+     r"module 'fn_\w+' has no attribute 'handle'"),
+])
+def test_broken_handler_fails_prepare_with_reason(driver, deploy, case, handler, code, reason):
+    dep = deploy(code, handler=handler)
+    with pytest.raises(FunctionBuildError, match=reason):
+        driver.prepare(dep)
+    # a run does not raise for the function's own fault: it is the outcome's error
+    out = driver.run(dep, {}, None)
+    assert out.error["type"] == "FunctionError"
+    assert re.fullmatch(reason, out.error["message"])
+
+
+def test_warm_instance_is_reused(driver, deploy):
+    dep = deploy(ECHO)
+    first = driver.run(dep, {}, 1)
+    second = driver.run(dep, {}, 2)
+    third = driver.run(dep, {}, 3)
+    assert first.cold_start_ms is not None and first.cold_start_ms > 0
+    assert second.cold_start_ms is None and third.cold_start_ms is None
+    assert first.payload["instance"] == second.payload["instance"] == third.payload["instance"]
+    assert first.payload["pid"] == second.payload["pid"]
+
+
+def test_first_run_after_prepare_is_warm(driver, deploy):
+    dep = deploy(ECHO)
+    driver.prepare(dep)
+    driver.prepare(dep)  # idempotent
+    assert driver.run(dep, {}, None).cold_start_ms is None
+    assert len(processes_of(dep)) >= 1
+
+
+def test_concurrent_runs_use_separate_instances(driver, deploy):
+    dep = deploy(ECHO + "\nimport time\n_h = handle\ndef handle(ctx, p):\n    time.sleep(0.5)\n    return _h(ctx, p)\n")
+    driver.prepare(dep)
+    results = [None] * 3
+
+    def call(i):
+        results[i] = driver.run(dep, {}, i)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.monotonic() - started < 1.4  # not one after the other
+    assert [r.payload["payload"] for r in results] == [0, 1, 2]
+    assert len({r.payload["instance"] for r in results}) == 3
+
+
+def test_runs_beyond_the_instance_limit_wait_for_a_free_one(make_driver, deploy):
+    driver = make_driver(max_instances_per_version=1)
+    dep = deploy(ECHO + "\nimport time\n_h = handle\ndef handle(ctx, p):\n    time.sleep(0.3)\n    return _h(ctx, p)\n")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(driver.run(dep, {}, None))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.error is None for r in results)
+    assert len({r.payload["instance"] for r in results}) == 1
+
+
+def test_retire_stops_instances(driver, deploy):
+    dep = deploy(ECHO)
+    driver.run(dep, {}, None)
+    assert len(processes_of(dep)) >= 1
+    driver.retire(dep)
+    assert wait_for_processes(dep, 0) == []
+    home_functions = os.path.join(driver._home, "functions", dep.org, dep.name)
+    assert not os.path.exists(os.path.join(home_functions, dep.version))
+
+
+def test_close_stops_every_instance(make_driver, deploy):
+    driver = make_driver()
+    deps = [deploy(ECHO), deploy(ECHO)]
+    for dep in deps:
+        driver.run(dep, {}, None)
+    driver.close()
+    for dep in deps:
+        assert wait_for_processes(dep, 0) == []
+
+
+def test_unprepared_version_is_prepared_on_first_run(make_driver, deploy):
+    preparer, other_host = make_driver(), make_driver()
+    dep = deploy(ECHO)
+    preparer.prepare(dep)
+    out = other_host.run(dep, {}, "x")
+    assert out.error is None and out.payload["payload"] == "x"
+    assert out.cold_start_ms is not None
+    assert os.path.isdir(os.path.join(other_host._home, "functions", "acme", "fn", dep.version, "src"))
+
+
+def test_function_files_beside_the_handler_are_importable_and_readable(driver, deploy):
+    dep = deploy("""
+        import helper
+
+        def handle(ctx, payload):
+            with open("data.txt") as f:
+                return helper.shout(f.read().strip())
+    """, files={"helper.py": "def shout(s):\n    return s.upper()\n", "data.txt": "quiet\n"})
+    assert driver.run(dep, {}, None).payload == "QUIET"
+
+
+def test_function_does_not_see_the_drivers_environment(driver, deploy, monkeypatch):
+    monkeypatch.setenv("DISPATCH_SECRET_KEY", "do-not-leak")
+    dep = deploy("import os\ndef handle(ctx, payload):\n    return dict(os.environ)\n")
+    env = driver.run(dep, {}, None).payload
+    assert "DISPATCH_SECRET_KEY" not in env
+    assert env["HOME"] == "/tmp"
+    assert set(env) <= {"PATH", "HOME", "LANG", "PWD", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
+
+
+def test_memory_limit_turns_into_a_function_error(make_driver, deploy):
+    driver = make_driver(memory_limit_mb=200)
+    dep = deploy("def handle(ctx, payload):\n    return len(bytearray(400 * 1024 * 1024))\n")
+    out = driver.run(dep, {}, None)
+    assert out.error["message"] == "MemoryError"
+
+
+def test_idle_instances_are_stopped(make_driver, deploy):
+    driver = make_driver(idle_seconds=0.2)
+    dep = deploy(ECHO)
+    first = driver.run(dep, {}, None)
+    assert wait_for_processes(dep, 0, within=5) == []
+    second = driver.run(dep, {}, None)
+    assert second.cold_start_ms is not None
+    assert second.payload["instance"] != first.payload["instance"]
+
+
+def test_a_newer_version_stops_idle_instances_of_older_ones(driver, deploy):
+    old, new = deploy(ECHO), deploy(ECHO)
+    old, new = dataclasses.replace(old, name="same"), dataclasses.replace(new, name="same")
+    driver.run(old, {}, None)
+    driver.run(new, {}, None)
+    assert wait_for_processes(old, 0) == []
+    assert processes_of(new)
+    assert driver.run(old, {}, None).error is None  # an older version still runs on demand
