@@ -55,6 +55,10 @@ class _Pool:
         self.retired = False
 
 
+class _Retired(FunctionBuildError):
+    """The version was retired (or the driver closed) while a call was getting to it."""
+
+
 def _function_error(message: str, stacktrace: list[str] | None = None) -> dict[str, Any]:
     return {"type": "FunctionError", "message": message, "stacktrace": stacktrace or []}
 
@@ -108,6 +112,8 @@ class LocalDriver(Driver):
             pool = self._prepared_pool(deployment, for_run=True)
             self._stop_older_idle(pool)
             inst, cold_ms = self._acquire(pool)
+        except _Retired as exc:  # not the function's fault
+            return Outcome(error={"type": "SystemError", "message": exc.message, "stacktrace": []})
         except FunctionBuildError as exc:
             return Outcome(error=_function_error(exc.message))
         timeout_ms = deployment.timeout_ms or DEFAULT_TIMEOUT_MS
@@ -175,6 +181,8 @@ class LocalDriver(Driver):
     # -- pools ------------------------------------------------------------------------
 
     def _prepared_pool(self, deployment: Deployment, *, for_run: bool) -> _Pool:
+        if self._closed.is_set():
+            raise _Retired("the local driver is closed")
         with self._lock:
             pool = self._pools.get(deployment.id)
             if pool is None:
@@ -188,7 +196,12 @@ class LocalDriver(Driver):
             if pool.prepared:
                 return pool
             started = time.perf_counter()
-            self._unpack(deployment, pool.src_dir)
+            try:
+                self._unpack(deployment, pool.src_dir)
+            except (FunctionBuildError, OSError):
+                if pool.retired:  # retire() moved the tree away mid-unpack
+                    raise _Retired(f"function version {deployment.id} was retired") from None
+                raise
             with self._lock:
                 pool.count += 1
             inst = self._start(pool)
@@ -206,8 +219,10 @@ class LocalDriver(Driver):
         try:
             with self._lock:
                 while True:
-                    if pool.retired or self._closed.is_set():
-                        raise FunctionBuildError(f"function version {pool.deployment.id} was retired")
+                    if self._closed.is_set():
+                        raise _Retired("the local driver is closed")
+                    if pool.retired:
+                        raise _Retired(f"function version {pool.deployment.id} was retired")
                     while pool.idle:
                         inst = pool.idle.pop()
                         if inst.alive():
@@ -238,7 +253,7 @@ class LocalDriver(Driver):
                 pool.count -= 1
                 pool.freed.notify()
             if pool.retired:  # its files went away under it: say why, not the symptom
-                raise FunctionBuildError(f"function version {d.id} was retired") from None
+                raise _Retired(f"function version {d.id} was retired") from None
             if isinstance(exc, FunctionBuildError):
                 log.info("instance.failed function=%s reason=%r", d.id, exc.message)
             raise

@@ -4,9 +4,11 @@ What the function sees: a read-only ``/usr`` (and the ``/lib``, ``/bin`` links),
 files of ``/etc``, the interpreter's installation read-only at its own path, its source
 read-only at ``/function``, the runtime server read-only at ``/opt/dispatch/server.py``,
 its instance directory (socket and log files) read-write at ``/run/dispatch``, a private
-tmpfs ``/tmp`` (the only other writable place: the root is read-only), its own ``/proc`` and ``/dev``; no network (a private, empty network
-namespace), no capabilities, its own PID, IPC and UTS namespaces. Nothing else of the
-host: not ``$DISPATCH_HOME``, not the project tree, not ``/root`` or ``/home``.
+tmpfs ``/tmp`` (the only other writable place: the root is read-only), its own
+``/proc`` and ``/dev``; no network (a private, empty network namespace), no
+capabilities, its own PID, IPC and UTS namespaces. Nothing else of the host: not
+``$DISPATCH_HOME``, not the project tree, not ``/root`` or ``/home`` (beyond the
+interpreter's own installation, which may live there, as pyenv's does).
 """
 
 from __future__ import annotations
