@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 
 import dramatiq
@@ -73,6 +74,9 @@ def serve_embedded(home: str, host: str = "127.0.0.1", port: int = 8080) -> None
     """Run an embedded Dispatch until SIGINT or SIGTERM (the ``dispatch up`` command)."""
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # A run crosses several threads of this one process (HTTP, queue, worker, watch);
+    # each hand-off may wait for the GIL up to the switch interval (5 ms by default).
+    sys.setswitchinterval(0.0005)
     server = start_embedded(home, host, port)
     print(f"Dispatch is up at {server.url} (home {server.settings.home}); Ctrl-C stops it",
           flush=True)

@@ -59,6 +59,7 @@ class Cluster:
 
     def start(self) -> "Cluster":
         if self.mode == "embedded":
+            self.store_url = f"sqlite:///{self.tmp}/home/dispatch.db"
             self._spawn(f"{sys.executable} -m cli.main up --port {self.port} "
                         f"--home {self.tmp}/home")
         else:
@@ -73,7 +74,8 @@ class Cluster:
             import redis
 
             redis.Redis.from_url(self.redis_url).flushdb()
-            self.env.update(DISPATCH_STORE=f"etcd://127.0.0.1:{etcd_port}",
+            self.store_url = f"etcd://127.0.0.1:{etcd_port}"
+            self.env.update(DISPATCH_STORE=self.store_url,
                             DISPATCH_BROKER=self.redis_url)
             for line in (ROOT / "Procfile").read_text().splitlines():
                 if line.strip() and not line.startswith("#"):

@@ -45,13 +45,13 @@ class FunctionUpdateSchema(FunctionSchema):
 
 @blp.route("")
 class Functions(MethodView):
-    @blp.arguments(FunctionSchema)
+    @blp.arguments(FunctionSchema())
     @blp.response(201, FunctionSchema)
     def post(self, body):
         """Create a function (built asynchronously: INITIALIZED, then READY or ERROR)."""
         return system().functions.create(org(), body)
 
-    @blp.arguments(TagsQuerySchema, location="query")
+    @blp.arguments(TagsQuerySchema(), location="query")
     @blp.response(200, FunctionSchema(many=True))
     def get(self, query):
         """List the organization's functions."""
@@ -65,7 +65,7 @@ class Function(MethodView):
         """Read one function."""
         return system().functions.get(org(), function_name)
 
-    @blp.arguments(FunctionUpdateSchema)
+    @blp.arguments(FunctionUpdateSchema())
     @blp.response(200, FunctionSchema)
     def put(self, body, function_name):
         """Replace a function's spec and source: a new version is built."""

@@ -44,8 +44,8 @@ class RunQuerySchema(Schema):
 
 @blp.route("")
 class Runs(MethodView):
-    @blp.arguments(RunQuerySchema, location="query")
-    @blp.arguments(RunSchema)
+    @blp.arguments(RunQuerySchema(), location="query")
+    @blp.arguments(RunSchema())
     @blp.response(200, RunSchema, description="blocking: the finished run")
     @blp.alt_response(202, schema=RunSchema, description="non-blocking: the run, INITIALIZED")
     def post(self, query, body):
@@ -56,7 +56,7 @@ class Runs(MethodView):
             return run, 202
         return runs.wait(run)
 
-    @blp.arguments(RunQuerySchema, location="query")
+    @blp.arguments(RunQuerySchema(), location="query")
     @blp.response(200, RunSchema(many=True))
     def get(self, query):
         """List runs, newest first."""
@@ -66,7 +66,7 @@ class Runs(MethodView):
 
 @blp.route("/<string:run_name>")
 class Run(MethodView):
-    @blp.arguments(RunQuerySchema, location="query")
+    @blp.arguments(RunQuerySchema(), location="query")
     @blp.response(200, RunSchema)
     def get(self, query, run_name):
         """Read one run."""

@@ -26,6 +26,8 @@ class SettleWaiter:
     def __init__(self, store: Store, prefix: str, recheck_seconds: float = 2.0):
         self.store, self.prefix, self.recheck_seconds = store, prefix, recheck_seconds
         self._waiters: dict[str, list[threading.Event]] = {}
+        #: the settled entity the watch saw for a waited-on key, handed to its waiters
+        self._seen: dict[str, E.Entity] = {}
         self._lock = threading.Lock()
         self._closed = False
         self._watch = None
@@ -40,13 +42,18 @@ class SettleWaiter:
             self._waiters.setdefault(key, []).append(event)
         try:
             deadline = time.monotonic() + timeout
+            entity = read()
             while True:
-                entity = read()
                 remaining = deadline - time.monotonic()
                 if entity.get("status") in E.SETTLED or remaining <= 0:
                     return entity
-                event.wait(min(remaining, self.recheck_seconds))
-                event.clear()
+                if event.wait(min(remaining, self.recheck_seconds)):
+                    event.clear()
+                    with self._lock:
+                        seen = self._seen.get(key)
+                    entity = seen if seen is not None else read()
+                else:
+                    entity = read()  # the safety net: no word from the watch for a while
         finally:
             with self._lock:
                 events = self._waiters.get(key, [])
@@ -54,6 +61,20 @@ class SettleWaiter:
                     events.remove(event)
                 if not events:
                     self._waiters.pop(key, None)
+                    self._seen.pop(key, None)
+
+    def settled(self, key: str, entity: E.Entity) -> None:
+        """Wake this process's waiters of ``key`` with ``entity`` now settled.
+
+        Called by a writer in the same process, so that they need not wait for the
+        watch thread to relay the write; the watch still wakes everyone else.
+        """
+        with self._lock:
+            events = list(self._waiters.get(key, ()))
+            if events:
+                self._seen[key] = entity
+        for event in events:
+            event.set()
 
     def _follow(self) -> None:
         while not self._closed:
@@ -61,12 +82,8 @@ class SettleWaiter:
                 self._watch = self.store.watch(self.prefix, self._next_revision)
                 for change in self._watch:
                     self._next_revision = change.revision + 1
-                    if change.entity is None or change.entity.get("status") not in E.SETTLED:
-                        continue
-                    with self._lock:
-                        events = list(self._waiters.get(change.key, ()))
-                    for event in events:
-                        event.set()
+                    if change.entity is not None and change.entity.get("status") in E.SETTLED:
+                        self.settled(change.key, change.entity)
                 if not self._closed:
                     time.sleep(0.1)  # the watch ended by itself (store closing): don't spin
             except Exception:

@@ -12,6 +12,7 @@ from .. import entities as E
 from ..drivers.base import Driver, Outcome
 from ..errors import InvalidInput, NotFound, StaleRevision
 from ..jobs import EXECUTE_RUN, Jobs
+from ..cache import EntityCache
 from ..store import Store
 from ..waiter import SettleWaiter
 from .functions import FunctionService
@@ -35,6 +36,7 @@ class RunService:
         #: extra time a worker's claim on a run lasts beyond the function's own timeout
         self.claim_grace_seconds = claim_grace_seconds
         self._waiter: SettleWaiter | None = None
+        self._functions: EntityCache | None = None
 
     # ---- API side -------------------------------------------------------------------
 
@@ -42,7 +44,7 @@ class RunService:
         """Store a run ``INITIALIZED`` and queue it. 404 if the function is not READY."""
         if not function_name:
             raise InvalidInput("functionName is required")
-        fn = self.store.get(E.FUNCTION, org, function_name)
+        fn = self._function(org, function_name)
         if fn["status"] != E.READY:
             raise NotFound(f"function {function_name} is not READY")
         run = E.new(
@@ -68,6 +70,19 @@ class RunService:
             self._waiter = SettleWaiter(self.store, E.prefix(E.RUN))
         org, name = run["organizationId"], run["name"]
         return self._waiter.wait(E.key_of(run), lambda: self.store.get(E.RUN, org, name), timeout)
+
+    def _function(self, org: str, name: str) -> E.Entity:
+        """The function, from the watched cache when it is READY there, else the store.
+
+        A cached READY function is at most a watch delay old: a run may start on a
+        version that is being replaced, as it would have a moment earlier.
+        """
+        if self._functions is None:
+            self._functions = EntityCache(self.store, E.FUNCTION)
+        fn = self._functions.get(org, name)
+        if fn is not None and fn["status"] == E.READY:
+            return fn
+        return self.store.get(E.FUNCTION, org, name)
 
     def wait_seconds(self, fn_timeout_ms: int) -> float:
         return (fn_timeout_ms or DEFAULT_TIMEOUT_MS) / 1000 + self.claim_grace_seconds
@@ -100,7 +115,7 @@ class RunService:
         if run["status"] != E.INITIALIZED:
             return  # claimed or finished already: at-least-once delivery made it a no-op
         try:
-            fn = self.store.get(E.FUNCTION, org, run["functionName"])
+            fn = self._function(org, run["functionName"])
         except NotFound:
             self._finish(run, Outcome(error=system_error(
                 f"function {run['functionName']} was deleted before the run started")))
@@ -140,15 +155,18 @@ class RunService:
             run["coldStartMs"] = round(outcome.cold_start_ms, 3)
         run.pop("claimExpires", None)
         try:
-            self.store.update(run)
+            run = self.store.update(run)
         except (StaleRevision, NotFound):
             log.warning("run.result_dropped key=%s (the run changed meanwhile)", E.key_of(run))
             return
+        if self._waiter is not None:
+            self._waiter.settled(E.key_of(run), run)
         log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
 
     def close(self) -> None:
-        if self._waiter is not None:
-            self._waiter.close()
+        for follower in (self._waiter, self._functions):
+            if follower is not None:
+                follower.close()
 
 
 def _names(value: Any, field: str) -> list[str]:
