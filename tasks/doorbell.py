@@ -17,6 +17,9 @@ from dramatiq.errors import ConnectionClosed
 
 #: tokens kept per doorbell; more would only wake consumers that find nothing
 MAX_TOKENS = 64
+#: the longest an idle consumer blocks at once: below redis-py's default 5 s socket
+#: timeout, which would otherwise cut a longer BLPOP short with an error
+MAX_BLOCK_SECONDS = 4.0
 
 
 class DoorbellRedisBroker(RedisBroker):
@@ -51,7 +54,7 @@ class _DoorbellConsumer(_RedisConsumer):
                 time.sleep(0.005)  # every worker thread is busy: nothing to wait on
                 return None
             self.broker.client.blpop([self.broker.doorbell(self.queue_name)],
-                                     timeout=self.timeout / 1000)
+                                     timeout=min(self.timeout / 1000, MAX_BLOCK_SECONDS))
             return None
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
