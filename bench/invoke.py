@@ -15,7 +15,9 @@ import argparse
 import base64
 import os
 import random
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -24,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.cluster import Client, Cluster  # noqa: E402
+from bench.cluster import ROOT, Client, Cluster  # noqa: E402
 from engine.sources import pack  # noqa: E402
 
 NOOP = "def handle(ctx, payload):\n    return payload\n"
@@ -108,33 +110,58 @@ def async_throughput(port: int, store_url: str, name: str, n: int, concurrency: 
     return n / elapsed
 
 
-def raw_dramatiq_throughput(mode: str, redis_url: str, n: int, threads: int = 8) -> float:
-    """A no-op actor on the same kind of broker, with the same worker thread count."""
+def raw_dramatiq_throughput(mode: str, redis_url: str, n: int, concurrency: int = 16) -> float:
+    """A no-op actor on the same broker, sent from ``concurrency`` threads.
+
+    Embedded: Dramatiq's StubBroker with in-process worker threads, as ``dispatch up``
+    runs its jobs. Distributed: Redis, consumed by a ``dramatiq`` process started with
+    the Procfile worker's own processes and threads.
+    """
     import dramatiq
 
-    from tasks.broker import make_broker
+    if mode == "embedded":
+        from tasks.broker import make_broker
 
-    broker = make_broker("stub://" if mode == "embedded" else redis_url)
-    if mode != "embedded":
+        broker = make_broker("stub://")
+        actor = dramatiq.Actor(lambda i: None, broker=broker, actor_name="bench_noop",
+                               queue_name="bench", priority=0, options={"max_retries": 0})
+        worker = dramatiq.Worker(broker, worker_threads=8, worker_timeout=100)
+        worker.start()
+        stop = worker.stop
+    else:
+        os.environ["DISPATCH_BROKER"] = redis_url
+        from bench import noop
+
+        broker, actor = noop.broker, noop.noop
         broker.client.flushdb()
-    done = threading.Semaphore(0)
+        command = procfile_worker().replace("tasks.worker", "bench.noop")
+        command = command.split(" --queues")[0] + f" --queues {noop.QUEUE}"
+        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT,
+                                env=dict(os.environ, DISPATCH_BROKER=redis_url),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
 
-    def noop(i):
-        done.release()
+        def stop():
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
 
-    actor = dramatiq.Actor(noop, broker=broker, actor_name="bench_noop", queue_name="bench",
-                           priority=0, options={})
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
-    worker.start()
     try:
+        actor.send(-1)  # the consumer is up once this one is processed
+        broker.join("bench", interval=10, timeout=60_000)
         start = time.perf_counter()
-        for i in range(n):
-            actor.send(i)
-        for _ in range(n):
-            done.acquire()
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(actor.send, range(n)))
+        broker.join("bench", interval=10, timeout=600_000)
         return n / (time.perf_counter() - start)
     finally:
-        worker.stop()
+        stop()
+
+
+def procfile_worker() -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("worker:"):
+            return line.partition(":")[2].strip()
+    raise RuntimeError("the Procfile has no worker")
 
 
 def main() -> None:
@@ -142,8 +169,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=("embedded", "distributed"), default="embedded")
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--idle-calls", type=int, default=10)
-    parser.add_argument("--async-runs", type=int, default=1000)
-    parser.add_argument("--raw-jobs", type=int, default=5000)
+    parser.add_argument("--async-runs", type=int, default=2000)
+    parser.add_argument("--raw-jobs", type=int, default=10000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args()
 
