@@ -43,6 +43,7 @@ class EmbeddedServer:
 
     def start(self) -> "EmbeddedServer":
         self.worker.start()
+        self.system.reconciler.follow()
         thread, self._stop_reconciler = start_thread(
             self.system.store, "reconciler", self.settings.reconcile_seconds,
             self.system.reconciler.reconcile_once)

@@ -1,10 +1,11 @@
-"""A process-local copy of every entity of one kind, kept current by a store watch."""
+"""A process-local copy of the entities of one kind, kept current by a store watch."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from typing import Callable
 
 from . import entities as E
 from .store import Store
@@ -13,7 +14,8 @@ log = logging.getLogger("dispatch.cache")
 
 
 class EntityCache:
-    """Every entity of ``kind``, refreshed from the store's ordered watch.
+    """Every entity of ``kind`` (that ``keep`` accepts), refreshed from the store's
+    ordered watch.
 
     It serves the hot path's reads of entities that change rarely (functions, on every
     run). It may lag the store by the watch's delay, so callers use it only where a
@@ -21,8 +23,10 @@ class EntityCache:
     ``None`` or an entity they cannot act on. If the watch breaks, the cache is reloaded.
     """
 
-    def __init__(self, store: Store, kind: str):
+    def __init__(self, store: Store, kind: str,
+                 keep: Callable[[E.Entity], bool] | None = None):
         self.store, self.kind = store, kind
+        self.keep = keep or (lambda entity: True)
         self._items: dict[str, E.Entity] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -39,9 +43,16 @@ class EntityCache:
             entity = self._items.get(E.key(self.kind, org, name))
         return dict(entity) if entity is not None else None
 
+    def values(self) -> list[E.Entity] | None:
+        """Copies of every cached entity, or None while the cache is not loaded."""
+        if not self._loaded.is_set():
+            return None
+        with self._lock:
+            return [dict(e) for e in self._items.values()]
+
     def _load(self) -> int:
         revision = self.store.revision()
-        items = {E.key_of(e): e for e in self.store.list(self.kind)}
+        items = {E.key_of(e): e for e in self.store.list(self.kind) if self.keep(e)}
         with self._lock:
             self._items = items
         return revision
@@ -51,7 +62,7 @@ class EntityCache:
             current = self._items.get(change.key)
             if current is not None and current["revision"] >= change.revision:
                 return  # the load already saw this or a later write
-            if change.entity is None:
+            if change.entity is None or not self.keep(change.entity):
                 self._items.pop(change.key, None)
             else:
                 self._items[change.key] = change.entity

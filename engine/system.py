@@ -32,6 +32,7 @@ class Dispatch:
                                      settings.run_attempts)
 
     def close(self) -> None:
+        self.reconciler.close()
         self.runs.close()
         self.driver.close()
         self.store.close()

@@ -22,6 +22,7 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    system.reconciler.follow()
     lead(system.store, "reconciler", settings.reconcile_seconds,
          system.reconciler.reconcile_once, stop)
     system.close()

@@ -23,6 +23,7 @@ import time
 from typing import Callable
 
 from .. import entities as E
+from ..cache import EntityCache
 from ..errors import NotFound, StaleRevision
 from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN, Jobs
 from ..store import Store
@@ -39,6 +40,7 @@ class Reconciler:
                  run_attempts: int = 2):
         self.store, self.jobs = store, jobs
         self.stuck_seconds, self.run_attempts = stuck_seconds, run_attempts
+        self._pending: dict[str, EntityCache] | None = None
         self.TABLE: dict[tuple[str, str], Callable[[E.Entity, float], str | None]] = {
             (E.FUNCTION, E.INITIALIZED): self._resubmit(CREATE_FUNCTION),
             (E.FUNCTION, E.UPDATING): self._resubmit(CREATE_FUNCTION),
@@ -48,13 +50,28 @@ class Reconciler:
             (E.RUN, E.CREATING): self._reclaim_run,
         }
 
+    def follow(self) -> None:
+        """Keep the entities in transitional statuses in memory, fed by store watches, so
+        that a pass never lists every run ever made (a long-lived leader calls this)."""
+        self._pending = {
+            kind: EntityCache(self.store, kind,
+                              keep=lambda e, kind=kind: (kind, e.get("status")) in self.TABLE)
+            for kind in (E.FUNCTION, E.RUN)
+        }
+
+    def _in_transition(self, kind: str) -> list[E.Entity]:
+        cached = self._pending[kind].values() if self._pending else None
+        if cached is not None:
+            return cached
+        statuses = [s for (k, s) in self.TABLE if k == kind]
+        return self.store.list(kind, None, status=statuses)
+
     def reconcile_once(self, now: float | None = None) -> dict[str, int]:
         """One pass over every organization; returns how many entities each action moved."""
         now = time.time() if now is None else now
         moved: dict[str, int] = {}
         for kind in (E.FUNCTION, E.RUN):
-            statuses = [s for (k, s) in self.TABLE if k == kind]
-            for entity in self.store.list(kind, None, status=statuses):
+            for entity in self._in_transition(kind):
                 try:
                     action = self.TABLE[(kind, entity["status"])](entity, now)
                 except (StaleRevision, NotFound):
@@ -98,3 +115,7 @@ class Reconciler:
         self.store.update(dict(run, status=E.ERROR, error=system_error(message),
                                reason=[message], finishedTime=int(now)))
         return "failed_run"
+
+    def close(self) -> None:
+        for cache in (self._pending or {}).values():
+            cache.close()

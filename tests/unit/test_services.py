@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 
 import pytest
 
@@ -218,3 +219,29 @@ def test_reconciler_rebuilds_a_function_whose_builder_died(parts, source):
     assert Reconciler(store, jobs).reconcile_once(now=101.0) == {"rebuilt_function": 1}
     drain(jobs, functions, runs)
     assert functions.get("default", "hello")["status"] == E.READY
+
+
+def test_following_reconciler_finds_stuck_runs_without_listing_settled_ones(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    done = runs.start("default", "hello", {})
+    drain(jobs, functions, runs)
+    lost = runs.start("default", "hello", {})
+    jobs.submitted.clear()
+    reconciler = Reconciler(store, jobs, stuck_seconds=5)
+    reconciler.follow()
+    try:
+        pending = reconciler._pending[E.RUN]
+        deadline = time.monotonic() + 5
+        while pending.values() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [r["name"] for r in pending.values()] == [lost["name"]]  # not the settled one
+        assert reconciler.reconcile_once(now=lost["modifiedTime"] + 6) == {
+            "resubmitted_execute_run": 1}
+        drain(jobs, functions, runs)
+        while pending.values() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pending.values() == [] and runs.get("default", done["name"])["status"] == E.READY
+    finally:
+        reconciler.close()
