@@ -40,6 +40,7 @@ class RunQuerySchema(Schema):
     functionName = fields.String()
     since = fields.Integer(metadata={"description": "Unix seconds: runs modified after"})
     tags = fields.List(fields.String())
+    limit = fields.Integer(metadata={"description": "at most this many runs, newest first"})
 
 
 @blp.route("")
@@ -61,7 +62,7 @@ class Runs(MethodView):
     def get(self, query):
         """List runs, newest first."""
         return system().runs.list(org(), query.get("functionName"), query.get("since"),
-                                  parse_tags(query.get("tags")))
+                                  parse_tags(query.get("tags")), query.get("limit"))
 
 
 @blp.route("/<string:run_name>")

@@ -14,6 +14,7 @@ from ..errors import FunctionBuildError, InvalidInput, NotFound, StaleRevision
 from ..images import ImageCatalog
 from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, Jobs
 from ..sources import decode
+from ..steps.validation import check_schema
 from ..store import Store
 
 log = logging.getLogger("dispatch.functions")
@@ -21,6 +22,30 @@ log = logging.getLogger("dispatch.functions")
 #: the fields a client sets; everything else is the server's
 SPEC_FIELDS = ("image", "handler", "timeout", "schema", "secrets", "services", "tags")
 SOURCE_SCHEME = "es://"
+#: what makes one version of a function: replaced together by an update
+VERSION_FIELDS = ("faasId", "sourceURL", "image", "handler", "timeout", "schema", "secrets",
+                  "network", "concurrency")
+
+
+def serving_version(fn: E.Entity) -> E.Entity | None:
+    """The version runs go to: the function if READY, the version an update replaces
+    while the update builds, else None."""
+    if fn["status"] == E.READY:
+        return fn
+    previous = fn.get("previous")
+    if previous and fn["status"] in (E.UPDATING, E.CREATING, E.INITIALIZED):
+        return {**fn, **previous}
+    return None
+
+
+def version_of(fn: E.Entity, faas_id: str) -> E.Entity | None:
+    """The function as of version ``faas_id``; if that version is gone, the serving one."""
+    if fn["faasId"] == faas_id and fn["status"] == E.READY:
+        return fn
+    previous = fn.get("previous")
+    if previous and previous["faasId"] == faas_id:
+        return {**fn, **previous}
+    return serving_version(fn)
 
 
 def validate_name(name: Any, field: str = "name") -> str:
@@ -70,15 +95,20 @@ class FunctionService:
             raise InvalidInput(f"function {name} is being deleted")
         fields = self._validate(org, spec)
         source = self._new_source(org, spec)
-        old_source = fn["sourceURL"][len(SOURCE_SCHEME):]
+        # the version that keeps serving while this one builds: the READY one, or the one
+        # an unfinished update was already replacing
+        previous = ({k: fn.get(k) for k in VERSION_FIELDS} if fn["status"] == E.READY
+                    else fn.get("previous"))
+        unbuilt = fn["sourceURL"] if fn["status"] != E.READY else None
         fn.update(fields, sourceURL=SOURCE_SCHEME + source["name"], faasId=source["name"],
-                  status=E.UPDATING, reason=[])
+                  status=E.UPDATING, reason=[], previous=previous)
         try:
             fn = self.store.update(fn)
         except Exception:
             self._drop_source(org, source["name"])
             raise
-        self._drop_source(org, old_source)
+        if unbuilt and unbuilt != (previous or {}).get("sourceURL"):
+            self._drop_source(org, unbuilt[len(SOURCE_SCHEME):])  # never served: gone
         self.jobs.submit(CREATE_FUNCTION, E.key_of(fn))
         log.info("function.updated key=%s version=%s", E.key_of(fn), fn["faasId"])
         return fn
@@ -115,14 +145,31 @@ class FunctionService:
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
             raise InvalidInput("timeout must be a non-negative number of milliseconds")
         schema = spec.get("schema") or {}
+        if not isinstance(schema, dict):
+            raise InvalidInput("schema must be an object with 'in' and 'out' JSON Schemas")
+        for direction in ("in", "out"):
+            check_schema(schema.get(direction), f"schema.{direction}")
+        secrets = spec.get("secrets") or []
+        if not isinstance(secrets, list) or not all(isinstance(n, str) for n in secrets):
+            raise InvalidInput("secrets must be a list of secret names")
+        for secret in secrets:
+            validate_name(secret, "secrets[]")
+        concurrency = spec.get("concurrency") or 0
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 0:
+            raise InvalidInput("concurrency must be a non-negative number of instances")
+        network = spec.get("network") or False
+        if not isinstance(network, bool):
+            raise InvalidInput("network must be true or false")
         return {
             "image": image,
             "handler": handler,
             "timeout": timeout,
             "schema": {"in": schema.get("in"), "out": schema.get("out")},
-            "secrets": list(spec.get("secrets") or []),
+            "secrets": list(secrets),
             "services": list(spec.get("services") or []),
             "tags": list(spec.get("tags") or []),
+            "network": network,
+            "concurrency": concurrency,
         }
 
     def _new_source(self, org: str, spec: dict[str, Any]) -> E.Entity:
@@ -180,11 +227,23 @@ class FunctionService:
             log.exception("function.build_failed key=%s", key)
             fn.update(status=E.ERROR, reason=[f"internal error when building function {name}: {exc}"])
         fn.pop("claimExpires", None)
+        replaced = fn.pop("previous", None)
         try:
             self.store.update(fn)
         except (StaleRevision, NotFound):
             return  # updated or deleted while building: that change's own job takes over
-        log.info("function.%s key=%s", fn["status"].lower(), key)
+        log.info("function.%s key=%s version=%s", fn["status"].lower(), key, fn["faasId"])
+        if replaced:
+            self._retire({**fn, **replaced})
+
+    def _retire(self, version: E.Entity) -> None:
+        """Stop a version's instances here (other hosts stop theirs when a newer version
+        runs there) and delete its source."""
+        try:
+            self.driver.retire(self.deployment(version))
+        except InvalidInput:
+            pass  # its image is gone: nothing runs it
+        self._drop_source(version["organizationId"], version["sourceURL"][len(SOURCE_SCHEME):])
 
     def remove(self, key: str) -> None:
         """The ``delete_function`` job: retire its instances, delete its runs and source."""
@@ -195,16 +254,13 @@ class FunctionService:
             return
         if fn["status"] != E.DELETING:
             return
-        try:
-            self.driver.retire(self.deployment(fn))
-        except InvalidInput:
-            pass  # its image is gone: nothing to retire
+        for version in filter(None, (fn, fn.get("previous") and {**fn, **fn["previous"]})):
+            self._retire(version)
         for run in self.store.list(E.RUN, org, fields={"functionName": name}):
             try:
                 self.store.delete(E.RUN, org, run["name"])
             except NotFound:
                 pass
-        self._drop_source(org, fn["sourceURL"][len(SOURCE_SCHEME):])
         try:
             self.store.delete(kind, org, name, revision=fn["revision"])
         except (StaleRevision, NotFound):

@@ -9,13 +9,14 @@ import uuid
 from typing import Any, Iterable
 
 from .. import entities as E
+from ..cache import EntityCache
 from ..drivers.base import Driver, Outcome
 from ..errors import InvalidInput, NotFound, StaleRevision
 from ..jobs import EXECUTE_RUN, Jobs
-from ..cache import EntityCache
+from ..steps import Call, Step, run_pipeline
 from ..store import Store
 from ..waiter import SettleWaiter
-from .functions import FunctionService
+from .functions import FunctionService, serving_version, version_of
 
 log = logging.getLogger("dispatch.runs")
 
@@ -30,8 +31,11 @@ class RunService:
     """Runs of functions. Each run is one store entity under ``/dispatch/run/<org>/<id>``."""
 
     def __init__(self, store: Store, jobs: Jobs, driver: Driver, functions: FunctionService,
-                 attempts: int = 2, claim_grace_seconds: float = 30.0):
+                 attempts: int = 2, claim_grace_seconds: float = 30.0,
+                 steps: list[Step] | None = None):
         self.store, self.jobs, self.driver, self.functions = store, jobs, driver, functions
+        #: the pipeline around each call (Dispatch's Validator ∘ SecretInjector ∘ …)
+        self.steps = list(steps or [])
         self.attempts = attempts
         #: extra time a worker's claim on a run lasts beyond the function's own timeout
         self.claim_grace_seconds = claim_grace_seconds
@@ -41,22 +45,25 @@ class RunService:
     # ---- API side -------------------------------------------------------------------
 
     def start(self, org: str, function_name: str | None, body: dict[str, Any]) -> E.Entity:
-        """Store a run ``INITIALIZED`` and queue it. 404 if the function is not READY."""
+        """Store a run ``INITIALIZED`` and queue it. 404 if no version of the function is
+        READY (while an update builds, runs go to the version it replaces)."""
         if not function_name:
             raise InvalidInput("functionName is required")
-        fn = self._function(org, function_name)
-        if fn["status"] != E.READY:
+        fn = serving_version(self._function(org, function_name))
+        if fn is None:
             raise NotFound(f"function {function_name} is not READY")
         run = E.new(
             E.RUN, org, str(uuid.uuid4()),
             functionName=function_name, functionId=fn["id"], faasId=fn["faasId"],
             blocking=bool(body.get("blocking")), input=body.get("input"), output=None,
             error=None, logs={"stdout": [], "stderr": []},
-            secrets=_names(body.get("secrets"), "secrets") + list(fn.get("secrets") or []),
+            # the function's secrets, then the run's own: later names win on a clash
+            secrets=list(fn.get("secrets") or []) + _names(body.get("secrets"), "secrets"),
             services=_names(body.get("services"), "services"),
             tags=list(body.get("tags") or []), event=body.get("event"),
             httpContext=body.get("httpContext"), executedTime=None, finishedTime=None,
             attempts=0, waitSeconds=self.wait_seconds(fn.get("timeout") or 0),
+            createdAt=time.time(),  # createdTime is whole seconds: this orders runs
         )
         run = self.store.add(run)
         self.jobs.submit(EXECUTE_RUN, E.key_of(run))
@@ -94,14 +101,17 @@ class RunService:
         return run
 
     def list(self, org: str, function_name: str | None = None, since: int | None = None,
-             tags: dict[str, str] | None = None) -> list[E.Entity]:
-        """Runs newest first, of one function if named, modified after ``since``."""
+             tags: dict[str, str] | None = None, limit: int | None = None) -> list[E.Entity]:
+        """Runs newest first, of one function if named, modified after ``since``, at most
+        ``limit`` of them."""
+        if limit is not None and limit < 1:
+            raise InvalidInput("limit must be a positive number")
         fields = {"functionName": function_name} if function_name else None
         runs = self.store.list(E.RUN, org, tags=tags, fields=fields)
         if since is not None:
             runs = [r for r in runs if r["modifiedTime"] > since]
-        runs.sort(key=lambda r: (r["createdTime"], r["revision"]), reverse=True)
-        return runs
+        runs.sort(key=lambda r: r.get("createdAt", r["createdTime"]), reverse=True)
+        return runs[:limit] if limit else runs
 
     # ---- job side -------------------------------------------------------------------
 
@@ -115,10 +125,13 @@ class RunService:
         if run["status"] != E.INITIALIZED:
             return  # claimed or finished already: at-least-once delivery made it a no-op
         try:
-            fn = self._function(org, run["functionName"])
+            fn = version_of(self._function(org, run["functionName"]), run["faasId"])
         except NotFound:
+            fn = None
+        if fn is None:
             self._finish(run, Outcome(error=system_error(
-                f"function {run['functionName']} was deleted before the run started")))
+                f"function {run['functionName']} was deleted or replaced before the run "
+                "started")))
             return
         now = time.time()
         run.update(status=E.CREATING, executedTime=int(now), executedAt=now,
@@ -134,13 +147,18 @@ class RunService:
         context = {"secrets": {}, "event": run.get("event"), "httpContext": run.get("httpContext")}
         if fn.get("timeout"):
             context["deadline"] = run["executedAt"] + fn["timeout"] / 1000
+        call = Call(run=run, function=fn, context=context, payload=run.get("input"))
         try:
-            return self.driver.run(self.functions.deployment(fn), context, run.get("input"))
+            return run_pipeline(self.steps, call, self._call_driver)
         except Exception as exc:
             log.exception("run.driver_failed key=%s", E.key_of(run))
             error = system_error(f"{type(exc).__name__}: {exc}")
             error["stacktrace"] = traceback.format_exc().splitlines()
             return Outcome(error=error)
+
+    def _call_driver(self, call: Call) -> Outcome:
+        return self.driver.run(self.functions.deployment(call.function), call.context,
+                               call.payload)
 
     def _finish(self, run: E.Entity, outcome: Outcome) -> None:
         now = time.time()

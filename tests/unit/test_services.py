@@ -245,3 +245,85 @@ def test_following_reconciler_finds_stuck_runs_without_listing_settled_ones(part
         assert pending.values() == [] and runs.get("default", done["name"])["status"] == E.READY
     finally:
         reconciler.close()
+
+
+def test_runs_go_to_the_serving_version_while_an_update_builds(parts, source):
+    store, jobs, driver, functions, runs = parts
+    old = functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    new = functions.update("default", "hello", spec(source, timeout=700))
+    assert new["status"] == E.UPDATING
+    run = runs.start("default", "hello", {})  # not a 404: the old version still serves
+    assert run["faasId"] == old["faasId"]
+    jobs.submitted = [j for j in jobs.submitted if j[0] == EXECUTE_RUN] + \
+        [j for j in jobs.submitted if j[0] != EXECUTE_RUN]  # the run executes first
+    drain(jobs, functions, runs)
+    assert runs.get("default", run["name"])["status"] == E.READY
+    assert driver.retired == [old["faasId"]]  # retired once the new version was READY
+    after = runs.start("default", "hello", {})
+    assert after["faasId"] == new["faasId"]
+    assert [s["name"] for s in store.list(E.SOURCE)] == [new["faasId"]]
+
+
+def test_an_update_on_an_update_keeps_the_first_serving_version(parts, source):
+    store, jobs, driver, functions, runs = parts
+    old = functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    jobs.submitted.clear()
+    first = functions.update("default", "hello", spec(source, timeout=1))
+    second = functions.update("default", "hello", spec(source, timeout=2))
+    assert second["previous"]["faasId"] == old["faasId"]
+    assert first["faasId"] not in {s["name"] for s in store.list(E.SOURCE)}
+    drain(jobs, functions, runs)
+    fn = functions.get("default", "hello")
+    assert fn["status"] == E.READY and fn["timeout"] == 2 and "previous" not in fn
+
+
+def test_failed_update_ends_in_error_with_the_reason(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    driver.fail_prepare = "SyntaxError in hello.py line 1"
+    functions.update("default", "hello", spec(source))
+    drain(jobs, functions, runs)
+    fn = functions.get("default", "hello")
+    assert fn["status"] == E.ERROR and fn["reason"] == ["SyntaxError in hello.py line 1"]
+    with pytest.raises(NotFound, match="not READY"):
+        runs.start("default", "hello", {})
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(schema={"in": {"type": "nope"}}), "schema.in is not a valid JSON Schema"),
+    (dict(schema={"out": [1]}), "schema.out must be a JSON Schema object"),
+    (dict(secrets="s"), "secrets must be a list"),
+    (dict(secrets=["bad name"]), "secrets[] 'bad name'"),
+    (dict(concurrency=-1), "concurrency"),
+    (dict(network="yes"), "network must be true or false"),
+])
+def test_bad_function_extensions_are_refused(parts, source, bad, message):
+    store, jobs, driver, functions, runs = parts
+    with pytest.raises(InvalidInput) as error:
+        functions.create("default", {**spec(source), **bad})
+    assert message in error.value.message
+
+
+def test_runs_are_listed_newest_first_and_limited(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    names = [runs.start("default", "hello", {})["name"] for _ in range(3)]
+    listed = runs.list("default", "hello")
+    assert [r["name"] for r in listed] == names[::-1]
+    assert [r["name"] for r in runs.list("default", "hello", limit=2)] == names[::-1][:2]
+    with pytest.raises(InvalidInput, match="limit"):
+        runs.list("default", "hello", limit=0)
+
+
+def test_runs_stay_in_creation_order_whatever_order_they_finish_in(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    first, second = (runs.start("default", "hello", {}) for _ in range(2))
+    runs.execute(E.key_of(second))
+    runs.execute(E.key_of(first))  # finishes last: the highest revision
+    assert [r["name"] for r in runs.list("default", "hello")] == [second["name"], first["name"]]
