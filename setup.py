@@ -17,6 +17,7 @@ setup(
         "protobuf>=5.27",
         "grpcio>=1.60",
         "jsonschema>=4.20",
+        "cryptography>=42",
         "click>=8.1",
         "PyYAML>=6.0",
         "tabulate>=0.9",

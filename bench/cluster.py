@@ -75,7 +75,10 @@ class Cluster:
 
             redis.Redis.from_url(self.redis_url).flushdb()
             self.store_url = f"etcd://127.0.0.1:{etcd_port}"
-            self.env.update(DISPATCH_STORE=self.store_url,
+            from cryptography.fernet import Fernet
+
+            self.env.update(DISPATCH_SECRET_KEY=Fernet.generate_key().decode(),
+                            DISPATCH_STORE=self.store_url,
                             DISPATCH_BROKER=self.redis_url)
             for line in (ROOT / "Procfile").read_text().splitlines():
                 if line.strip() and not line.startswith("#"):

@@ -90,13 +90,31 @@ class DispatchClient:
         params = {"functionName": function} if function else None
         return self._call("GET", f"/v1/runs/{_segment(run)}", params=params)
 
+    # -- secrets -----------------------------------------------------------------------
+
+    def create_secret(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/secret``: the Secret as stored, values included."""
+        return self._call("POST", "/v1/secret", body=body)
+
+    def list_secrets(self) -> list[dict[str, Any]]:
+        """``GET /v1/secret``: every Secret of the organization, values included."""
+        return self._call("GET", "/v1/secret")
+
+    def get_secret(self, name: str) -> dict[str, Any]:
+        """``GET /v1/secret/{name}``: the Secret, values included."""
+        return self._call("GET", f"/v1/secret/{_segment(name)}")
+
+    def delete_secret(self, name: str) -> None:
+        """``DELETE /v1/secret/{name}``: 204, no body."""
+        self._call("DELETE", f"/v1/secret/{_segment(name)}")
+
     # -- server ------------------------------------------------------------------------
 
     def version(self) -> dict[str, Any]:
         """``GET /v1/version``: ``{version, commit, buildDate, …}``."""
         return self._call("GET", "/v1/version")
 
-    # Later resources (images, secrets, APIs, subscriptions, events…) add their methods
+    # Later resources (images, APIs, subscriptions, events…) add their methods
     # here, one per endpoint, all through _call.
 
     def _call(

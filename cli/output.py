@@ -41,6 +41,17 @@ def format_time(seconds: Any) -> str:
     return time.strftime("%a %b %e %H:%M:%S %Z %Y", time.localtime(float(seconds)))
 
 
+def without_values(data: Any) -> Any:
+    """Secrets (one or a list) as shown by default: without ``secrets``, their values.
+
+    The field is left out rather than masked, so that a document printed without
+    ``--all`` and sent back by an update cannot overwrite the values with a mask.
+    """
+    if isinstance(data, list):
+        return [without_values(item) for item in data]
+    return {k: v for k, v in data.items() if k != "secrets"}
+
+
 def dump(data: Any, fmt: str) -> str:
     """``data`` as JSON (indented like the original CLI's) or YAML."""
     if fmt == YAML:

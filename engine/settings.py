@@ -28,6 +28,8 @@ class Settings:
         function's timeout a worker's claim on a run lasts; after that the run's worker is
         taken for lost.
     :param sandbox: ``$DISPATCH_SANDBOX``: ``auto`` (bubblewrap when present), ``on``, ``off``.
+    :param secret_key: ``$DISPATCH_SECRET_KEY``: the Fernet key (or comma-separated keys,
+        the first encrypting) that encrypts secrets at rest; see :mod:`engine.crypto`.
     """
 
     home: str
@@ -40,6 +42,8 @@ class Settings:
     run_attempts: int = 2
     claim_grace_seconds: float = 30.0
     sandbox: str = "auto"
+    # repr=False: settings may be logged, the key never
+    secret_key: str | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -59,6 +63,7 @@ class Settings:
             run_attempts=int(env.get("DISPATCH_RUN_ATTEMPTS") or 2),
             claim_grace_seconds=float(env.get("DISPATCH_CLAIM_GRACE_SECONDS") or 30),
             sandbox=env.get("DISPATCH_SANDBOX") or "auto",
+            secret_key=env.get("DISPATCH_SECRET_KEY") or None,
         )
         values.update(overrides)
         return cls(**values)

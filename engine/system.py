@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .crypto import load_cipher
 from .drivers import open_driver
 from .drivers.base import Driver
 from .images import ImageCatalog
@@ -9,7 +10,10 @@ from .jobs import Jobs
 from .services.functions import FunctionService
 from .services.reconciler import Reconciler
 from .services.runs import RunService
+from .services.secrets import SecretService
 from .settings import Settings
+from .steps.secrets import SecretInjection
+from .steps.validation import SchemaValidation
 from .store import Store, open_store
 
 
@@ -18,6 +22,8 @@ class Dispatch:
 
     def __init__(self, settings: Settings, jobs: Jobs, store: Store | None = None,
                  driver: Driver | None = None):
+        # first: a bad or missing key stops start-up before the store opens
+        cipher = load_cipher(settings)
         self.settings = settings
         self.jobs = jobs
         self.store = store or open_store(settings.store_url)
@@ -25,9 +31,11 @@ class Dispatch:
         self.driver = driver or open_driver(settings.driver, settings.home, sandbox=sandbox)
         self.images = ImageCatalog()
         self.functions = FunctionService(self.store, jobs, self.driver, self.images)
+        self.secrets = SecretService(self.store, cipher)
         self.runs = RunService(self.store, jobs, self.driver, self.functions,
                                attempts=settings.run_attempts,
-                               claim_grace_seconds=settings.claim_grace_seconds)
+                               claim_grace_seconds=settings.claim_grace_seconds,
+                               steps=[SchemaValidation(), SecretInjection(self.secrets.resolve)])
         self.reconciler = Reconciler(self.store, jobs, settings.stuck_seconds,
                                      settings.run_attempts)
 

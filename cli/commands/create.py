@@ -1,9 +1,11 @@
-"""``dispatch create …``: add entities. Functions today; later kinds join ``create``."""
+"""``dispatch create …``: add entities. Functions and secrets; later kinds join ``create``."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
+from typing import Any
 
 import click
 
@@ -11,7 +13,7 @@ from engine.entities import ERROR
 from engine.sources import pack
 
 from .. import options
-from ..output import show_outcome
+from ..output import show_outcome, without_values
 from ..progress import wait_until_settled
 
 #: how long ``create function`` waits for READY before giving up (building may install
@@ -84,3 +86,40 @@ def default_handler(path: str) -> str:
             "(the default MODULE.handle applies to .py files)"
         )
     return f"{module}.handle"
+
+
+@create.command("secret")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@options.global_options()
+@click.pass_context
+def create_secret(ctx: click.Context, name: str, file: str) -> None:
+    """Create secret NAME from FILE, a JSON object of string values.
+
+    \b
+    e.g. {"username": "admin", "password": "OpenSesame"}
+    """
+    body = {"name": name, "secrets": read_secret_values(file), "tags": []}
+    secret = options.client(ctx).create_secret(body)
+    # values are shown by `get secret --all` only, never as a side effect of creating
+    show_outcome(without_values(secret), options.output_format(ctx), f"Created secret: {name}")
+
+
+def read_secret_values(path: str) -> dict[str, str]:
+    """FILE's object of string values; checked before any request, never echoing a value."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            values: Any = json.load(f)
+    except UnicodeDecodeError:
+        # its message would quote the bad byte, a piece of the secret
+        raise click.BadParameter(f"{path} is not UTF-8 text", param_hint="FILE") from None
+    except ValueError as exc:  # JSONDecodeError says only where, never what
+        raise click.BadParameter(f"{path} is not valid JSON ({exc})", param_hint="FILE") from None
+    if not isinstance(values, dict):
+        raise click.BadParameter(f"{path} must hold a JSON object of string values",
+                                 param_hint="FILE")
+    for key, value in values.items():
+        if not isinstance(value, str):
+            raise click.BadParameter(f"{path}: the value of {key!r} must be a string",
+                                     param_hint="FILE")
+    return values

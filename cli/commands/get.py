@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import options
-from ..output import Column, field, show, timestamp
+from ..output import Column, field, show, timestamp, without_values
 
 FUNCTION_COLUMNS = (
     Column("NAME", field("name")),
@@ -20,6 +20,17 @@ RUN_COLUMNS = (
     Column("STATUS", field("status")),
     Column("STARTED", timestamp("executedTime")),
     Column("FINISHED", timestamp("finishedTime")),
+)
+
+SECRET_COLUMNS = (
+    Column("NAME", field("name")),
+    Column("ID", field("id")),
+    Column("CREATED DATE", timestamp("createdTime")),
+)
+
+#: with --all, one line per value: ``key=value``
+SECRET_VALUES = Column(
+    "SECRETS", lambda s: "\n".join(f"{k}={v}" for k, v in (s.get("secrets") or {}).items())
 )
 
 
@@ -50,3 +61,18 @@ def get_run(ctx: click.Context, function: str | None, run: str | None) -> None:
     client = options.client(ctx)
     data = client.get_run(run, function) if run else client.list_runs(function)
     show(data, options.output_format(ctx), RUN_COLUMNS)
+
+
+@get.command("secret")
+@click.argument("name", required=False)
+@click.option("--all", "reveal", is_flag=True, help="Show the secrets' values too.")
+@options.global_options()
+@click.pass_context
+def get_secret(ctx: click.Context, name: str | None, reveal: bool) -> None:
+    """Show secret NAME, or every secret; values only with --all."""
+    client = options.client(ctx)
+    data = client.get_secret(name) if name else client.list_secrets()
+    if reveal:
+        show(data, options.output_format(ctx), SECRET_COLUMNS + (SECRET_VALUES,))
+    else:
+        show(without_values(data), options.output_format(ctx), SECRET_COLUMNS)

@@ -134,12 +134,12 @@ class FunctionService:
         image = spec.get("image")
         if not isinstance(image, str) or not image:
             raise InvalidInput("image is required")
-        self.images.resolve(org, image)
+        language = self.images.resolve(org, image)["language"]
         handler = spec.get("handler")
         if not isinstance(handler, str) or not handler.strip():
             raise InvalidInput("handler is required")
         module, dot, attr = handler.rpartition(".")
-        if not dot or not module or not attr:
+        if language.startswith("python") and not (dot and module and attr):
             raise InvalidInput(f"handler {handler!r} must be MODULE.FUNCTION, e.g. hello.handle")
         timeout = spec.get("timeout") or 0
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:

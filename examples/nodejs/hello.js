@@ -1,0 +1,5 @@
+module.exports = function (context, params) {
+  const name = params.name || "Noone";
+  const place = params.place || "Nowhere";
+  return { myField: "Hello, " + name + " from " + place };
+};
