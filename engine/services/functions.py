@@ -202,7 +202,8 @@ class FunctionService:
         return Deployment(org=org, name=fn["name"], version=version, handler=fn["handler"],
                           language=image["language"], image=fn["image"],
                           timeout_ms=fn.get("timeout") or 0, source=load_source,
-                          image_config=image)
+                          image_config=image, network=bool(fn.get("network")),
+                          concurrency=fn.get("concurrency") or 0)
 
     def build(self, key: str) -> None:
         """The ``create_function`` job: ``INITIALIZED|UPDATING → CREATING → READY|ERROR``."""

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from api.embedded import start_embedded
+
 ROOT = Path(__file__).resolve().parents[2]
 
 HELLO = '''\
@@ -29,6 +31,16 @@ def handle(ctx, payload):
     time.sleep(payload.get("seconds", 1))
     return {"slept": payload.get("seconds", 1)}
 '''
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """An embedded Dispatch (SQLite, in-process workers, sandboxed local functions) per
+    test module, with a quick reconciler."""
+    server = start_embedded(str(tmp_path_factory.mktemp("home")), port=0,
+                            reconcile_seconds=0.5, stuck_seconds=2)
+    yield server
+    server.stop()
 
 
 def free_port() -> int:

@@ -11,21 +11,12 @@ import tarfile
 import pytest
 import requests
 
-from api.embedded import start_embedded
 from engine.sources import pack
 
 from .conftest import wait_for_status, wait_until
 
 # What the original Dispatch CLI sends with every request.
 CLI_HEADERS = {"Accept": "application/json", "X-Dispatch-Org": "default", "Cookie": "unset"}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = start_embedded(str(tmp_path_factory.mktemp("home")), port=0,
-                            reconcile_seconds=0.5, stuck_seconds=2)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

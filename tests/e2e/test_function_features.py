@@ -9,19 +9,11 @@ import threading
 import pytest
 import requests
 
-from api.embedded import start_embedded
 from engine.sources import pack
 
 from .conftest import wait_for_status, wait_until
 
 EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = start_embedded(str(tmp_path_factory.mktemp("home")), port=0)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -11,19 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from api.embedded import start_embedded
 from engine.crypto import KEY_FILE
 
 # What the original Dispatch CLI sends with every request.
 CLI_HEADERS = {"Accept": "application/json", "X-Dispatch-Org": "default", "Cookie": "unset"}
 PASSWORD = "OpenSesame-7d2a41"  # distinctive, so that a search for it cannot match by chance
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = start_embedded(str(tmp_path_factory.mktemp("home")), port=0)
-    yield server
-    server.stop()
 
 
 @pytest.fixture
