@@ -35,6 +35,10 @@ class FunctionSchema(EntitySchema):
     secrets = fields.List(fields.String(), allow_none=True)
     services = fields.List(fields.String(), allow_none=True)
     timeout = fields.Integer(allow_none=True, metadata={"description": "milliseconds"})
+    network = fields.Boolean(allow_none=True,
+                             metadata={"description": "may the function reach the network"})
+    concurrency = fields.Integer(allow_none=True,
+                                 metadata={"description": "most instances at once (0: default)"})
     faasId = fields.String(dump_only=True)
     functionImageURL = fields.String(dump_only=True, allow_none=True)
 

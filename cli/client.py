@@ -66,6 +66,10 @@ class DispatchClient:
         """``GET /v1/function/{name}``."""
         return self._call("GET", f"/v1/function/{_segment(name)}")
 
+    def update_function(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /v1/function/{name}``: the Function, ``UPDATING`` while its new version builds."""
+        return self._call("PUT", f"/v1/function/{_segment(name)}", body=body)
+
     def delete_function(self, name: str) -> dict[str, Any]:
         """``DELETE /v1/function/{name}``: the Function, now ``DELETING``."""
         return self._call("DELETE", f"/v1/function/{_segment(name)}")
@@ -76,14 +80,17 @@ class DispatchClient:
         """``POST /v1/runs?functionName=``: the finished Run if blocking, else the new one."""
         return self._call("POST", "/v1/runs", params={"functionName": name}, body=body)
 
-    def list_runs(self, function: str | None = None) -> list[dict[str, Any]]:
-        """``GET /v1/runs[?functionName=]``.
+    def list_runs(
+        self, function: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /v1/runs[?functionName=][&limit=]``: newest first, at most ``limit``.
 
         The original CLI also sends ``since=-62135596800`` (Go's zero time); it means
         "no lower bound", which is what leaving it out means here.
         """
-        params = {"functionName": function} if function else None
-        return self._call("GET", "/v1/runs", params=params)
+        params = {"functionName": function, "limit": limit}
+        return self._call("GET", "/v1/runs",
+                          params={k: str(v) for k, v in params.items() if v} or None)
 
     def get_run(self, run: str, function: str | None = None) -> dict[str, Any]:
         """``GET /v1/runs/{run}[?functionName=]``."""
@@ -103,6 +110,10 @@ class DispatchClient:
     def get_secret(self, name: str) -> dict[str, Any]:
         """``GET /v1/secret/{name}``: the Secret, values included."""
         return self._call("GET", f"/v1/secret/{_segment(name)}")
+
+    def update_secret(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /v1/secret/{name}``: the Secret as stored, values included."""
+        return self._call("PUT", f"/v1/secret/{_segment(name)}", body=body)
 
     def delete_secret(self, name: str) -> None:
         """``DELETE /v1/secret/{name}``: 204, no body."""

@@ -1,6 +1,6 @@
 """One module per verb; :data:`COMMANDS` is what ``cli.main`` registers.
 
-A verb that takes resource kinds (``create``, ``get``, ``delete``) is a
+A verb that takes resource kinds (``create``, ``get``, ``update``, ``delete``) is a
 :class:`cli.options.ResourceGroup`; a later resource (image, secret, api, subscription…)
 adds its subcommand to each verb's group in that verb's module.
 """
@@ -10,6 +10,7 @@ from .delete import delete
 from .exec import exec_
 from .get import get
 from .up import up
+from .update import update
 from .version import version
 
-COMMANDS = (create, get, delete, exec_, up, version)
+COMMANDS = (create, get, update, delete, exec_, up, version)

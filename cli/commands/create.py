@@ -1,91 +1,42 @@
-"""``dispatch create …``: add entities. Functions and secrets; later kinds join ``create``."""
+"""``dispatch create …``: add entities — functions, secrets, or every entity of a seed file
+(``-f``). Later kinds join ``create`` here and in :mod:`cli.seed`."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 from typing import Any
 
 import click
 
-from engine.entities import ERROR
-from engine.sources import pack
-
 from .. import options
+from ..apply import file_options, run_group
+from ..function_spec import send_and_build, spec_options
 from ..output import show_outcome, without_values
-from ..progress import wait_until_settled
-
-#: how long ``create function`` waits for READY before giving up (building may install
-#: dependencies, so this is generous)
-CREATE_WAIT_S = 300.0
 
 
-@click.group(cls=options.ResourceGroup)
+@click.group(cls=options.ResourceGroup, invoke_without_command=True)
+@file_options
 @options.global_options()
-def create() -> None:
-    """Create a resource."""
+@click.pass_context
+def create(ctx: click.Context, file: str | None, workdir: str | None) -> None:
+    """Create a resource, or every resource of a seed file (-f)."""
+    run_group(ctx, "create", file, workdir)
 
 
 @create.command("function")
 @click.argument("name")
 @click.argument("path", type=click.Path(exists=True, readable=True))
-@click.option("--image", required=True, help="Image to run the function on, e.g. python3.")
-@click.option(
-    "--handler",
-    help="MODULE.FUNCTION to call; required if PATH is a directory "
-    "[default for hello.py: hello.handle]",
-)
-@click.option("--timeout", type=click.IntRange(min=1), help="Run time limit in milliseconds.")
-@click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for READY.")
+@spec_options
 @options.global_options()
 @click.pass_context
 def create_function(
-    ctx: click.Context,
-    name: str,
-    path: str,
-    image: str,
-    handler: str | None,
-    timeout: int | None,
-    no_wait: bool,
+    ctx: click.Context, name: str, path: str, no_wait: bool, **spec: Any
 ) -> None:
     """Create function NAME from PATH, a source file or a directory."""
-    body = {
-        "name": name,
-        "image": image,
-        "handler": handler or default_handler(path),
-        "source": base64.b64encode(pack(path)).decode("ascii"),
-        # the rest as the original CLI sends it, so both CLIs exercise the same server path
-        "schema": {"in": None, "out": None},
-        "secrets": [],
-        "services": [],
-        "tags": [],
-    }
-    if timeout is not None:
-        body["timeout"] = timeout
     client = options.client(ctx)
-    function = client.create_function(body)
-    if not no_wait:
-        function = wait_until_settled(
-            lambda: client.get_function(name), f"Creating function {name}", CREATE_WAIT_S
-        )
-        if function.get("status") == ERROR:
-            reasons = "; ".join(function.get("reason") or []) or "no reason given"
-            raise click.ClickException(f"function {name} failed: {reasons}")
+    function = send_and_build(client, client.create_function, name, path,
+                              doing="Creating", no_wait=no_wait, spec=spec)
     show_outcome(function, options.output_format(ctx), f"Created function: {name}")
-
-
-def default_handler(path: str) -> str:
-    """``hello.handle`` for ``hello.py``; a directory or another language must say."""
-    module, extension = os.path.splitext(os.path.basename(path))
-    if os.path.isdir(path):
-        raise click.UsageError("--handler is required when PATH is a directory")
-    if extension != ".py":
-        raise click.UsageError(
-            f"--handler is required for {os.path.basename(path)} "
-            "(the default MODULE.handle applies to .py files)"
-        )
-    return f"{module}.handle"
 
 
 @create.command("secret")

@@ -1,17 +1,22 @@
-"""``dispatch delete …``: remove entities. Functions and secrets; later kinds join ``delete``."""
+"""``dispatch delete …``: remove entities — functions, secrets, or every entity of a seed
+file (``-f``). Later kinds join ``delete`` here and in :mod:`cli.seed`."""
 
 from __future__ import annotations
 
 import click
 
 from .. import options
+from ..apply import file_options, run_group
 from ..output import show_outcome
 
 
-@click.group(cls=options.ResourceGroup)
+@click.group(cls=options.ResourceGroup, invoke_without_command=True)
+@file_options
 @options.global_options()
-def delete() -> None:
-    """Delete a resource."""
+@click.pass_context
+def delete(ctx: click.Context, file: str | None, workdir: str | None) -> None:
+    """Delete a resource, or every resource of a seed file (-f)."""
+    run_group(ctx, "delete", file, workdir)
 
 
 @delete.command("function")

@@ -54,12 +54,30 @@ def get_function(ctx: click.Context, name: str | None) -> None:
 @get.command("run")
 @click.argument("function", required=False)
 @click.argument("run", required=False)
+@click.option("--last", is_flag=True, help="Show only the newest run.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most N runs, newest first.")
 @options.global_options()
 @click.pass_context
-def get_run(ctx: click.Context, function: str | None, run: str | None) -> None:
-    """Show run RUN of FUNCTION, FUNCTION's runs, or every run."""
+def get_run(
+    ctx: click.Context, function: str | None, run: str | None, last: bool, limit: int | None
+) -> None:
+    """Show run RUN of FUNCTION, FUNCTION's runs, or every run; newest first."""
+    if run and (last or limit):
+        raise click.UsageError("--last and --limit list runs: leave RUN out")
+    if last and limit:
+        raise click.UsageError("--last is --limit 1: give one or the other")
     client = options.client(ctx)
-    data = client.get_run(run, function) if run else client.list_runs(function)
+    if run:
+        data = client.get_run(run, function)
+    elif last:
+        # the newest run alone, as one entity: `-o json` gives the Run, not a list of one
+        newest = client.list_runs(function, limit=1)
+        if not newest:
+            whose = f"function {function} has" if function else "there are"
+            raise click.ClickException(f"{whose} no runs yet")
+        data = newest[0]
+    else:
+        data = client.list_runs(function, limit=limit)
     show(data, options.output_format(ctx), RUN_COLUMNS)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
@@ -130,3 +131,29 @@ def recorder(monkeypatch):
     monkeypatch.setenv("DISPATCH_PORT", str(server.port))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real embedded Dispatch, shared by a module's tests (modules may define their own)."""
+    from api.embedded import start_embedded
+
+    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1", port=0)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def at_server(server, monkeypatch):
+    """Point the CLI at the embedded server through the environment."""
+    monkeypatch.setenv("DISPATCH_PORT", str(server.port))
+    return server
+
+
+@pytest.fixture
+def own_org(at_server, monkeypatch):
+    """A fresh organization for this test: it sees no entity another test made, so fixed
+    names (those of examples/seed.yaml) can be created in every test."""
+    org = f"org-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("DISPATCH_ORGANIZATION", org)
+    return org
