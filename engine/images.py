@@ -1,12 +1,15 @@
 """Images functions run on. Embedded mode ships ready ones, named by ``image``.
 
-Built-in images need no build: ``python3`` is the host's own interpreter. Image
+Built-in images need no build: ``python3`` is the host's own interpreter, ``nodejs``
+the host's ``node`` (found when this module is imported; None if there is none, and
+then its functions fail to prepare, saying so). Image
 entities built from base images (``/v1/image``) come with the images work; until then
 a function naming any other image is refused at create time.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any
 
@@ -14,6 +17,7 @@ from .errors import InvalidInput
 
 BUILTIN_IMAGES: dict[str, dict[str, Any]] = {
     "python3": {"language": "python3", "interpreter": sys.executable},
+    "nodejs": {"language": "nodejs", "interpreter": shutil.which("node")},
 }
 
 

@@ -20,9 +20,9 @@ class Deployment:
     name: str
     #: the version's id (Dispatch's ``faasId``): a new one on every create or update
     version: str
-    #: ``module.function`` for Python
+    #: ``module.function`` for Python; ``file.js`` or ``file.export`` for Node.js
     handler: str
-    #: the runtime language of the function's image, e.g. ``python3``
+    #: the runtime language of the function's image: ``python3`` or ``nodejs``
     language: str
     image: str
     timeout_ms: int
@@ -30,6 +30,14 @@ class Deployment:
     source: Callable[[], bytes] = dataclasses.field(compare=False, repr=False)
     #: the image's own settings (e.g. the interpreter of the local ``python3`` image)
     image_config: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    #: whether the function may reach the network (sandboxed drivers give it none otherwise)
+    network: bool = False
+    #: the most invocations of this version at once (more wait); 0 means the driver's default
+    concurrency: int = 0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 0:
+            raise ValueError(f"concurrency must be 0 (the default) or more, not {self.concurrency}")
 
     @property
     def id(self) -> str:

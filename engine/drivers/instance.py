@@ -1,8 +1,13 @@
 """One warm function-server process of the ``local`` driver: start it, call it, kill it.
 
 An instance owns a private directory holding its unix socket, the files its server
-captures each invocation's output into, and the server's own log. The driver talks to
-it over one persistent HTTP/1.1 connection.
+captures each invocation's output into, and the server's own log, and (where the host
+allows) its cgroups. The driver talks to it over one persistent HTTP/1.1 connection.
+
+Start-up goes through a gate: ``/bin/sh`` waits on a pipe while the driver moves it
+into the instance's cgroups and sets its rlimits, then execs bwrap (or the server). So
+nothing of the function's — not even its module's top level — runs outside its limits,
+without running Python code between fork and exec in the driver (``preexec_fn``).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import os
+import resource
 import select
 import shutil
 import signal
@@ -21,15 +27,22 @@ from concurrent.futures import Executor
 
 from ..errors import FunctionBuildError
 from . import sandbox
+from .cgroups import Cgroups, InstanceCgroup
+from .languages import RUNTIMES, LanguageRuntime
 
-#: the runtime server, bound read-only into every sandbox
-SERVER_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "runtimes", "python", "server.py")
+#: the Python runtime server (each language's is in :mod:`.languages`)
+SERVER_FILE = RUNTIMES["python3"].server_file
 #: the server's exit code for a handler that cannot be imported
 EXIT_HANDLER_ERROR = 3
 HANDLER_ERROR_MARK = "dispatch-runtime: handler error: "
 #: largest file a function may write (RLIMIT_FSIZE)
 FILE_LIMIT_MB = 64
 LOG_CAP_BYTES = 64 * 1024
+#: the largest reply read from a server: a 1 MB result plus escaped logs, with room to
+#: spare (the server enforces the result's cap; this bounds a server the function subverted)
+MAX_REPLY_BYTES = 4 << 20
+#: waits for one line on stdin (the driver's go-ahead), then becomes the command
+GATE = ["/bin/sh", "-c", 'read -r _ && exec "$@" </dev/null', "dispatch-gate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,12 +50,23 @@ class LaunchSpec:
     """How to start instances of one version."""
 
     handler: str
+    runtime: LanguageRuntime
     interpreter: str
     src_dir: str
     memory_limit_mb: int
     #: the ``bwrap`` executable, or None to run without a sandbox
     bwrap: str | None
     start_timeout_s: float
+    #: whether the function may use the host's network (inside the sandbox)
+    network: bool = False
+    #: where the instance's cgroups are made; None where the host allows none
+    cgroups: Cgroups | None = None
+    #: the instance's ``pids.max``: processes and threads, the sandbox's own included
+    max_tasks: int = 64
+
+
+class ReplyTooLarge(Exception):
+    """The server's reply is larger than :data:`MAX_REPLY_BYTES`."""
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -63,19 +87,23 @@ class Instance:
     """A started, healthy function server. Not thread-safe: one caller at a time."""
 
     def __init__(self, iid: str, directory: str, proc: subprocess.Popen, lifeline: int,
-                 conn: _UnixHTTPConnection, cold_start_ms: float):
+                 conn: _UnixHTTPConnection, cold_start_ms: float, *, runtime: LanguageRuntime,
+                 cgroup: InstanceCgroup | None = None):
         self.iid = iid
         self.directory = directory
         self.proc = proc
         self._lifeline = lifeline
         self._conn = conn
         self.cold_start_ms = cold_start_ms
+        self.runtime = runtime
+        self.cgroup = cgroup
         #: a cold start that the run which caused it has not yet reported
         self.unreported_cold_ms: float | None = None
         self.last_used = time.monotonic()
 
     def call(self, body: bytes, timeout_s: float) -> tuple[int, bytes]:
-        """POST one invocation; raises ``TimeoutError`` or ``OSError``/``HTTPException``."""
+        """POST one invocation; raises ``TimeoutError``, :class:`ReplyTooLarge` or
+        ``OSError``/``HTTPException``."""
         conn = self._conn
         if conn.timeout != timeout_s:
             conn.timeout = timeout_s
@@ -83,7 +111,24 @@ class Instance:
                 conn.sock.settimeout(timeout_s)
         conn.request("POST", "/", body, {"Content-Type": "application/json"})
         resp = conn.getresponse()
-        return resp.status, resp.read()
+        if resp.length is not None and resp.length > MAX_REPLY_BYTES:
+            raise ReplyTooLarge(resp.length)
+        data = resp.read(MAX_REPLY_BYTES + 1)
+        if len(data) > MAX_REPLY_BYTES:
+            raise ReplyTooLarge(len(data))
+        return resp.status, data
+
+    def reached_task_limit(self) -> bool:
+        """Whether the instance ever hit its process limit (a fork bomb, say)."""
+        return self.cgroup is not None and self.cgroup.reached_task_limit()
+
+    def ran_out_of_memory(self, stderr: list[str]) -> bool:
+        """Whether the instance's memory ran out: the kernel's OOM killer struck in its
+        cgroup, or the runtime said its heap was exhausted (``stderr``: its last lines)."""
+        if self.cgroup is not None and self.cgroup.oom_killed():
+            return True
+        marks = self.runtime.out_of_memory_marks
+        return any(mark in line for line in stderr[-50:] for mark in marks)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -96,8 +141,11 @@ class Instance:
             return None
 
     def kill(self) -> None:
-        """Kill the process group (with a sandbox, bwrap's death takes its PID namespace)."""
+        """Kill the process group (with a sandbox, bwrap's death takes its PID namespace)
+        and whatever else is in the instance's cgroup."""
         _kill(self.proc)
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
 
     def captured_logs(self) -> dict[str, list[str]]:
         """What the current (interrupted) invocation had written so far."""
@@ -112,6 +160,8 @@ class Instance:
         except OSError:
             pass
         shutil.rmtree(self.directory, ignore_errors=True)
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
 
 def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instance:
@@ -123,10 +173,21 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
     iid = uuid.uuid4().hex[:12]
     directory = os.path.join(run_dir, iid)
     os.mkdir(directory, 0o700)
+    cgroup = None
+    if spec.cgroups is not None:
+        try:
+            cgroup = spec.cgroups.create(iid, max_tasks=spec.max_tasks, memory_mb=spec.memory_limit_mb)
+        except OSError as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise FunctionBuildError(f"cannot create the function's cgroups: {exc}") from None
     ready_r, ready_w = os.pipe()
     life_r, life_w = os.pipe()
-    log_fd = os.open(os.path.join(directory, "server.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    cmd = _command(spec, directory) + [
+    gate_r, gate_w = os.pipe()
+    log_fd = _open_log(directory, "server.log", truncate=False)
+    # a server that cannot redirect its own descriptors gets its capture files as them
+    out_fd, err_fd = ((_open_log(directory, "stdout"), _open_log(directory, "stderr"))
+                      if spec.runtime.stdio_is_capture else (log_fd, log_fd))
+    cmd = GATE + _command(spec, directory) + [
         "--ready-fd", str(ready_w), "--lifeline-fd", str(life_r),
         "--memory-mb", str(spec.memory_limit_mb), "--file-mb", str(FILE_LIMIT_MB),
     ]
@@ -136,19 +197,25 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
         # Popen runs on the driver's long-lived launcher thread: bwrap's --die-with-parent
         # is tied to the *thread* that forked it, and callers' threads may come and go.
         proc = launcher.submit(
-            subprocess.Popen, cmd, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-            env=_environment(spec.interpreter), cwd=spec.src_dir, pass_fds=(ready_w, life_r),
-            start_new_session=True,
+            subprocess.Popen, cmd, stdin=gate_r, stdout=out_fd, stderr=err_fd,
+            env=_environment(spec.runtime, spec.interpreter), cwd=spec.src_dir,
+            pass_fds=(ready_w, life_r), start_new_session=True,
         ).result()
+        if cgroup is not None:
+            cgroup.add(proc.pid)
+        resource.prlimit(proc.pid, resource.RLIMIT_CORE, (0, 0))
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (FILE_LIMIT_MB << 20, FILE_LIMIT_MB << 20))
+        os.write(gate_w, b"go\n")
     except OSError as exc:
+        if proc is not None:
+            _kill(proc)
+        os.close(ready_r)
+        os.close(life_w)
+        _remove(directory, cgroup)
         raise FunctionBuildError(f"cannot start the function server: {exc}") from None
     finally:
-        for fd in (ready_w, life_r, log_fd):
+        for fd in {ready_w, life_r, gate_r, gate_w, log_fd, out_fd, err_fd}:
             os.close(fd)
-        if proc is None:
-            os.close(ready_r)
-            os.close(life_w)
-            shutil.rmtree(directory, ignore_errors=True)
     try:
         _wait_ready(proc, ready_r, directory, spec.start_timeout_s)
         conn = _UnixHTTPConnection(os.path.join(directory, "sock"), spec.start_timeout_s)
@@ -160,39 +227,53 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
     except BaseException as exc:
         _kill(proc)
         os.close(life_w)
-        shutil.rmtree(directory, ignore_errors=True)
+        out_of_memory = cgroup is not None and cgroup.oom_killed()
+        _remove(directory, cgroup)
+        if out_of_memory:  # the module's own top level took it all
+            raise FunctionBuildError(
+                f"function ran out of memory while loading (limit {spec.memory_limit_mb} MB)") from None
         if isinstance(exc, (OSError, http.client.HTTPException)):
             raise FunctionBuildError(f"function server is not healthy: {exc}") from None
         raise
     cold_ms = (time.perf_counter() - started) * 1000
-    return Instance(iid, directory, proc, life_w, conn, cold_ms)
+    return Instance(iid, directory, proc, life_w, conn, cold_ms, runtime=spec.runtime, cgroup=cgroup)
+
+
+def _open_log(directory: str, name: str, truncate: bool = True) -> int:
+    # O_APPEND: after a server truncates its capture file, writes go to the new end
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0)
+    return os.open(os.path.join(directory, name), flags, 0o600)
+
+
+def _remove(directory: str, cgroup: InstanceCgroup | None) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    if cgroup is not None:
+        cgroup.remove()
 
 
 def _command(spec: LaunchSpec, directory: str) -> list[str]:
+    runtime = spec.runtime
+    interpreter = [spec.interpreter, *runtime.interpreter_options(spec.memory_limit_mb)]
     if spec.bwrap is None:
-        return [spec.interpreter, "-I", SERVER_FILE, "--handler", spec.handler,
-                "--dir", spec.src_dir, "--socket", os.path.join(directory, "sock")]
+        return interpreter + [runtime.server_file, "--handler", spec.handler,
+                              "--dir", spec.src_dir, "--socket", os.path.join(directory, "sock")]
     prefix = sandbox.bwrap_command(
         bwrap=spec.bwrap, interpreter=spec.interpreter, src_dir=spec.src_dir,
-        server_file=SERVER_FILE, instance_dir=directory,
+        server_file=runtime.server_file, instance_dir=directory, network=spec.network,
+        # /tmp is memory: no larger than the instance's memory, even without cgroups
+        tmp_size_mb=spec.memory_limit_mb, disable_userns=sandbox.can_disable_userns(spec.bwrap),
     )
-    return prefix + [spec.interpreter, "-I", sandbox.SERVER_FILE, "--handler", spec.handler,
-                     "--dir", sandbox.FUNCTION_DIR, "--socket", sandbox.INSTANCE_DIR + "/sock"]
+    return prefix + interpreter + [sandbox.server_path(runtime.server_file), "--handler", spec.handler,
+                                   "--dir", sandbox.FUNCTION_DIR, "--socket", sandbox.INSTANCE_DIR + "/sock"]
 
 
-def _environment(interpreter: str) -> dict[str, str]:
+def _environment(runtime: LanguageRuntime, interpreter: str) -> dict[str, str]:
     """A minimal environment: never the driver's own, which may hold secrets."""
     path = "/usr/local/bin:/usr/bin:/bin"
     bindir = os.path.dirname(interpreter)
     if bindir and bindir not in path.split(":"):
-        path = f"{bindir}:{path}"  # `python3` in a function's subprocess is its own interpreter
-    return {
-        "PATH": path,
-        "HOME": "/tmp",
-        "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
+        path = f"{bindir}:{path}"  # `python3` or `node` in a function's subprocess is its own
+    return {"PATH": path, "HOME": "/tmp", "LANG": "C.UTF-8", **runtime.environment}
 
 
 def _wait_ready(proc: subprocess.Popen, ready_r: int, directory: str, timeout_s: float) -> None:
@@ -210,11 +291,12 @@ def _wait_ready(proc: subprocess.Popen, ready_r: int, directory: str, timeout_s:
         code = proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         code = None
-    raise FunctionBuildError(_startup_failure(code, os.path.join(directory, "server.log")))
+    raise FunctionBuildError(_startup_failure(code, directory))
 
 
-def _startup_failure(code: int | None, log_path: str) -> str:
-    lines = _tail_lines(log_path)
+def _startup_failure(code: int | None, directory: str) -> str:
+    # the server's own log, or its stderr capture file when that is its fd 2
+    lines = _tail_lines(os.path.join(directory, "server.log")) + _tail_lines(os.path.join(directory, "stderr"))
     for line in reversed(lines):
         if HANDLER_ERROR_MARK in line:
             return line.split(HANDLER_ERROR_MARK, 1)[1]
@@ -258,4 +340,4 @@ def describe_exit(code: int | None) -> str:
     return f"exited with code {code}{name}"
 
 
-__all__ = ["Instance", "LaunchSpec", "SERVER_FILE", "describe_exit", "start_instance"]
+__all__ = ["Instance", "LaunchSpec", "ReplyTooLarge", "SERVER_FILE", "describe_exit", "start_instance"]

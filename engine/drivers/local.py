@@ -1,20 +1,25 @@
 """The ``local`` driver: warm pools of sandboxed function-server processes on this host.
 
-Each prepared version has a pool of up to ``max_instances_per_version`` processes, each
-serving one invocation at a time over a unix socket. Sources are unpacked under
-``<home>/functions/<org>/<name>/<version>/src``; the processes run inside bubblewrap
-(see :mod:`engine.drivers.sandbox`) when ``bwrap`` exists.
+Each prepared version has a pool of up to ``concurrency`` (or ``max_instances_per_version``)
+processes, each serving one invocation at a time over a unix socket. Sources are unpacked
+under ``<home>/functions/<org>/<name>/<version>/src``; the servers are picked by language
+(:mod:`.languages`) and run inside bubblewrap (:mod:`.sandbox`) when ``bwrap`` exists,
+each instance in cgroups of its own (:mod:`.cgroups`) where the host allows.
+
+Limits, and what a run reports when a function reaches one: the timeout (the instance
+is killed); memory (a ``MemoryError`` in Python, or the instance is killed: "function ran
+out of memory"); processes ("function reached its limit of N processes", the instance is
+killed); the result's size (1 MB, refused by the server); log sizes (64 KB per stream,
+marked ``... [truncated]``). An instance that reached a limit is replaced.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import http.client
 import logging
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import threading
@@ -27,7 +32,10 @@ from ..errors import FunctionBuildError, Unavailable
 from ..sources import unpack
 from . import sandbox
 from .base import Deployment, Driver, Outcome
-from .instance import Instance, LaunchSpec, describe_exit, start_instance
+from .cgroups import Cgroups, CgroupsUnavailable
+from .instance import Instance, LaunchSpec, start_instance
+from .invocation import Limits, function_error, invoke
+from .languages import runtime_for
 
 log = logging.getLogger("dispatch.driver.local")
 
@@ -35,6 +43,7 @@ DEFAULT_TIMEOUT_MS = 60_000
 #: sun_path holds 108 bytes; longer instance paths fall back to a directory under /tmp
 _MAX_SOCKET_PATH = 100
 _warned_no_sandbox = False
+_warned_no_cgroups = False
 
 
 class _Pool:
@@ -59,10 +68,6 @@ class _Retired(FunctionBuildError):
     """The version was retired (or the driver closed) while a call was getting to it."""
 
 
-def _function_error(message: str, stacktrace: list[str] | None = None) -> dict[str, Any]:
-    return {"type": "FunctionError", "message": message, "stacktrace": stacktrace or []}
-
-
 class LocalDriver(Driver):
     """Runs function versions as warm processes on this host.
 
@@ -70,18 +75,25 @@ class LocalDriver(Driver):
     :param sandbox: None to use bubblewrap when it exists, True to require it, False
         to run plain processes
     :param max_instances_per_version: concurrent invocations of one version beyond
-        this wait for a free instance
-    :param memory_limit_mb: the address-space limit of each instance
+        this wait for a free instance, unless its deployment sets ``concurrency``
+    :param memory_limit_mb: the memory of each instance (its cgroup's limit, Python's
+        address space, V8's heap)
+    :param cgroups: None to use a cgroup per instance where the host allows, True to
+        require them, False for none
+    :param max_processes: the processes and threads one instance may have (its cgroup's
+        ``pids.max``, the sandbox's own two included)
     :param idle_seconds: instances unused for this long are stopped
     :param start_timeout: seconds an instance may take to start
     """
 
     def __init__(self, home: str, *, sandbox: bool | None = None, max_instances_per_version: int = 4,
-                 memory_limit_mb: int = 256, idle_seconds: float = 600, start_timeout: float = 30.0):
+                 memory_limit_mb: int = 256, cgroups: bool | None = None, max_processes: int = 64,
+                 idle_seconds: float = 600, start_timeout: float = 30.0):
         self._home = os.path.abspath(home)
         self._bwrap = _sandbox_choice(sandbox)
+        self._cgroups = _cgroups_choice(cgroups)
+        self._limits = Limits(memory_mb=memory_limit_mb, max_processes=max_processes)
         self._max = max(1, max_instances_per_version)
-        self._memory_mb = memory_limit_mb
         self._idle_s = idle_seconds
         self._start_timeout = start_timeout
         self._lock = threading.Lock()
@@ -99,6 +111,11 @@ class LocalDriver(Driver):
         """Whether instances run inside bubblewrap."""
         return self._bwrap is not None
 
+    @property
+    def cgroups(self) -> Cgroups | None:
+        """Where instances get their cgroups, or None when they get none."""
+        return self._cgroups
+
     # -- the port ---------------------------------------------------------------------
 
     def prepare(self, deployment: Deployment) -> None:
@@ -115,38 +132,15 @@ class LocalDriver(Driver):
         except _Retired as exc:  # not the function's fault
             return Outcome(error={"type": "SystemError", "message": exc.message, "stacktrace": []})
         except FunctionBuildError as exc:
-            return Outcome(error=_function_error(exc.message))
-        timeout_ms = deployment.timeout_ms or DEFAULT_TIMEOUT_MS
-        try:
-            status, data = inst.call(body, timeout_ms / 1000)
-        except TimeoutError:
-            inst.kill()
-            logs = inst.captured_logs()
+            return Outcome(error=function_error(exc.message))
+        outcome, reusable = invoke(inst, body, timeout_ms=deployment.timeout_ms or DEFAULT_TIMEOUT_MS,
+                                   limits=self._limits, function=deployment.id)
+        outcome.cold_start_ms = cold_ms
+        if reusable:
+            self._release(pool, inst)
+        else:
             self._discard(pool, inst)
-            log.warning("run.timeout function=%s instance=%s timeout_ms=%d", deployment.id, inst.iid, timeout_ms)
-            return Outcome(logs=logs, error=_function_error(f"function timed out after {timeout_ms} ms"),
-                           cold_start_ms=cold_ms)
-        except (OSError, http.client.HTTPException):
-            code = inst.exit_code(wait_s=2.0)
-            inst.kill()
-            logs = inst.captured_logs()
-            self._discard(pool, inst)
-            log.warning("run.crash function=%s instance=%s exit=%s", deployment.id, inst.iid, code)
-            return Outcome(logs=logs, error=_function_error(f"function process {describe_exit(code)}",
-                                                            logs["stderr"][-20:]),
-                           cold_start_ms=cold_ms)
-        self._release(pool, inst)
-        try:
-            reply = json.loads(data)
-            if status != 200:
-                raise ValueError(reply.get("error") if isinstance(reply, dict) else status)
-            ctx = reply.get("context") or {}
-        except (ValueError, AttributeError) as exc:
-            return Outcome(error={"type": "SystemError", "stacktrace": [],
-                                  "message": f"the function server answered badly ({status}): {exc}"},
-                           cold_start_ms=cold_ms)
-        return Outcome(payload=reply.get("payload"), logs=ctx.get("logs") or {"stdout": [], "stderr": []},
-                       error=ctx.get("error"), cold_start_ms=cold_ms)
+        return outcome
 
     def retire(self, deployment: Deployment) -> None:
         """Stop the version's instances (busy ones when their call ends); drop its files."""
@@ -175,6 +169,8 @@ class LocalDriver(Driver):
         for inst in victims:
             inst.stop()
         self._launcher.shutdown(wait=True)
+        if self._cgroups is not None:
+            self._cgroups.close()
         if self._own_run_dir:
             shutil.rmtree(self._run_dir, ignore_errors=True)
 
@@ -230,7 +226,7 @@ class LocalDriver(Driver):
                             return inst, cold
                         dead.append(inst)  # it died while idle (e.g. a thread it left called exit)
                         pool.count -= 1
-                    if pool.count < self._max:
+                    if pool.count < (pool.deployment.concurrency or self._max):
                         pool.count += 1
                         break
                     pool.freed.wait()
@@ -243,11 +239,8 @@ class LocalDriver(Driver):
     def _start(self, pool: _Pool) -> Instance:
         """Start an instance for a slot already counted in ``pool.count``."""
         d = pool.deployment
-        spec = LaunchSpec(handler=d.handler, interpreter=d.image_config.get("interpreter") or sys.executable,
-                          src_dir=pool.src_dir, memory_limit_mb=self._memory_mb, bwrap=self._bwrap,
-                          start_timeout_s=self._start_timeout)
         try:
-            inst = start_instance(spec, self._run_dir, self._launcher)
+            inst = start_instance(self._launch_spec(pool), self._run_dir, self._launcher)
         except BaseException as exc:
             with self._lock:
                 pool.count -= 1
@@ -259,6 +252,19 @@ class LocalDriver(Driver):
             raise
         log.info("instance.started function=%s instance=%s cold_ms=%.1f", d.id, inst.iid, inst.cold_start_ms)
         return inst
+
+    def _launch_spec(self, pool: _Pool) -> LaunchSpec:
+        d = pool.deployment
+        runtime = runtime_for(d.language)
+        if runtime is None:
+            raise FunctionBuildError(f"the local driver cannot run {d.language!r} functions")
+        interpreter = d.image_config.get("interpreter") or runtime.default_interpreter
+        if not interpreter:
+            raise FunctionBuildError(f"no interpreter for {d.language!r} functions is installed on this host")
+        return LaunchSpec(handler=d.handler, runtime=runtime, interpreter=interpreter, src_dir=pool.src_dir,
+                          memory_limit_mb=self._limits.memory_mb, bwrap=self._bwrap,
+                          start_timeout_s=self._start_timeout, network=d.network, cgroups=self._cgroups,
+                          max_tasks=self._limits.max_processes)
 
     def _release(self, pool: _Pool, inst: Instance) -> None:
         with self._lock:
@@ -370,3 +376,20 @@ def _sandbox_choice(sandbox_opt: bool | None) -> str | None:
             _warned_no_sandbox = True
             log.warning("sandbox.unavailable reason='bwrap not on PATH' effect='functions run unconfined'")
     return bwrap
+
+
+def _cgroups_choice(cgroups_opt: bool | None) -> Cgroups | None:
+    """Where to make instance cgroups, or None (with one warning, unless asked for none)."""
+    global _warned_no_cgroups
+    if cgroups_opt is False:
+        return None
+    try:
+        return Cgroups.detect()
+    except CgroupsUnavailable as exc:
+        if cgroups_opt:
+            raise Unavailable(f"the local driver's cgroups were required: {exc}") from None
+        if not _warned_no_cgroups:
+            _warned_no_cgroups = True
+            log.warning("cgroups.unavailable reason=%r effect='no process limit; memory bounded by "
+                        "rlimits and heap limits only'", str(exc))
+        return None

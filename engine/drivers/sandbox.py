@@ -2,22 +2,31 @@
 
 What the function sees: a read-only ``/usr`` (and the ``/lib``, ``/bin`` links), a few
 files of ``/etc``, the interpreter's installation read-only at its own path, its source
-read-only at ``/function``, the runtime server read-only at ``/opt/dispatch/server.py``,
-its instance directory (socket and log files) read-write at ``/run/dispatch``, a private
-tmpfs ``/tmp`` (the only other writable place: the root is read-only), its own
-``/proc`` and ``/dev``; no network (a private, empty network namespace), no
-capabilities, its own PID, IPC and UTS namespaces. Nothing else of the host: not
-``$DISPATCH_HOME``, not the project tree, not ``/root`` or ``/home`` (beyond the
-interpreter's own installation, which may live there, as pyenv's does).
+read-only at ``/function``, the runtime server read-only at ``/opt/dispatch/server.py``
+(``server.js`` for Node.js), its instance directory (socket and log files) read-write
+at ``/run/dispatch``, a private tmpfs ``/tmp`` of bounded size (the only other writable
+place: the root is read-only), its own ``/proc`` and ``/dev``; no network (a private,
+empty network namespace) unless its deployment allows it (then the host's), no
+capabilities, its own user, PID, IPC and UTS namespaces, and no way to make further user
+namespaces (in one, an unprivileged process would get capabilities back). Nothing else
+of the host: not ``$DISPATCH_HOME``, not the project tree, not ``/root`` or ``/home``
+(beyond the interpreter's own installation, which may live there, as pyenv's does).
+
+Processes, memory and CPU are bounded by the instance's cgroups (:mod:`.cgroups`), not
+here: bwrap has no such options.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import subprocess
 
 #: where the function's source, the server and the instance directory appear inside
 FUNCTION_DIR = "/function"
+SERVER_DIR = "/opt/dispatch"
+#: the Python server; every server appears at ``SERVER_DIR/<its file name>``
 SERVER_FILE = "/opt/dispatch/server.py"
 INSTANCE_DIR = "/run/dispatch"
 
@@ -35,6 +44,25 @@ USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 def bwrap_path() -> str | None:
     """The ``bwrap`` executable on PATH, or None."""
     return shutil.which("bwrap")
+
+
+def server_path(server_file: str) -> str:
+    """Where the server file of the host appears inside the sandbox."""
+    return f"{SERVER_DIR}/{os.path.basename(server_file)}"
+
+
+@functools.lru_cache(maxsize=None)
+def can_disable_userns(bwrap: str) -> bool:
+    """Whether this bwrap can run a sandbox with nested user namespaces disabled.
+
+    It needs a user namespace of its own, which some hosts refuse; checked once.
+    """
+    probe = [bwrap, "--unshare-user", "--disable-userns", "--ro-bind", "/", "/", "--", "true"]
+    try:
+        return subprocess.run(probe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def interpreter_roots(interpreter: str) -> list[str]:
@@ -72,8 +100,15 @@ def bwrap_command(
     server_file: str,
     instance_dir: str,
     network: bool = False,
+    tmp_size_mb: int | None = None,
+    disable_userns: bool = True,
 ) -> list[str]:
-    """The ``bwrap …`` prefix; append the command to run, using the paths above."""
+    """The ``bwrap …`` prefix; append the command to run, using the paths above.
+
+    :param network: share the host's network namespace instead of an empty one
+    :param tmp_size_mb: the size of the private /tmp (None: the tmpfs default, half of RAM)
+    :param disable_userns: forbid nested user namespaces (see :func:`can_disable_userns`)
+    """
     cmd = [
         bwrap,
         "--unshare-all",
@@ -85,9 +120,13 @@ def bwrap_command(
         "--ro-bind", "/usr", "/usr",
         "--proc", "/proc",
         "--dev", "/dev",
-        # before the binds: a bind below /tmp (a venv there, say) must not be covered
-        "--tmpfs", "/tmp",
     ]
+    if disable_userns:
+        cmd += ["--unshare-user", "--disable-userns"]
+    if tmp_size_mb:
+        cmd += ["--size", str(tmp_size_mb << 20)]
+    # before the binds: a bind below /tmp (a venv there, say) must not be covered
+    cmd += ["--tmpfs", "/tmp"]
     if network:
         cmd.append("--share-net")
     for path in USR_LINKS:
@@ -101,7 +140,7 @@ def bwrap_command(
         cmd += ["--ro-bind", root, root]
     cmd += [
         "--ro-bind", src_dir, FUNCTION_DIR,
-        "--ro-bind", server_file, SERVER_FILE,
+        "--ro-bind", server_file, server_path(server_file),
         "--bind", instance_dir, INSTANCE_DIR,
         # the root itself is bwrap's scratch tmpfs: writable unless made read-only last
         "--remount-ro", "/",

@@ -1,7 +1,9 @@
 """The driver contract: every FaaS driver that can run here passes these.
 
 Parametrized by driver: ``local`` (sandboxed with bubblewrap, the real configuration
-here) and ``local-nosandbox`` (plain processes, what hosts without bwrap get).
+here) and ``local-nosandbox`` (plain processes, what hosts without bwrap get); and by
+the function's language: ``python3`` and ``nodejs``. Each test gives its function in
+every language it applies to.
 """
 
 from __future__ import annotations
@@ -29,20 +31,41 @@ DRIVERS = {
     "local-nosandbox": {"sandbox": False},
 }
 
+LANGUAGES = {"python3": ".py", "nodejs": ".js"}
+
 #: a module-level token identifies one process (PIDs repeat across sandboxes)
-ECHO = """
+ECHO_PY = """
 import os, uuid
 INSTANCE = uuid.uuid4().hex
 
 def handle(ctx, payload):
     return {"payload": payload, "ctx": ctx, "instance": INSTANCE, "pid": os.getpid()}
 """
+ECHO_JS = """
+const INSTANCE = require('crypto').randomUUID();
+const echo = (ctx, payload) => ({ payload, ctx, instance: INSTANCE, pid: process.pid });
+module.exports = echo;
+"""
+ECHO = {"python3": ECHO_PY, "nodejs": ECHO_JS}
+#: the echo function, answering after sleeping 0.5 or 0.3 s
+SLOW_ECHO = {
+    "python3": ECHO_PY + "\nimport time\n_h = handle\ndef handle(ctx, p):\n    time.sleep(%s)\n    return _h(ctx, p)\n",
+    "nodejs": ECHO_JS + "\nmodule.exports = async (ctx, p) => { await new Promise((r) => setTimeout(r, %s * 1000)); "
+                        "return echo(ctx, p); };\n",
+}
 
 
 @pytest.fixture(params=list(DRIVERS))
 def driver_name(request):
     if DRIVERS[request.param].get("sandbox") and shutil.which("bwrap") is None:
         pytest.skip("bwrap is not installed")
+    return request.param
+
+
+@pytest.fixture(params=list(LANGUAGES))
+def language(request):
+    if request.param == "nodejs" and shutil.which("node") is None:
+        pytest.skip("node is not installed")
     return request.param
 
 
@@ -68,20 +91,26 @@ def driver(make_driver):
 
 
 @pytest.fixture
-def deploy(tmp_path):
-    """Writes a tiny function and returns its Deployment (a new version each call)."""
+def deploy(tmp_path, language):
+    """Writes a tiny function in the test's language and returns its Deployment (a new
+    version each call). ``code`` and ``files`` map a language to its text; a test with
+    no code for the language does not apply to it."""
 
-    def make(code: str, *, handler: str | None = None, timeout_ms: int = 0, files: dict | None = None):
+    def make(code: dict, *, handler: dict | None = None, timeout_ms: int = 0, files: dict | None = None,
+             **fields):
+        if language not in code:
+            pytest.skip(f"does not apply to {language}")
         module = f"fn_{uuid.uuid4().hex[:8]}"  # unique, so its processes can be found
         src = tmp_path / f"src-{module}"
         src.mkdir()
-        (src / f"{module}.py").write_text(textwrap.dedent(code))
-        for name, text in (files or {}).items():
+        (src / f"{module}{LANGUAGES[language]}").write_text(textwrap.dedent(code[language]))
+        for name, text in (files or {}).get(language, {}).items():
             (src / name).write_text(textwrap.dedent(text))
         archive = pack(str(src))
-        return Deployment(org="acme", name="fn", version=uuid.uuid4().hex, language="python3",
-                          handler=(handler or "{m}.handle").format(m=module), image="python3",
-                          timeout_ms=timeout_ms, source=lambda: archive)
+        default = {"python3": "{m}.handle", "nodejs": "{m}.js"}[language]
+        return Deployment(org="acme", name="fn", version=uuid.uuid4().hex, language=language,
+                          handler=((handler or {}).get(language) or default).format(m=module), image=language,
+                          timeout_ms=timeout_ms, source=lambda: archive, **fields)
 
     return make
 
@@ -116,11 +145,22 @@ def wait_for_processes(dep: Deployment, count: int, within: float = 5.0) -> list
 
 
 def test_runs_handler_and_returns_payload(driver, deploy):
-    dep = deploy("def handle(ctx, payload):\n    return {'hello': payload['name']}\n")
+    dep = deploy({"python3": "def handle(ctx, payload):\n    return {'hello': payload['name']}\n",
+                  "nodejs": "module.exports = (ctx, payload) => ({ hello: payload.name });\n"})
     driver.prepare(dep)
     out = driver.run(dep, {}, {"name": "world"})
     assert out.error is None
     assert out.payload == {"hello": "world"}
+
+
+def test_a_promise_is_awaited(driver, deploy):
+    dep = deploy({"nodejs": """
+        module.exports = async (ctx, payload) => {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          return { later: payload };
+        };
+    """})
+    assert driver.run(dep, {}, 1).payload == {"later": 1}
 
 
 def test_context_reaches_the_handler(driver, deploy):
@@ -132,7 +172,7 @@ def test_context_reaches_the_handler(driver, deploy):
 
 
 def test_stdout_and_stderr_lines_are_captured_per_run(driver, deploy):
-    dep = deploy("""
+    dep = deploy({"python3": """
         import os, subprocess, sys
 
         def handle(ctx, payload):
@@ -142,7 +182,19 @@ def test_stdout_and_stderr_lines_are_captured_per_run(driver, deploy):
             sys.stderr.write("stderr " + payload + "\\n")
             os.write(2, b"fd2 " + payload.encode() + b"\\n")
             return None
-    """)
+    """, "nodejs": """
+        const fs = require('fs');
+        const { execFileSync } = require('child_process');
+
+        module.exports = (ctx, payload) => {
+          console.log('print', payload);
+          fs.writeSync(1, `fd1 ${payload}\\n`);
+          execFileSync('echo', ['subprocess', payload], { stdio: 'inherit' });
+          process.stderr.write(`stderr ${payload}\\n`);
+          fs.writeSync(2, `fd2 ${payload}\\n`);
+          return null;
+        };
+    """})
     first = driver.run(dep, {}, "one")
     second = driver.run(dep, {}, "two")
     assert first.logs == {"stdout": ["print one", "fd1 one", "subprocess one"],
@@ -152,36 +204,52 @@ def test_stdout_and_stderr_lines_are_captured_per_run(driver, deploy):
 
 
 def test_log_output_is_capped(driver, deploy):
-    dep = deploy("def handle(ctx, payload):\n    for _ in range(200):\n        print('y' * 999)\n")
+    dep = deploy({"python3": "def handle(ctx, payload):\n    for _ in range(200):\n        print('y' * 999)\n",
+                  "nodejs": "module.exports = () => { for (let i = 0; i < 200; i++) console.log('y'.repeat(999)); };\n"})
     out = driver.run(dep, {}, None)
     assert out.error is None
     assert out.logs["stdout"][-1] == "... [truncated]"
     assert sum(len(line) + 1 for line in out.logs["stdout"]) < 70 * 1024
 
 
-def test_exception_becomes_function_error_with_stacktrace(driver, deploy):
-    dep = deploy("""
+def test_exception_becomes_function_error_with_stacktrace(driver, deploy, language):
+    dep = deploy({"python3": """
         def handle(ctx, payload):
             print("before the failure")
             return helper()
 
         def helper():
             raise ValueError("bad input")
-    """)
+    """, "nodejs": """
+        module.exports = function (ctx, payload) {
+          console.log('before the failure');
+          return helper();
+        };
+
+        function helper() {
+          throw new Error('bad input');
+        }
+    """})
     out = driver.run(dep, {}, None)
     assert out.payload is None
     assert out.error["type"] == "FunctionError"
-    assert out.error["message"] == "ValueError: bad input"
     trace = out.error["stacktrace"]
-    assert trace[0].startswith("Traceback")
-    assert any("in helper" in line for line in trace)
-    assert trace[-1] == "ValueError: bad input"
-    assert not any("server.py" in line for line in trace)  # the runtime's frames are hidden
+    if language == "python3":
+        assert out.error["message"] == "ValueError: bad input"
+        assert trace[0].startswith("Traceback")
+        assert any("in helper" in line for line in trace)
+        assert trace[-1] == "ValueError: bad input"
+    else:
+        assert out.error["message"] == "Error: bad input"
+        assert trace[0] == "Error: bad input"
+        assert any("at helper" in line for line in trace)
+    assert not any("server." in line for line in trace)  # the runtime's frames are hidden
     assert out.logs["stdout"] == ["before the failure"]
 
 
 def test_non_json_output_is_a_function_error(driver, deploy):
-    dep = deploy("def handle(ctx, payload):\n    return {'when': object()} if payload else 1\n")
+    dep = deploy({"python3": "def handle(ctx, payload):\n    return {'when': object()} if payload else 1\n",
+                  "nodejs": "module.exports = (ctx, payload) => (payload ? { when: 10n } : 1);\n"})
     out = driver.run(dep, {}, True)
     assert out.error["type"] == "FunctionError"
     assert "not JSON-serializable" in out.error["message"]
@@ -190,7 +258,7 @@ def test_non_json_output_is_a_function_error(driver, deploy):
 
 
 def test_timeout_kills_the_process_and_next_run_gets_a_fresh_one(driver, deploy):
-    dep = deploy(ECHO + """
+    dep = deploy({"python3": ECHO_PY + """
 import time
 _handle = handle
 def handle(ctx, payload):
@@ -198,7 +266,15 @@ def handle(ctx, payload):
         print("started", flush=True)
         time.sleep(30)
     return _handle(ctx, payload)
-""", timeout_ms=500)
+""", "nodejs": ECHO_JS + """
+module.exports = async (ctx, payload) => {
+  if (payload === 'slow') {
+    console.log('started');
+    await new Promise((resolve) => setTimeout(resolve, 30000));
+  }
+  return echo(ctx, payload);
+};
+"""}, timeout_ms=500)
     first = driver.run(dep, {}, "fast")
     started = time.monotonic()
     out = driver.run(dep, {}, "slow")
@@ -214,14 +290,22 @@ def handle(ctx, payload):
 
 
 def test_crashed_process_is_replaced(driver, deploy):
-    dep = deploy(ECHO + """
+    dep = deploy({"python3": ECHO_PY + """
 _handle = handle
 def handle(ctx, payload):
     if payload == "crash":
         os.write(2, b"last words\\n")
         os._exit(7)
     return _handle(ctx, payload)
-""")
+""", "nodejs": ECHO_JS + """
+module.exports = (ctx, payload) => {
+  if (payload === 'crash') {
+    process.stderr.write('last words\\n');
+    process.exit(7);
+  }
+  return echo(ctx, payload);
+};
+"""})
     first = driver.run(dep, {}, "ok")
     out = driver.run(dep, {}, "crash")
     assert out.error["type"] == "FunctionError"
@@ -232,16 +316,34 @@ def handle(ctx, payload):
     assert after.payload["instance"] != first.payload["instance"]
 
 
-@pytest.mark.parametrize("case, handler, code, reason", [
-    ("missing module", "nowhere.handle", "def handle(ctx, payload):\n    pass\n",
-     "handler module 'nowhere' not found"),
-    ("syntax error", None, "x = 1\n\ndef handle(ctx, payload)\n    return 1\n",
-     r"SyntaxError in fn_\w+\.py line 3: expected ':'"),
-    ("missing attribute", None, "def other(ctx, payload):\n    pass\n",
-     r"module 'fn_\w+' has no attribute 'handle'"),
-])
-def test_broken_handler_fails_prepare_with_reason(driver, deploy, case, handler, code, reason):
-    dep = deploy(code, handler=handler)
+BROKEN = {
+    "missing module": {
+        "python3": ("nowhere.handle", "def handle(ctx, payload):\n    pass\n", "handler module 'nowhere' not found"),
+        "nodejs": ("nowhere.js", "module.exports = () => 1;\n", "handler module 'nowhere.js' not found"),
+    },
+    "syntax error": {
+        "python3": (None, "x = 1\n\ndef handle(ctx, payload)\n    return 1\n",
+                    r"SyntaxError in fn_\w+\.py line 3: expected ':'"),
+        "nodejs": (None, "const x = 1;\n\nmodule.exports = function (ctx, payload) {\n  return {\n}}}\n",
+                   r"SyntaxError in fn_\w+\.js line 5: Unexpected token '}'"),
+    },
+    "missing attribute": {
+        "python3": (None, "def other(ctx, payload):\n    pass\n", r"module 'fn_\w+' has no attribute 'handle'"),
+        "nodejs": ("{m}.handle", "exports.other = () => 1;\n", r"module 'fn_\w+' has no export 'handle'"),
+    },
+    "not a function": {
+        "nodejs": (None, "exports.other = () => 1;\n",
+                   r"handler 'fn_\w+\.js' is not a function: module.exports is an object"),
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_handler_fails_prepare_with_reason(driver, deploy, language, case):
+    if language not in BROKEN[case]:
+        pytest.skip(f"does not apply to {language}")
+    handler, code, reason = BROKEN[case][language]
+    dep = deploy({language: code}, handler={language: handler})
     with pytest.raises(FunctionBuildError, match=reason):
         driver.prepare(dep)
     # a run does not raise for the function's own fault: it is the outcome's error
@@ -269,20 +371,26 @@ def test_first_run_after_prepare_is_warm(driver, deploy):
     assert len(processes_of(dep)) >= 1
 
 
-def test_concurrent_runs_use_separate_instances(driver, deploy):
-    dep = deploy(ECHO + "\nimport time\n_h = handle\ndef handle(ctx, p):\n    time.sleep(0.5)\n    return _h(ctx, p)\n")
-    driver.prepare(dep)
-    results = [None] * 3
+def run_at_once(driver, dep, payloads):
+    """Run ``driver.run(dep, {}, p)`` for each payload in its own thread; the outcomes in order."""
+    results = [None] * len(payloads)
 
     def call(i):
-        results[i] = driver.run(dep, {}, i)
+        results[i] = driver.run(dep, {}, payloads[i])
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(payloads))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return results
+
+
+def test_concurrent_runs_use_separate_instances(driver, deploy):
+    dep = deploy({lang: code % 0.5 for lang, code in SLOW_ECHO.items()})
+    driver.prepare(dep)
+    started = time.monotonic()
+    results = run_at_once(driver, dep, [0, 1, 2])
     assert time.monotonic() - started < 1.4  # not one after the other
     assert [r.payload["payload"] for r in results] == [0, 1, 2]
     assert len({r.payload["instance"] for r in results}) == 3
@@ -290,14 +398,22 @@ def test_concurrent_runs_use_separate_instances(driver, deploy):
 
 def test_runs_beyond_the_instance_limit_wait_for_a_free_one(make_driver, deploy):
     driver = make_driver(max_instances_per_version=1)
-    dep = deploy(ECHO + "\nimport time\n_h = handle\ndef handle(ctx, p):\n    time.sleep(0.3)\n    return _h(ctx, p)\n")
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(driver.run(dep, {}, None))) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    dep = deploy({lang: code % 0.3 for lang, code in SLOW_ECHO.items()})
+    results = run_at_once(driver, dep, [None] * 3)
     assert all(r.error is None for r in results)
+    assert len({r.payload["instance"] for r in results}) == 1
+
+
+def test_a_deployments_concurrency_overrides_the_drivers_default(make_driver, deploy):
+    driver = make_driver(max_instances_per_version=1)
+    dep = deploy({lang: code % 0.3 for lang, code in SLOW_ECHO.items()}, concurrency=2)
+    results = run_at_once(driver, dep, [None] * 4)
+    assert all(r.error is None for r in results)
+    assert len({r.payload["instance"] for r in results}) == 2
+
+    serial = dataclasses.replace(dep, version=uuid.uuid4().hex, concurrency=1)
+    wide = make_driver(max_instances_per_version=4)
+    results = run_at_once(wide, serial, [None] * 3)
     assert len({r.payload["instance"] for r in results}) == 1
 
 
@@ -333,30 +449,62 @@ def test_unprepared_version_is_prepared_on_first_run(make_driver, deploy):
 
 
 def test_function_files_beside_the_handler_are_importable_and_readable(driver, deploy):
-    dep = deploy("""
+    dep = deploy({"python3": """
         import helper
 
         def handle(ctx, payload):
             with open("data.txt") as f:
                 return helper.shout(f.read().strip())
-    """, files={"helper.py": "def shout(s):\n    return s.upper()\n", "data.txt": "quiet\n"})
+    """, "nodejs": """
+        const fs = require('fs');
+        const helper = require('./helper');
+
+        module.exports = () => helper.shout(fs.readFileSync('data.txt', 'utf8').trim());
+    """}, files={
+        "python3": {"helper.py": "def shout(s):\n    return s.upper()\n", "data.txt": "quiet\n"},
+        "nodejs": {"helper.js": "exports.shout = (s) => s.toUpperCase();\n", "data.txt": "quiet\n"},
+    })
     assert driver.run(dep, {}, None).payload == "QUIET"
 
 
-def test_function_does_not_see_the_drivers_environment(driver, deploy, monkeypatch):
+def test_function_does_not_see_the_drivers_environment(driver, deploy, monkeypatch, language):
     monkeypatch.setenv("DISPATCH_SECRET_KEY", "do-not-leak")
-    dep = deploy("import os\ndef handle(ctx, payload):\n    return dict(os.environ)\n")
+    dep = deploy({"python3": "import os\ndef handle(ctx, payload):\n    return dict(os.environ)\n",
+                  "nodejs": "module.exports = () => ({ ...process.env });\n"})
     env = driver.run(dep, {}, None).payload
     assert "DISPATCH_SECRET_KEY" not in env
     assert env["HOME"] == "/tmp"
-    assert set(env) <= {"PATH", "HOME", "LANG", "PWD", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
+    allowed = {"PATH", "HOME", "LANG", "PWD"}
+    if language == "python3":
+        allowed |= {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
+    assert set(env) <= allowed
 
 
-def test_memory_limit_turns_into_a_function_error(make_driver, deploy):
+def test_memory_limit_turns_into_a_function_error_and_a_new_instance(make_driver, deploy, language):
     driver = make_driver(memory_limit_mb=200)
-    dep = deploy("def handle(ctx, payload):\n    return len(bytearray(400 * 1024 * 1024))\n")
-    out = driver.run(dep, {}, None)
-    assert out.error["message"] == "MemoryError"
+    dep = deploy({"python3": ECHO_PY + """
+_handle = handle
+def handle(ctx, payload):
+    if payload == "hog":
+        return len(bytearray(400 * 1024 * 1024))
+    return _handle(ctx, payload)
+""", "nodejs": ECHO_JS + """
+module.exports = (ctx, payload) => {
+  if (payload === 'hog') {
+    const kept = [];
+    for (;;) kept.push(new Array(100000).fill(1.5));
+  }
+  return echo(ctx, payload);
+};
+"""})
+    first = driver.run(dep, {}, "ok")
+    out = driver.run(dep, {}, "hog")
+    assert out.error["type"] == "FunctionError"
+    expected = {"python3": "MemoryError", "nodejs": "function ran out of memory (limit 200 MB)"}
+    assert out.error["message"] == expected[language]
+    after = driver.run(dep, {}, "ok")
+    assert after.error is None
+    assert after.payload["instance"] != first.payload["instance"]
 
 
 def test_idle_instances_are_stopped(make_driver, deploy):

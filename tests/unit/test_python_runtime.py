@@ -27,6 +27,8 @@ def handle(ctx, payload):
         raise KeyError("missing")
     if payload == "set":
         return {1, 2}
+    if payload == "huge":
+        return {"big": "x" * (1 << 20)}
     if payload == "slow":
         time.sleep(0.5)
     if payload == "loud":
@@ -114,6 +116,21 @@ def test_a_result_json_cannot_encode_is_a_function_error(server):
     conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
     _, body = call(conn, "POST", "/", {"context": {}, "payload": "set"})
     assert "not JSON-serializable" in body["context"]["error"]["message"]
+
+
+def test_a_result_over_one_megabyte_is_refused(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
+    _, body = call(conn, "POST", "/", {"context": {}, "payload": "huge"})
+    assert body["payload"] is None
+    assert body["context"]["error"] == {
+        "type": "FunctionError", "stacktrace": [],
+        "message": "output is larger than 1048576 bytes: the function returned 1048587 bytes of JSON"}
+
+
+def test_openwhisk_result_over_one_megabyte_is_an_error_field(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
+    status, body = call(conn, "POST", "/run", {"value": "huge"})
+    assert status == 200 and body["error"].startswith("output is larger than 1048576 bytes")
 
 
 def test_log_capture_is_capped_per_stream(server):

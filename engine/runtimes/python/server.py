@@ -14,6 +14,10 @@ Protocols spoken (one invocation at a time, HTTP/1.1 keep-alive):
   ``{"error": "..."}``. A ``value`` of exactly ``{"context", "payload"}`` is treated as
   a Dispatch request and answered as ``POST /`` is.
 
+Limits: a result whose JSON is over 1 MB (``OUTPUT_CAP_BYTES``) is refused with a
+``FunctionError``; each invocation's stdout and stderr are capped at 64 KB, marked
+``... [truncated]``.
+
 The handler is imported at start-up: if it cannot be, one line saying why is printed to
 stderr (prefixed ``dispatch-runtime: handler error:``) and the process exits with code 3.
 Exit codes: 0 after SIGTERM (the request in flight is finished first), 2 bad usage.
@@ -32,6 +36,8 @@ import traceback
 EXIT_HANDLER_ERROR = 3
 #: the per-stream cap on captured log bytes of one invocation
 LOG_CAP_BYTES = 64 * 1024
+#: the largest result, as JSON, a function may return
+OUTPUT_CAP_BYTES = 1024 * 1024
 TRUNCATED_MARK = "... [truncated]"
 MAX_HEAD_BYTES = 64 * 1024
 OPENWHISK_SENTINEL = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n"
@@ -139,6 +145,20 @@ def function_error(exc):
             "stacktrace": stack}
 
 
+def encode_result(result, subject):
+    """``(JSON text, None)`` of a result, or ``("null", error)`` if it cannot or may not be returned."""
+    try:
+        text = json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        message = "%s is not JSON-serializable: %s" % (subject, exc)
+        return "null", {"type": "FunctionError", "message": message, "stacktrace": []}
+    size = len(text)  # ASCII (ensure_ascii): one byte per character
+    if size > OUTPUT_CAP_BYTES:
+        message = "output is larger than %d bytes: the function returned %d bytes of JSON" % (OUTPUT_CAP_BYTES, size)
+        return "null", {"type": "FunctionError", "message": message, "stacktrace": []}
+    return text, None
+
+
 class Runtime:
     """Calls the handler with captured output and shapes the protocols' answers."""
 
@@ -162,18 +182,12 @@ class Runtime:
         """``POST /``: the Dispatch function protocol."""
         ctx = request.get("context") or {}
         result, error, out, err = self.invoke(ctx, request.get("payload"))
-        body = {"context": {"logs": {"stdout": log_lines(out), "stderr": log_lines(err)},
-                            "error": error},
-                "payload": result if error is None else None}
-        try:
-            return json.dumps(body, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as exc:
-            body["payload"] = None
-            body["context"]["error"] = {
-                "type": "FunctionError",
-                "message": "the function's output is not JSON-serializable: %s" % exc,
-                "stacktrace": []}
-            return json.dumps(body)
+        payload = "null"
+        if error is None:
+            payload, error = encode_result(result, "the function's output")
+        context = {"logs": {"stdout": log_lines(out), "stderr": log_lines(err)}, "error": error}
+        # the result is encoded once, and spliced in: it may be up to a megabyte
+        return '{"context": %s, "payload": %s}' % (json.dumps(context), payload)
 
     def openwhisk_run(self, request):
         """``POST /run``: OpenWhisk's action protocol."""
@@ -192,10 +206,8 @@ class Runtime:
             return json.dumps({"error": error["message"]})
         if not isinstance(result, dict):
             return json.dumps({"error": "the action did not return a dictionary"})
-        try:
-            return json.dumps(result, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as exc:
-            return json.dumps({"error": "the action's result is not JSON-serializable: %s" % exc})
+        text, error = encode_result(result, "the action's result")
+        return json.dumps({"error": error["message"]}) if error else text
 
     def openwhisk_init(self, request):
         """``POST /init``: the handler is already loaded; apply the action's environment."""

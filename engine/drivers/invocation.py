@@ -1,0 +1,107 @@
+"""One call to a warm instance, and what its result means for the run and the instance.
+
+Turns every way a call can end into an :class:`~.base.Outcome`: a reply, a timeout, a
+crash, an oversized reply, or a limit the instance reached (its processes, its memory),
+and says whether the instance may serve again. One that may not is killed here, so the
+logs read afterwards are complete; the caller removes it from its pool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import logging
+from typing import Any
+
+from .base import Outcome
+from .instance import Instance, ReplyTooLarge, describe_exit
+
+log = logging.getLogger("dispatch.driver.local")
+
+#: the result cap the servers enforce, named in the driver's own message
+OUTPUT_CAP_BYTES = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """The per-instance limits a run's error names."""
+
+    memory_mb: int
+    max_processes: int
+
+
+def function_error(message: str, stacktrace: list[str] | None = None) -> dict[str, Any]:
+    """Dispatch's error object for something the function did."""
+    return {"type": "FunctionError", "message": message, "stacktrace": stacktrace or []}
+
+
+def invoke(inst: Instance, body: bytes, *, timeout_ms: int, limits: Limits, function: str) -> tuple[Outcome, bool]:
+    """Call ``inst`` once with the request ``body``: ``(outcome, whether it may serve again)``.
+
+    :param function: the deployment's id, for the log
+    """
+    try:
+        status, data = inst.call(body, timeout_ms / 1000)
+    except TimeoutError:
+        inst.kill()
+        logs = inst.captured_logs()
+        error = _limit_error(inst, logs, limits) or function_error(f"function timed out after {timeout_ms} ms")
+        log.warning("run.timeout function=%s instance=%s timeout_ms=%d", function, inst.iid, timeout_ms)
+        return Outcome(logs=logs, error=error), False
+    except ReplyTooLarge as exc:
+        inst.kill()
+        log.warning("run.reply_too_large function=%s instance=%s bytes=%d", function, inst.iid, exc.args[0])
+        message = f"output is larger than {OUTPUT_CAP_BYTES} bytes: the function's reply was {exc.args[0]} bytes"
+        return Outcome(error=function_error(message)), False
+    except (OSError, http.client.HTTPException):
+        code = inst.exit_code(wait_s=2.0)
+        inst.kill()
+        logs = inst.captured_logs()
+        error = _limit_error(inst, logs, limits) or function_error(
+            f"function process {describe_exit(code)}", logs["stderr"][-20:])
+        log.warning("run.crash function=%s instance=%s exit=%s", function, inst.iid, code)
+        return Outcome(logs=logs, error=error), False
+    try:
+        reply = json.loads(data)
+        if status != 200:
+            raise ValueError(reply.get("error") if isinstance(reply, dict) else status)
+        ctx = reply.get("context") or {}
+        outcome = Outcome(payload=reply.get("payload"), logs=ctx.get("logs") or {"stdout": [], "stderr": []},
+                          error=ctx.get("error"))
+    except (ValueError, AttributeError) as exc:
+        return Outcome(error={"type": "SystemError", "stacktrace": [],
+                              "message": f"the function server answered badly ({status}): {exc}"}), True
+    if inst.reached_task_limit():
+        # a fork bomb's survivors, or a pool it started, must not linger into other runs
+        inst.kill()
+        log.warning("run.process_limit function=%s instance=%s", function, inst.iid)
+        outcome.payload, outcome.error = None, _process_limit_error(limits)
+        return outcome, False
+    if _is_memory_error(inst, outcome.error):
+        inst.kill()  # whatever the function holds on to would fail its next runs too
+        return outcome, False
+    return outcome, True
+
+
+def _limit_error(inst: Instance, logs: dict[str, list[str]], limits: Limits) -> dict[str, Any] | None:
+    """The error of a killed or crashed run that reached a limit of its instance, if it did."""
+    if inst.reached_task_limit():
+        return _process_limit_error(limits)
+    stderr = logs.get("stderr") or []
+    if inst.ran_out_of_memory(stderr):
+        return function_error(f"function ran out of memory (limit {limits.memory_mb} MB)", stderr[-20:])
+    return None
+
+
+def _process_limit_error(limits: Limits) -> dict[str, Any]:
+    return function_error(f"function reached its limit of {limits.max_processes} processes")
+
+
+def _is_memory_error(inst: Instance, error: dict[str, Any] | None) -> bool:
+    """Whether the handler raised its language's out-of-memory exception."""
+    prefix = inst.runtime.memory_error_prefix
+    return bool(prefix and error and str(error.get("message", "")).startswith(prefix))
+
+
+__all__ = ["Limits", "function_error", "invoke"]
