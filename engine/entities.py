@@ -21,8 +21,10 @@ FUNCTION = "function"
 RUN = "run"
 SOURCE = "source"
 IMAGE = "image"
+BASE_IMAGE = "baseimage"
 
-KIND_NAMES = {FUNCTION: "Function", RUN: "Run", SOURCE: "Source", IMAGE: "Image"}
+KIND_NAMES = {FUNCTION: "Function", RUN: "Run", SOURCE: "Source", IMAGE: "Image",
+              BASE_IMAGE: "BaseImage"}
 
 # Dispatch's statuses
 INITIALIZED = "INITIALIZED"
@@ -31,7 +33,9 @@ READY = "READY"
 UPDATING = "UPDATING"
 ERROR = "ERROR"
 DELETING = "DELETING"
-STATUSES = (INITIALIZED, CREATING, READY, UPDATING, ERROR, DELETING)
+#: an external resource (a base image) that was READY and has disappeared
+MISSING = "MISSING"
+STATUSES = (INITIALIZED, CREATING, READY, UPDATING, ERROR, DELETING, MISSING)
 SETTLED = (READY, ERROR)
 
 ENVELOPE = (

@@ -11,7 +11,12 @@ import abc
 CREATE_FUNCTION = "create_function"
 DELETE_FUNCTION = "delete_function"
 EXECUTE_RUN = "execute_run"
-JOBS = (CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN)
+CHECK_BASE_IMAGE = "check_base_image"
+DELETE_BASE_IMAGE = "delete_base_image"
+BUILD_IMAGE = "build_image"
+DELETE_IMAGE = "delete_image"
+JOBS = (CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN, CHECK_BASE_IMAGE, DELETE_BASE_IMAGE,
+        BUILD_IMAGE, DELETE_IMAGE)
 
 
 class Jobs(abc.ABC):
