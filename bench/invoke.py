@@ -63,6 +63,16 @@ def blocking_latencies(client: Client, name: str, n: int, gap: tuple[float, floa
     return latencies
 
 
+def http_floor(client: Client, n: int) -> list[float]:
+    """The server's own request floor on this host, now: a keep-alive GET /healthz."""
+    latencies = []
+    for _ in range(n):
+        start = time.perf_counter()
+        client.call("GET", "/healthz")
+        latencies.append((time.perf_counter() - start) * 1000)
+    return latencies
+
+
 def async_throughput(port: int, store_url: str, name: str, n: int, concurrency: int = 16) -> float:
     """Submit ``n`` non-blocking runs from ``concurrency`` clients; runs/s until all settle.
 
@@ -128,6 +138,7 @@ def raw_dramatiq_throughput(mode: str, redis_url: str, n: int, concurrency: int 
         worker = dramatiq.Worker(broker, worker_threads=8, worker_timeout=100)
         worker.start()
         stop = worker.stop
+        join_options = {}
     else:
         os.environ["DISPATCH_BROKER"] = redis_url
         from bench import noop
@@ -145,13 +156,15 @@ def raw_dramatiq_throughput(mode: str, redis_url: str, n: int, concurrency: int 
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
 
+        join_options = {"interval": 10}  # Redis' join polls the queue's size
+
     try:
         actor.send(-1)  # the consumer is up once this one is processed
-        broker.join("bench", interval=10, timeout=60_000)
+        broker.join("bench", timeout=60_000, **join_options)
         start = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(actor.send, range(n)))
-        broker.join("bench", interval=10, timeout=600_000)
+        broker.join("bench", timeout=600_000, **join_options)
         return n / (time.perf_counter() - start)
     finally:
         stop()
@@ -180,6 +193,9 @@ def main() -> None:
         create_noop(client, "noop")
         create_noop(client, "noop-async")
         blocking_latencies(client, "noop", 50)  # warm up
+        floor = http_floor(client, args.calls)
+        print(f"http floor (GET /healthz, same server): p50={statistics.median(floor):.2f} ms",
+              flush=True)
         lat = blocking_latencies(client, "noop", args.calls)
         print(f"blocking c=1: n={len(lat)} p50={statistics.median(lat):.2f} ms "
               f"p99={percentile(lat, 99):.2f} ms max={max(lat):.2f} ms", flush=True)
@@ -193,7 +209,8 @@ def main() -> None:
         cluster.stop()
     raw = raw_dramatiq_throughput(args.mode, args.redis, args.raw_jobs)
     print(f"raw dramatiq no-op ({args.mode} broker): {raw:.0f} jobs/s", flush=True)
-    print(f"p50_ms={statistics.median(lat):.2f} p99_ms={percentile(lat, 99):.2f} "
+    print(f"http_floor_p50_ms={statistics.median(floor):.2f} "
+          f"p50_ms={statistics.median(lat):.2f} p99_ms={percentile(lat, 99):.2f} "
           f"idle_p99_ms={percentile(idle, 99):.2f} runs_per_s={runs_per_s:.0f} "
           f"raw_jobs_per_s={raw:.0f} ratio={runs_per_s / raw:.3f}")
 
