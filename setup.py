@@ -25,6 +25,7 @@ setup(
         "waitress>=3.0",
         "gunicorn>=22.0",
         "honcho>=2.0",
+        "docker>=7",
     ],
     extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3"]},
     entry_points={"console_scripts": ["dispatch=cli.main:main"]},

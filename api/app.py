@@ -40,9 +40,9 @@ def create_app(system: Dispatch | None = None, settings: Settings | None = None)
     app.extensions["dispatch"] = system
 
     api = Api(app)
-    from blueprints import functions, health, runs, secrets
+    from blueprints import functions, health, images, runs, secrets
 
-    for module in (health, functions, runs, secrets):
+    for module in (health, functions, runs, secrets, images):
         api.register_blueprint(module.blp)
     errors.register(app)
     return app

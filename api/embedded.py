@@ -40,6 +40,7 @@ class EmbeddedServer:
         self.url = f"http://{host}:{self.port}"
         self._threads: list[threading.Thread] = []
         self._stop_reconciler: threading.Event | None = None
+        self._stopping = threading.Event()
 
     def start(self) -> "EmbeddedServer":
         self.worker.start()
@@ -47,14 +48,23 @@ class EmbeddedServer:
         thread, self._stop_reconciler = start_thread(
             self.system.store, "reconciler", self.settings.reconcile_seconds,
             self.system.reconciler.reconcile_once)
-        http = threading.Thread(target=self.http.run, name="http", daemon=True)
+        http = threading.Thread(target=self._serve_http, name="http", daemon=True)
         http.start()
         self._threads = [thread, http]
         log.info("embedded.listening url=%s home=%s store=%s", self.url, self.settings.home,
                  self.settings.store_url)
         return self
 
+    def _serve_http(self) -> None:
+        try:
+            self.http.run()
+        except OSError:
+            # close() from stop() pulls the sockets from under the loop's select()
+            if not self._stopping.is_set():
+                raise
+
     def stop(self) -> None:
+        self._stopping.set()
         if self._stop_reconciler is not None:
             self._stop_reconciler.set()
         self.http.close()

@@ -15,6 +15,13 @@ blp = Blueprint("health", __name__, description="Health and version")
 
 
 def version() -> dict:
+    """Dispatch's ``Version``, plus which builder this server has (``local`` or
+    ``docker``) and, for ``docker``, its registry: ``dispatch create seed-images`` picks
+    its base images by them."""
+    settings = system().settings
+    builder = {"builder": settings.builder}
+    if settings.builder == "docker":
+        builder["registry"] = settings.registry
     return {
         "version": __version__,
         "commit": "",
@@ -22,6 +29,7 @@ def version() -> dict:
         "goVersion": "",
         "compiler": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": f"{sys.platform}/{platform.machine()}",
+        **builder,
     }
 
 

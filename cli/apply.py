@@ -6,8 +6,8 @@ are all read and checked first (:func:`cli.seed.load`), then applied one by one:
 
 - a refused request (a 409 on create, a 404 on delete…) stops there, naming the
   document; what was applied before it is reported as usual;
-- a function whose build ends in ERROR is reported with its reason and the rest is still
-  applied; the command then exits non-zero.
+- a function, image or base image whose build ends in ERROR is reported with its reason
+  and the rest is still applied; the command then exits non-zero.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ import click
 
 from . import options, seed
 from .client import ApiError, DispatchClient
-from .function_spec import build_failure, wait_built
+from .image_spec import settle_failure, wait_settled
 from .output import TABLE, dump, without_values
+
+#: the kinds that are built asynchronously: create and update wait for them to settle
+BUILT = ("BaseImage", "Image", "Function")
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,10 @@ class Verb:
     done: str
     #: the progressive shown while waiting: ``Creating function hello-py``
     doing: str
-    #: the kinds in the order they are applied: functions name secrets, so secrets
-    #: exist before functions and outlive them
+    #: the kinds in the order they are applied: functions name secrets and images, and
+    #: images name base images, so these exist before what names them and outlive it
     order: tuple[str, ...]
-    #: whether to wait for functions to be built (READY or ERROR)
+    #: whether to wait for what is built (functions, images, base images) to settle
     builds: bool
     #: whether documents are sent (so sources and schema files must be read)
     sends_bodies: bool
@@ -44,11 +47,11 @@ class Verb:
 VERBS = {
     verb.name: verb
     for verb in (
-        Verb("create", "Created", "Creating", ("Secret", "Function"),
+        Verb("create", "Created", "Creating", ("Secret", "BaseImage", "Image", "Function"),
              builds=True, sends_bodies=True),
-        Verb("update", "Updated", "Updating", ("Secret", "Function"),
+        Verb("update", "Updated", "Updating", ("Secret", "BaseImage", "Image", "Function"),
              builds=True, sends_bodies=True),
-        Verb("delete", "Deleted", "Deleting", ("Function", "Secret"),
+        Verb("delete", "Deleted", "Deleting", ("Function", "Image", "BaseImage", "Secret"),
              builds=False, sends_bodies=False),
     )
 }
@@ -65,6 +68,12 @@ REQUESTS: dict[tuple[str, str], Request] = {
     # 204 with no body: the entity is described by what the document named
     ("delete", "Secret"): lambda client, doc: (
         client.delete_secret(doc.name) or {"kind": "Secret", "name": doc.name}),
+    ("create", "BaseImage"): lambda client, doc: client.create_base_image(doc.body),
+    ("update", "BaseImage"): lambda client, doc: client.update_base_image(doc.name, doc.body),
+    ("delete", "BaseImage"): lambda client, doc: client.delete_base_image(doc.name),
+    ("create", "Image"): lambda client, doc: client.create_image(doc.body),
+    ("update", "Image"): lambda client, doc: client.update_image(doc.name, doc.body),
+    ("delete", "Image"): lambda client, doc: client.delete_image(doc.name),
 }
 
 
@@ -97,16 +106,25 @@ def run_group(ctx: click.Context, verb: str, file: str | None, workdir: str | No
 
 def apply_file(ctx: click.Context, verb: Verb, file: str, workdir: str | None) -> None:
     """Check every document of ``file``, then apply them in ``verb``'s order."""
-    documents = seed.load(file, workdir, resolve=verb.sends_bodies)
-    documents.sort(key=lambda doc: verb.order.index(doc.kind))  # stable: file order kept
+    apply_documents(ctx, verb, seed.load(file, workdir, resolve=verb.sends_bodies))
+
+
+def apply_documents(ctx: click.Context, verb: Verb, documents: list[seed.Document], *,
+                    existing_ok: bool = False) -> None:
+    """Apply checked documents in ``verb``'s order, reporting each.
+
+    :param existing_ok: on create, an entity that exists already is kept as it is (and
+        waited for) instead of stopping there
+    """
+    documents = sorted(documents, key=lambda doc: verb.order.index(doc.kind))  # stable
     client = options.client(ctx)
     fmt = options.output_format(ctx)
     applied: list[Any] = []
     failed: list[str] = []
     try:
         for document in documents:
-            entity = _apply(client, verb, document)
-            failure = build_failure(entity) if document.kind == "Function" else None
+            entity = _apply(client, verb, document, existing_ok)
+            failure = settle_failure(entity) if document.kind in BUILT else None
             if failure:
                 failed.append(document.label)
                 click.echo(f"Error: {document.label}: {failure}", err=True)
@@ -123,12 +141,20 @@ def apply_file(ctx: click.Context, verb: Verb, file: str, workdir: str | None) -
             f"{len(failed)} of {len(documents)} documents failed: {', '.join(failed)}")
 
 
-def _apply(client: DispatchClient, verb: Verb, document: seed.Document) -> Any:
-    """Send ``document``'s request and, for a function being built, wait for the build."""
+def _apply(client: DispatchClient, verb: Verb, document: seed.Document,
+           existing_ok: bool = False) -> Any:
+    """Send ``document``'s request and, for an entity being built, wait for the build."""
     try:
-        entity = REQUESTS[(verb.name, document.kind)](client, document)
-        if verb.builds and document.kind == "Function":
-            entity = wait_built(client, document.name, f"{verb.doing} function {document.name}")
+        try:
+            entity = REQUESTS[(verb.name, document.kind)](client, document)
+        except ApiError as exc:
+            if not (existing_ok and exc.status == 409):
+                raise
+            click.echo(f"{document.kind} {document.name} exists already: kept as it is",
+                       err=True)
+            entity = {"kind": document.kind, "name": document.name}
+        if verb.builds and document.kind in BUILT:
+            entity = wait_settled(client, document.kind, document.name, verb.doing)
     except ApiError as exc:
         raise ApiError(f"{document.label}: {exc.message}", exc.status) from None
     return entity

@@ -119,13 +119,55 @@ class DispatchClient:
         """``DELETE /v1/secret/{name}``: 204, no body."""
         self._call("DELETE", f"/v1/secret/{_segment(name)}")
 
+    # -- base images and images --------------------------------------------------------
+
+    def create_base_image(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/baseimage``: the BaseImage as stored (``INITIALIZED``)."""
+        return self._call("POST", "/v1/baseimage", body=body)
+
+    def list_base_images(self) -> list[dict[str, Any]]:
+        """``GET /v1/baseimage``."""
+        return self._call("GET", "/v1/baseimage")
+
+    def get_base_image(self, name: str) -> dict[str, Any]:
+        """``GET /v1/baseimage/{name}``."""
+        return self._call("GET", f"/v1/baseimage/{_segment(name)}")
+
+    def update_base_image(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /v1/baseimage/{name}``: the BaseImage, ``UPDATING`` while checked again."""
+        return self._call("PUT", f"/v1/baseimage/{_segment(name)}", body=body)
+
+    def delete_base_image(self, name: str) -> dict[str, Any]:
+        """``DELETE /v1/baseimage/{name}``: the BaseImage, now ``DELETING``."""
+        return self._call("DELETE", f"/v1/baseimage/{_segment(name)}")
+
+    def create_image(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/image``: the Image as stored (``INITIALIZED``)."""
+        return self._call("POST", "/v1/image", body=body)
+
+    def list_images(self) -> list[dict[str, Any]]:
+        """``GET /v1/image``."""
+        return self._call("GET", "/v1/image")
+
+    def get_image(self, name: str) -> dict[str, Any]:
+        """``GET /v1/image/{name}``."""
+        return self._call("GET", f"/v1/image/{_segment(name)}")
+
+    def update_image(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /v1/image/{name}``: the Image, ``UPDATING`` while it is rebuilt."""
+        return self._call("PUT", f"/v1/image/{_segment(name)}", body=body)
+
+    def delete_image(self, name: str) -> dict[str, Any]:
+        """``DELETE /v1/image/{name}``: the Image, now ``DELETING``."""
+        return self._call("DELETE", f"/v1/image/{_segment(name)}")
+
     # -- server ------------------------------------------------------------------------
 
     def version(self) -> dict[str, Any]:
         """``GET /v1/version``: ``{version, commit, buildDate, …}``."""
         return self._call("GET", "/v1/version")
 
-    # Later resources (images, APIs, subscriptions, events…) add their methods
+    # Later resources (APIs, subscriptions, events…) add their methods
     # here, one per endpoint, all through _call.
 
     def _call(

@@ -9,6 +9,11 @@ Each document is ``kind`` plus the model's fields in camelCase (reference §2,
     image: python3
     handler: hello.handle
     schema: {in: "@python3/hello.schema.in.json", out: {type: object}}
+    ---
+    kind: Image
+    name: py-requests
+    baseImageName: python3-base
+    runtimeDependencies: {manifest: "@python3/requirements.txt"}   # the file's text
 
 The whole file is read and checked before anything is sent, so a mistake in document 5
 cannot leave documents 1–4 applied: an unknown or not-yet-served kind, an unknown field,
@@ -73,13 +78,26 @@ KINDS: dict[str, Kind] = {
             required=(("name",),),
             server_fields=_ENVELOPE,
         ),
+        Kind(
+            "BaseImage",
+            fields=frozenset({"name", "dockerUrl", "language", "tags"}),
+            required=(("name",), ("dockerUrl",), ("language",)),
+            server_fields=_ENVELOPE,
+        ),
+        Kind(
+            "Image",
+            fields=frozenset({"name", "baseImageName", "runtimeDependencies",
+                              "systemDependencies", "tags"}),
+            required=(("name",), ("baseImageName",)),
+            server_fields=_ENVELOPE | {"dockerUrl", "language"},
+        ),
     )
 }
 
 #: Dispatch kinds that this server does not serve yet: a file naming one is refused whole
 #: rather than half applied
-NOT_SERVED = ("Image", "BaseImage", "API", "Subscription", "DriverType", "Driver", "Policy",
-              "ServiceAccount", "Organization", "Application")
+NOT_SERVED = ("API", "Subscription", "DriverType", "Driver", "Policy", "ServiceAccount",
+              "Organization", "Application")
 
 #: ``schema`` is an object of exactly these, each a JSON Schema or ``"@FILE"``
 SCHEMA_DIRECTIONS = ("in", "out")
@@ -169,15 +187,41 @@ def _check(number: int, raw: Any) -> Document:
 
 
 def _resolve(document: Document, workdir: str) -> Document:
-    """Replace ``sourcePath`` with the packed ``source`` and ``"@FILE"`` schemas with the
-    files' objects, reading relative to ``workdir``."""
+    """Replace ``sourcePath`` with the packed ``source``, ``"@FILE"`` schemas with the
+    files' objects and an ``"@FILE"`` manifest with the file's text, reading relative to
+    ``workdir``."""
     body = dict(document.body)
     source_path = body.pop("sourcePath", None)
     if source_path is not None:
         body["source"] = _packed(document, source_path, workdir)
     if "schema" in body:
         body["schema"] = _schemas(document, body["schema"], workdir)
+    if body.get("runtimeDependencies") is not None:
+        body["runtimeDependencies"] = _runtime_dependencies(
+            document, body["runtimeDependencies"], workdir)
     return Document(document.number, document.kind, document.name, body)
+
+
+def _runtime_dependencies(document: Document, value: Any, workdir: str) -> dict[str, Any]:
+    """``{manifest}``, where ``"@FILE"`` is replaced by the file's text (as in Dispatch)."""
+    if not isinstance(value, dict) or set(map(str, value)) - {"manifest"}:
+        raise click.ClickException(f"{document.label}: runtimeDependencies must be a mapping "
+                                   "with a manifest")
+    manifest = value.get("manifest")
+    if isinstance(manifest, str) and manifest.startswith("@"):
+        path = os.path.join(workdir, manifest[1:])
+        try:
+            with open(path, encoding="utf-8") as f:
+                manifest = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise click.ClickException(
+                f"{document.label}: runtimeDependencies.manifest {value['manifest']}: cannot "
+                f"read {path}: {why} (it is relative to the work directory, -w)") from None
+    elif manifest is not None and not isinstance(manifest, str):
+        raise click.ClickException(f"{document.label}: runtimeDependencies.manifest must be "
+                                   "the manifest's text or \"@FILE\"")
+    return {"manifest": manifest}
 
 
 def _packed(document: Document, source_path: Any, workdir: str) -> str:

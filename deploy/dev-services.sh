@@ -42,4 +42,5 @@ if [ "${1:-}" = "--etcd" ] && ! curl -fs http://127.0.0.1:2379/health >/dev/null
     >/var/log/dispatch-etcd.log 2>&1 &
   for _ in $(seq 50); do curl -fs http://127.0.0.1:2379/health >/dev/null 2>&1 && break; sleep 0.1; done
 fi
+bash deploy/container-services.sh  # podman's Docker API, the registry, the base images
 log "ready: etcd $(etcd --version | head -1 | awk '{print $3}'), bwrap $(bwrap --version | awk '{print $2}'), redis up"

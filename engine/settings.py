@@ -17,6 +17,14 @@ class Settings:
     :param broker_url: ``$DISPATCH_BROKER``: ``stub://`` (in-process, default),
         ``redis://…`` or ``amqp://…``.
     :param driver: ``$DISPATCH_DRIVER``: ``local`` (default).
+    :param builder: ``$DISPATCH_BUILDER``: ``local`` (default: a virtualenv or
+        ``node_modules`` per image on this host) or ``docker``.
+    :param registry: ``$DISPATCH_REGISTRY``: ``host:port`` of the registry the ``docker``
+        builder pushes images to (default ``127.0.0.1:5000``).
+    :param build_seconds: ``$DISPATCH_BUILD_SECONDS``: how long one image build may take
+        before it fails and the reconciler takes it back.
+    :param base_check_seconds: ``$DISPATCH_BASE_CHECK_SECONDS``: how often READY base
+        images are checked for presence (MISSING when the builder lost them).
     :param worker_threads: ``$DISPATCH_WORKER_THREADS``: job threads per worker process.
     :param reconcile_seconds: ``$DISPATCH_RECONCILE_SECONDS``: how often the
         reconciler looks for stuck entities.
@@ -36,6 +44,10 @@ class Settings:
     store_url: str
     broker_url: str = "stub://"
     driver: str = "local"
+    builder: str = "local"
+    registry: str = "127.0.0.1:5000"
+    build_seconds: float = 600.0
+    base_check_seconds: float = 60.0
     worker_threads: int = 8
     reconcile_seconds: float = 5.0
     stuck_seconds: float = 30.0
@@ -57,6 +69,10 @@ class Settings:
             store_url=env.get("DISPATCH_STORE") or f"sqlite:///{home}/dispatch.db",
             broker_url=env.get("DISPATCH_BROKER") or "stub://",
             driver=env.get("DISPATCH_DRIVER") or "local",
+            builder=env.get("DISPATCH_BUILDER") or "local",
+            registry=env.get("DISPATCH_REGISTRY") or "127.0.0.1:5000",
+            build_seconds=float(env.get("DISPATCH_BUILD_SECONDS") or 600),
+            base_check_seconds=float(env.get("DISPATCH_BASE_CHECK_SECONDS") or 60),
             worker_threads=int(env.get("DISPATCH_WORKER_THREADS") or 8),
             reconcile_seconds=float(env.get("DISPATCH_RECONCILE_SECONDS") or 5),
             stuck_seconds=float(env.get("DISPATCH_STUCK_SECONDS") or 30),

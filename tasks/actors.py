@@ -6,11 +6,15 @@ from typing import Callable
 
 import dramatiq
 
-from engine.jobs import CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN, Jobs
+from engine.jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
+                         DELETE_FUNCTION, DELETE_IMAGE, EXECUTE_RUN, Jobs)
 from engine.system import Dispatch
 
-#: builds run on their own queue so that a slow build never delays a run
-QUEUES = {CREATE_FUNCTION: "functions", DELETE_FUNCTION: "functions", EXECUTE_RUN: "runs"}
+#: builds run on their own queues so that a slow build never delays a run, and a slow
+#: image build (pip, npm, docker) never delays a function build
+QUEUES = {CREATE_FUNCTION: "functions", DELETE_FUNCTION: "functions", EXECUTE_RUN: "runs",
+          CHECK_BASE_IMAGE: "images", DELETE_BASE_IMAGE: "images", BUILD_IMAGE: "images",
+          DELETE_IMAGE: "images"}
 
 # Jobs are idempotent and the reconciler re-drives anything left behind, so a few
 # quick retries cover passing failures (the store briefly unreachable) and no more.
@@ -33,6 +37,12 @@ class DramatiqJobs(Jobs):
             CREATE_FUNCTION: self._declare(CREATE_FUNCTION, lambda s, key: s.functions.build(key)),
             DELETE_FUNCTION: self._declare(DELETE_FUNCTION, lambda s, key: s.functions.remove(key)),
             EXECUTE_RUN: self._declare(EXECUTE_RUN, lambda s, key: s.runs.execute(key)),
+            CHECK_BASE_IMAGE: self._declare(CHECK_BASE_IMAGE,
+                                            lambda s, key: s.base_images.check(key)),
+            DELETE_BASE_IMAGE: self._declare(DELETE_BASE_IMAGE,
+                                             lambda s, key: s.base_images.remove(key)),
+            BUILD_IMAGE: self._declare(BUILD_IMAGE, lambda s, key: s.images.build(key)),
+            DELETE_IMAGE: self._declare(DELETE_IMAGE, lambda s, key: s.images.remove(key)),
         }
 
     def _declare(self, job: str, call: Callable[[Dispatch, str], None]) -> dramatiq.Actor:

@@ -74,3 +74,60 @@ def etcd_endpoint(tmp_path_factory: pytest.TempPathFactory):
         process.kill()
         process.wait()
         log.close()
+
+
+# -- containers: podman's Docker Engine API, the registry, the base images -------------
+
+#: what deploy/container-services.sh starts; override with the usual variables
+DOCKER_HOST_DEFAULT = "unix:///run/podman/podman.sock"
+REGISTRY_DEFAULT = "127.0.0.1:5000"
+_CONTAINERS_HINT = ("run the tests with `make test`, which first sets up podman's Docker API service, the "
+                    "registry on 127.0.0.1:5000 and the base images, or set them up with "
+                    "`bash deploy/container-services.sh`")
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    """The Docker Engine API the docker builder and driver use (``$DOCKER_HOST``, else
+    podman's socket); the tests fail, not skip, when it does not answer."""
+    import docker
+
+    url = os.environ.get("DOCKER_HOST") or DOCKER_HOST_DEFAULT
+    try:
+        client = docker.DockerClient(base_url=url, version="1.41", timeout=5)
+        client.ping()
+        client.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means the same: not set up
+        pytest.fail(f"the Docker Engine API at {url} does not answer ({exc}): {_CONTAINERS_HINT}", pytrace=False)
+    return url
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    """``host:port`` of the image registry (``$DISPATCH_REGISTRY``, else 127.0.0.1:5000)."""
+    host = os.environ.get("DISPATCH_REGISTRY") or REGISTRY_DEFAULT
+    try:
+        with urllib.request.urlopen(f"http://{host}/v2/", timeout=5):
+            pass
+    except OSError as exc:
+        pytest.fail(f"the registry at {host} does not answer ({exc}): {_CONTAINERS_HINT}", pytrace=False)
+    return host
+
+
+@pytest.fixture(scope="session")
+def base_images(docker_host: str, registry: str) -> dict[str, str]:
+    """The base image reference of each language, checked to be in the registry."""
+    refs = {}
+    for language in ("python3", "nodejs"):
+        repo = f"dispatch/{language}-base"
+        request = urllib.request.Request(f"http://{registry}/v2/{repo}/manifests/latest", method="HEAD", headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json, "
+                      "application/vnd.docker.distribution.manifest.v2+json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5):
+                pass
+        except OSError as exc:
+            pytest.fail(f"the base image {registry}/{repo}:latest is not in the registry ({exc}): {_CONTAINERS_HINT}",
+                        pytrace=False)
+        refs[language] = f"{registry}/{repo}:latest"
+    return refs

@@ -1,5 +1,6 @@
-"""``dispatch create …``: add entities — functions, secrets, or every entity of a seed file
-(``-f``). Later kinds join ``create`` here and in :mod:`cli.seed`."""
+"""``dispatch create …``: add entities — functions, secrets, base images, images, the seed
+images, or every entity of a seed file (``-f``). Later kinds join ``create`` here and in
+:mod:`cli.seed`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import json
 from typing import Any
 
 import click
+import yaml
 
-from .. import options
-from ..apply import file_options, run_group
+from .. import options, seed
+from ..apply import VERBS, apply_documents, file_options, run_group
+from ..client import ApiError
 from ..function_spec import send_and_build, spec_options
+from ..image_spec import (image_body, read_manifest, read_system_deps, seed_documents,
+                          settle_failure, wait_settled)
 from ..output import show_outcome, without_values
 
 
@@ -74,3 +79,92 @@ def read_secret_values(path: str) -> dict[str, str]:
             raise click.BadParameter(f"{path}: the value of {key!r} must be a string",
                                      param_hint="FILE")
     return values
+
+
+@create.command("base-image")
+@click.argument("name")
+@click.argument("url")
+@click.option("--language", required=True, help="The runtime it has: python3 or nodejs.")
+@click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for READY.")
+@options.global_options()
+@click.pass_context
+def create_base_image(ctx: click.Context, name: str, url: str, language: str,
+                      no_wait: bool) -> None:
+    """Create base image NAME from URL: an image reference (docker builder), or an
+    interpreter's absolute path or a runtime's name (local builder)."""
+    client = options.client(ctx)
+    base = client.create_base_image({"name": name, "dockerUrl": url, "language": language,
+                                     "tags": []})
+    base = _settled(client, "BaseImage", base, no_wait)
+    show_outcome(base, options.output_format(ctx), f"Created base image: {name}")
+
+
+@create.command("image")
+@click.argument("name")
+@click.argument("base_image")
+@click.option("--runtime-deps", type=click.Path(exists=True, dir_okay=False),
+              help="The runtime dependencies' manifest: requirements.txt or package.json.")
+@click.option("--system-deps", type=click.Path(exists=True, dir_okay=False),
+              help="System packages: 'name [version]' per line, or a JSON list.")
+@click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for READY.")
+@options.global_options()
+@click.pass_context
+def create_image(ctx: click.Context, name: str, base_image: str, runtime_deps: str | None,
+                 system_deps: str | None, no_wait: bool) -> None:
+    """Create image NAME on BASE_IMAGE with dependencies; it is built on the server."""
+    body = image_body(name, base_image, read_manifest(runtime_deps) if runtime_deps else None,
+                      read_system_deps(system_deps) if system_deps else [])
+    client = options.client(ctx)
+    image = _settled(client, "Image", client.create_image(body), no_wait)
+    show_outcome(image, options.output_format(ctx), f"Created image: {name}")
+
+
+@create.command("seed-images")
+@click.option("-O", "--output-file", type=click.Path(dir_okay=False, writable=True),
+              help="Write them to a seed file instead of creating them.")
+@click.option("--base-url", "base_urls", multiple=True, metavar="LANGUAGE=URL",
+              help="The base image of LANGUAGE (default: by the server's builder).")
+@options.global_options()
+@click.pass_context
+def create_seed_images(ctx: click.Context, output_file: str | None,
+                       base_urls: tuple[str, ...]) -> None:
+    """Create base images python3-base and nodejs-base, and images python3 and nodejs on
+    them, for the server's builder. Those that exist already are kept.
+
+    The images take the place of the built-in python3 and nodejs images in the
+    organization: functions created afterwards on python3 or nodejs run on them.
+    """
+    overrides = {}
+    for pair in base_urls:
+        language, sep, url = pair.partition("=")
+        if not sep or not url:
+            raise click.BadParameter(f"{pair!r} is not LANGUAGE=URL", param_hint="--base-url")
+        overrides[language] = url
+    client = options.client(ctx)
+    try:
+        server = client.version()
+    except ApiError:
+        if not output_file:
+            raise
+        server = {}  # no server to ask: the embedded default
+    documents = seed_documents(server.get("builder") or "local", overrides,
+                               server.get("registry"))
+    if output_file:
+        with open(output_file, "w", encoding="utf-8") as f:
+            yaml.safe_dump_all(documents, f, sort_keys=False)
+        click.echo(f"Wrote {len(documents)} documents to {output_file}")
+        return
+    checked = [seed.Document(n, d["kind"], d["name"], {k: v for k, v in d.items() if k != "kind"})
+               for n, d in enumerate(documents, 1)]
+    apply_documents(ctx, VERBS["create"], checked, existing_ok=True)
+
+
+def _settled(client, kind: str, entity: dict[str, Any], no_wait: bool) -> dict[str, Any]:
+    """``entity`` once built (unless ``no_wait``); a ClickException if it ended in ERROR."""
+    if no_wait:
+        return entity
+    entity = wait_settled(client, kind, entity["name"], "Creating")
+    failure = settle_failure(entity)
+    if failure:
+        raise click.ClickException(failure)
+    return entity

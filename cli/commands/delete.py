@@ -1,5 +1,6 @@
-"""``dispatch delete …``: remove entities — functions, secrets, or every entity of a seed
-file (``-f``). Later kinds join ``delete`` here and in :mod:`cli.seed`."""
+"""``dispatch delete …``: remove entities — functions, secrets, images, base images, or
+every entity of a seed file (``-f``). Later kinds join ``delete`` here and in
+:mod:`cli.seed`."""
 
 from __future__ import annotations
 
@@ -38,3 +39,23 @@ def delete_secret(ctx: click.Context, name: str) -> None:
     options.client(ctx).delete_secret(name)
     # the server answers 204 with no body: -o json|yaml prints the name of what went
     show_outcome({"name": name}, options.output_format(ctx), f"Deleted secret: {name}")
+
+
+@delete.command("base-image")
+@click.argument("name")
+@options.global_options()
+@click.pass_context
+def delete_base_image(ctx: click.Context, name: str) -> None:
+    """Delete base image NAME (refused while images use it)."""
+    base = options.client(ctx).delete_base_image(name)
+    show_outcome(base, options.output_format(ctx), f"Deleted base image: {name}")
+
+
+@delete.command("image")
+@click.argument("name")
+@options.global_options()
+@click.pass_context
+def delete_image(ctx: click.Context, name: str) -> None:
+    """Delete image NAME (refused while functions use it)."""
+    image = options.client(ctx).delete_image(name)
+    show_outcome(image, options.output_format(ctx), f"Deleted image: {name}")

@@ -28,6 +28,22 @@ SECRET_COLUMNS = (
     Column("CREATED DATE", timestamp("createdTime")),
 )
 
+BASE_IMAGE_COLUMNS = (
+    Column("NAME", field("name")),
+    Column("URL", field("dockerUrl")),
+    Column("LANGUAGE", field("language")),
+    Column("STATUS", field("status")),
+    Column("CREATED DATE", timestamp("createdTime")),
+)
+
+IMAGE_COLUMNS = (
+    Column("NAME", field("name")),
+    Column("URL", field("dockerUrl")),
+    Column("BASEIMAGE", field("baseImageName")),
+    Column("STATUS", field("status")),
+    Column("CREATED DATE", timestamp("createdTime")),
+)
+
 #: with --all, one line per value: ``key=value``
 SECRET_VALUES = Column(
     "SECRETS", lambda s: "\n".join(f"{k}={v}" for k, v in (s.get("secrets") or {}).items())
@@ -94,3 +110,25 @@ def get_secret(ctx: click.Context, name: str | None, reveal: bool) -> None:
         show(data, options.output_format(ctx), SECRET_COLUMNS + (SECRET_VALUES,))
     else:
         show(without_values(data), options.output_format(ctx), SECRET_COLUMNS)
+
+
+@get.command("base-image")
+@click.argument("name", required=False)
+@options.global_options()
+@click.pass_context
+def get_base_image(ctx: click.Context, name: str | None) -> None:
+    """Show base image NAME, or every base image."""
+    client = options.client(ctx)
+    data = client.get_base_image(name) if name else client.list_base_images()
+    show(data, options.output_format(ctx), BASE_IMAGE_COLUMNS)
+
+
+@get.command("image")
+@click.argument("name", required=False)
+@options.global_options()
+@click.pass_context
+def get_image(ctx: click.Context, name: str | None) -> None:
+    """Show image NAME, or every image."""
+    client = options.client(ctx)
+    data = client.get_image(name) if name else client.list_images()
+    show(data, options.output_format(ctx), IMAGE_COLUMNS)

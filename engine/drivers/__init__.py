@@ -19,4 +19,8 @@ def open_driver(name: str, home: str, **opts: Any) -> Driver:
         from .local import LocalDriver
 
         return LocalDriver(home, **opts)
-    raise ValueError(f"unknown driver {name!r} (known: local)")
+    if name == "docker":
+        from .docker import DockerDriver
+
+        return DockerDriver(home, **opts)
+    raise ValueError(f"unknown driver {name!r} (known: local, docker)")

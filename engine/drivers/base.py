@@ -28,7 +28,9 @@ class Deployment:
     timeout_ms: int
     #: loads the version's source, a gzip'd tar archive (called only when needed)
     source: Callable[[], bytes] = dataclasses.field(compare=False, repr=False)
-    #: the image's own settings (e.g. the interpreter of the local ``python3`` image)
+    #: the image's own settings, as its builder made them for this version; the local
+    #: driver reads ``interpreter``, ``paths`` (directories to bind read-only into the
+    #: sandbox) and ``nodePath`` (``NODE_PATH``)
     image_config: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
     #: whether the function may reach the network (sandboxed drivers give it none otherwise)
     network: bool = False

@@ -63,6 +63,10 @@ class LaunchSpec:
     cgroups: Cgroups | None = None
     #: the instance's ``pids.max``: processes and threads, the sandbox's own included
     max_tasks: int = 64
+    #: host directories of the function's image, readable inside the sandbox
+    image_paths: tuple[str, ...] = ()
+    #: the image's additions to the server's environment (e.g. ``NODE_PATH``)
+    image_environment: tuple[tuple[str, str], ...] = ()
 
 
 class ReplyTooLarge(Exception):
@@ -198,7 +202,7 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
         # is tied to the *thread* that forked it, and callers' threads may come and go.
         proc = launcher.submit(
             subprocess.Popen, cmd, stdin=gate_r, stdout=out_fd, stderr=err_fd,
-            env=_environment(spec.runtime, spec.interpreter), cwd=spec.src_dir,
+            env=_environment(spec), cwd=spec.src_dir,
             pass_fds=(ready_w, life_r), start_new_session=True,
         ).result()
         if cgroup is not None:
@@ -262,18 +266,20 @@ def _command(spec: LaunchSpec, directory: str) -> list[str]:
         server_file=runtime.server_file, instance_dir=directory, network=spec.network,
         # /tmp is memory: no larger than the instance's memory, even without cgroups
         tmp_size_mb=spec.memory_limit_mb, disable_userns=sandbox.can_disable_userns(spec.bwrap),
+        ro_paths=spec.image_paths,
     )
     return prefix + interpreter + [sandbox.server_path(runtime.server_file), "--handler", spec.handler,
                                    "--dir", sandbox.FUNCTION_DIR, "--socket", sandbox.INSTANCE_DIR + "/sock"]
 
 
-def _environment(runtime: LanguageRuntime, interpreter: str) -> dict[str, str]:
+def _environment(spec: LaunchSpec) -> dict[str, str]:
     """A minimal environment: never the driver's own, which may hold secrets."""
     path = "/usr/local/bin:/usr/bin:/bin"
-    bindir = os.path.dirname(interpreter)
+    bindir = os.path.dirname(spec.interpreter)
     if bindir and bindir not in path.split(":"):
         path = f"{bindir}:{path}"  # `python3` or `node` in a function's subprocess is its own
-    return {"PATH": path, "HOME": "/tmp", "LANG": "C.UTF-8", **runtime.environment}
+    return {"PATH": path, "HOME": "/tmp", "LANG": "C.UTF-8", **spec.runtime.environment,
+            **dict(spec.image_environment)}
 
 
 def _wait_ready(proc: subprocess.Popen, ready_r: int, directory: str, timeout_s: float) -> None:

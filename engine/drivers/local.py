@@ -261,10 +261,15 @@ class LocalDriver(Driver):
         interpreter = d.image_config.get("interpreter") or runtime.default_interpreter
         if not interpreter:
             raise FunctionBuildError(f"no interpreter for {d.language!r} functions is installed on this host")
+        # an image built by the local builder: its directories (a venv, node_modules)
+        # live under $DISPATCH_HOME, which the sandbox otherwise hides
+        environment = (("NODE_PATH", d.image_config["nodePath"]),) if d.image_config.get("nodePath") else ()
         return LaunchSpec(handler=d.handler, runtime=runtime, interpreter=interpreter, src_dir=pool.src_dir,
                           memory_limit_mb=self._limits.memory_mb, bwrap=self._bwrap,
                           start_timeout_s=self._start_timeout, network=d.network, cgroups=self._cgroups,
-                          max_tasks=self._limits.max_processes)
+                          max_tasks=self._limits.max_processes,
+                          image_paths=tuple(d.image_config.get("paths") or ()),
+                          image_environment=environment)
 
     def _release(self, pool: _Pool, inst: Instance) -> None:
         with self._lock:

@@ -10,7 +10,8 @@ empty network namespace) unless its deployment allows it (then the host's), no
 capabilities, its own user, PID, IPC and UTS namespaces, and no way to make further user
 namespaces (in one, an unprivileged process would get capabilities back). Nothing else
 of the host: not ``$DISPATCH_HOME``, not the project tree, not ``/root`` or ``/home``
-(beyond the interpreter's own installation, which may live there, as pyenv's does).
+(beyond the interpreter's own installation, which may live there, as pyenv's does, and
+the directories of the function's image, read-only at their own paths).
 
 Processes, memory and CPU are bounded by the instance's cgroups (:mod:`.cgroups`), not
 here: bwrap has no such options.
@@ -102,12 +103,15 @@ def bwrap_command(
     network: bool = False,
     tmp_size_mb: int | None = None,
     disable_userns: bool = True,
+    ro_paths: tuple[str, ...] = (),
 ) -> list[str]:
     """The ``bwrap …`` prefix; append the command to run, using the paths above.
 
     :param network: share the host's network namespace instead of an empty one
     :param tmp_size_mb: the size of the private /tmp (None: the tmpfs default, half of RAM)
     :param disable_userns: forbid nested user namespaces (see :func:`can_disable_userns`)
+    :param ro_paths: more host directories the function reads, bound read-only at their
+        own paths (its image's: a Node.js image's ``node_modules``, say)
     """
     cmd = [
         bwrap,
@@ -136,7 +140,8 @@ def bwrap_command(
             cmd += ["--ro-bind", path, path]
     for path in ETC_FILES:
         cmd += ["--ro-bind-try", path, path]
-    for root in interpreter_roots(interpreter):
+    roots = interpreter_roots(interpreter)
+    for root in roots + [p for p in ro_paths if p not in roots]:
         cmd += ["--ro-bind", root, root]
     cmd += [
         "--ro-bind", src_dir, FUNCTION_DIR,

@@ -1,4 +1,12 @@
-"""Functions: create, update and delete (API side) and build and remove (job side)."""
+"""Functions: create, update and delete (API side) and build and remove (job side).
+
+A function is built onto an image (:mod:`engine.images`: an Image entity of its
+organization, else a built-in). The build resolves the image once, lets the builder make
+the version runnable (``Builder.build_function``) and keeps the result in the version's
+``imageConfig``: every run of the version reads it from the function entity alone. A
+function whose image is still being built waits (stays INITIALIZED or UPDATING; the image
+service re-drives it when the image settles) and ends in ERROR if the image does.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +17,11 @@ import uuid
 from typing import Any
 
 from .. import entities as E
+from ..builders.base import BuildError, Builder
 from ..drivers.base import Deployment, Driver
 from ..errors import FunctionBuildError, InvalidInput, NotFound, StaleRevision
-from ..images import ImageCatalog
-from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, Jobs
+from ..images import ImageCatalog, ImageRef
+from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, DELETE_IMAGE, Jobs
 from ..sources import decode
 from ..steps.validation import check_schema
 from ..store import Store
@@ -24,7 +33,9 @@ SPEC_FIELDS = ("image", "handler", "timeout", "schema", "secrets", "services", "
 SOURCE_SCHEME = "es://"
 #: what makes one version of a function: replaced together by an update
 VERSION_FIELDS = ("faasId", "sourceURL", "image", "handler", "timeout", "schema", "secrets",
-                  "network", "concurrency")
+                  "network", "concurrency", "imageConfig", "imageURL", "functionImageURL")
+#: image statuses a function build waits out (the image service re-drives it after)
+IMAGE_PENDING = (E.INITIALIZED, E.CREATING, E.UPDATING)
 
 
 def serving_version(fn: E.Entity) -> E.Entity | None:
@@ -59,13 +70,16 @@ def validate_name(name: Any, field: str = "name") -> str:
 class FunctionService:
     """The lifecycle of functions; every status change is a compare-and-swap.
 
+    :param builder: makes a version runnable on its image (None: runs the image as it is,
+        as the local builder does)
     :param build_seconds: how long a worker may hold a function in ``CREATING`` before
         the reconciler takes the build back (its claim expires).
     """
 
     def __init__(self, store: Store, jobs: Jobs, driver: Driver, images: ImageCatalog,
-                 build_seconds: float = 120.0):
+                 builder: Builder | None = None, build_seconds: float = 120.0):
         self.store, self.jobs, self.driver, self.images = store, jobs, driver, images
+        self.builder = builder
         self.build_seconds = build_seconds
 
     # ---- API side -------------------------------------------------------------------
@@ -134,7 +148,10 @@ class FunctionService:
         image = spec.get("image")
         if not isinstance(image, str) or not image:
             raise InvalidInput("image is required")
-        language = self.images.resolve(org, image)["language"]
+        found = self.images.resolve(org, image)
+        if found.status == E.DELETING:
+            raise InvalidInput(f"image {image} is being deleted")
+        language = found.language
         handler = spec.get("handler")
         if not isinstance(handler, str) or not handler.strip():
             raise InvalidInput("handler is required")
@@ -191,22 +208,31 @@ class FunctionService:
     # ---- job side -------------------------------------------------------------------
 
     def deployment(self, fn: E.Entity) -> Deployment:
-        """What the driver needs to run the function's current version."""
+        """What the driver needs to run the function's current version: read from the
+        function entity alone (its version's ``imageConfig``), never from its image."""
+        config = fn.get("imageConfig")
+        if config is None:  # a version built before images were entities: a built-in
+            config = dict(self.images.builtin.get(fn["image"]) or {})
+        return self._deployment(fn, config)
+
+    def _deployment(self, fn: E.Entity, image_config: dict[str, Any]) -> Deployment:
         org, version = fn["organizationId"], fn["faasId"]
-        image = self.images.resolve(org, fn["image"])
         source_name = fn["sourceURL"][len(SOURCE_SCHEME):]
 
         def load_source() -> bytes:
             return base64.b64decode(self.store.get(E.SOURCE, org, source_name)["data"])
 
         return Deployment(org=org, name=fn["name"], version=version, handler=fn["handler"],
-                          language=image["language"], image=fn["image"],
+                          language=image_config.get("language") or "", image=fn["image"],
                           timeout_ms=fn.get("timeout") or 0, source=load_source,
-                          image_config=image, network=bool(fn.get("network")),
+                          image_config=image_config, network=bool(fn.get("network")),
                           concurrency=fn.get("concurrency") or 0)
 
     def build(self, key: str) -> None:
-        """The ``create_function`` job: ``INITIALIZED|UPDATING → CREATING → READY|ERROR``."""
+        """The ``create_function`` job: ``INITIALIZED|UPDATING → CREATING → READY|ERROR``.
+
+        Waits (returns, leaving the status as it is) while the function's image builds.
+        """
         kind, org, name = E.parse_key(key)
         try:
             fn = self.store.get(kind, org, name)
@@ -214,15 +240,22 @@ class FunctionService:
             return
         if fn["status"] not in (E.INITIALIZED, E.UPDATING):
             return  # built already, being built, or being deleted
+        try:
+            image: ImageRef | str = self.images.resolve(org, fn["image"])
+        except InvalidInput as exc:
+            image = exc.message  # deleted since the function was accepted
+        if isinstance(image, ImageRef) and image.status in IMAGE_PENDING:
+            log.info("function.waiting key=%s image=%s image_status=%s", key, image.name,
+                     image.status)
+            return
         fn.update(status=E.CREATING, claimExpires=time.time() + self.build_seconds)
         try:
             fn = self.store.update(fn)
         except (StaleRevision, NotFound):
             return  # another worker claimed it, or it changed meanwhile
         try:
-            self.driver.prepare(self.deployment(fn))
-            fn.update(status=E.READY, reason=[])
-        except (FunctionBuildError, InvalidInput) as exc:
+            fn.update(self._build_version(fn, image), status=E.READY, reason=[])
+        except (FunctionBuildError, InvalidInput, BuildError) as exc:
             fn.update(status=E.ERROR, reason=[exc.message])
         except Exception as exc:  # a driver failure must not leave the function CREATING
             log.exception("function.build_failed key=%s", key)
@@ -236,6 +269,23 @@ class FunctionService:
         log.info("function.%s key=%s version=%s", fn["status"].lower(), key, fn["faasId"])
         if replaced:
             self._retire({**fn, **replaced})
+
+    def _build_version(self, fn: E.Entity, image: ImageRef | str) -> dict[str, Any]:
+        """Build and prepare the version on ``image``; the fields that record it."""
+        if isinstance(image, str):
+            raise FunctionBuildError(image)
+        if image.status != E.READY:
+            reasons = "; ".join(image.reason) or "no reason given"
+            raise FunctionBuildError(
+                f"image {image.name} is in ERROR: {reasons}" if image.status == E.ERROR
+                else f"image {image.name} is {image.status}")
+        config = dict(image.config)
+        if self.builder is not None:
+            config = self.builder.build_function(self._deployment(fn, config))
+        config.setdefault("language", image.language)
+        self.driver.prepare(self._deployment(fn, config))
+        return {"imageConfig": config, "imageURL": image.url,
+                "functionImageURL": config.get("functionImage")}
 
     def _retire(self, version: E.Entity) -> None:
         """Stop a version's instances here (other hosts stop theirs when a newer version
@@ -267,3 +317,8 @@ class FunctionService:
         except (StaleRevision, NotFound):
             return
         log.info("function.deleted key=%s", key)
+        try:  # an image being deleted may have been waiting for this function to go
+            if self.store.get(E.IMAGE, org, fn["image"])["status"] == E.DELETING:
+                self.jobs.submit(DELETE_IMAGE, E.key(E.IMAGE, org, fn["image"]))
+        except NotFound:
+            pass

@@ -13,7 +13,21 @@ function    DELETING      submit ``delete_function`` again
 run         INITIALIZED   submit ``execute_run`` again
 run         CREATING      claim expired: back to INITIALIZED and submit, while attempts
                           remain; else ERROR with a SystemError saying the worker was lost
+baseimage   INITIALIZED   submit ``check_base_image`` again
+baseimage   UPDATING      submit ``check_base_image`` again
+baseimage   MISSING       submit ``check_base_image`` again: it is READY once back
+baseimage   READY         every ``base_check_seconds``: submit ``check_base_image``, which
+                          marks it MISSING if the builder no longer has it
+baseimage   DELETING      submit ``delete_base_image`` again
+image       INITIALIZED   submit ``build_image`` again (it may be waiting for its base)
+image       UPDATING      submit ``build_image`` again
+image       CREATING      claim expired (builder died): back to INITIALIZED, submit again
+image       DELETING      submit ``delete_image`` again (it may be waiting for functions)
 ==========  ============  ================================================================
+
+Image rows submit at most once per ``stuck_seconds`` per entity (a waiting image or a
+missing base does not change, and a check may pull an image): the reconciler remembers
+when it last submitted each.
 """
 
 from __future__ import annotations
@@ -25,7 +39,8 @@ from typing import Callable
 from .. import entities as E
 from ..cache import EntityCache
 from ..errors import NotFound, StaleRevision
-from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN, Jobs
+from ..jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
+                    DELETE_FUNCTION, DELETE_IMAGE, EXECUTE_RUN, Jobs)
 from ..store import Store
 from .runs import system_error
 
@@ -36,11 +51,16 @@ class Reconciler:
     """Finds stuck entities and moves them on; safe to run in several processes at once
     (every move is a compare-and-swap), though one leader at a time is cheaper."""
 
+    KINDS = (E.FUNCTION, E.RUN, E.BASE_IMAGE, E.IMAGE)
+
     def __init__(self, store: Store, jobs: Jobs, stuck_seconds: float = 30.0,
-                 run_attempts: int = 2):
+                 run_attempts: int = 2, base_check_seconds: float = 60.0):
         self.store, self.jobs = store, jobs
         self.stuck_seconds, self.run_attempts = stuck_seconds, run_attempts
+        self.base_check_seconds = base_check_seconds
         self._pending: dict[str, EntityCache] | None = None
+        #: when a throttled row last submitted a job for a key
+        self._submitted: dict[str, float] = {}
         self.TABLE: dict[tuple[str, str], Callable[[E.Entity, float], str | None]] = {
             (E.FUNCTION, E.INITIALIZED): self._resubmit(CREATE_FUNCTION),
             (E.FUNCTION, E.UPDATING): self._resubmit(CREATE_FUNCTION),
@@ -48,6 +68,16 @@ class Reconciler:
             (E.FUNCTION, E.DELETING): self._resubmit(DELETE_FUNCTION),
             (E.RUN, E.INITIALIZED): self._resubmit(EXECUTE_RUN),
             (E.RUN, E.CREATING): self._reclaim_run,
+            (E.BASE_IMAGE, E.INITIALIZED): self._throttled(CHECK_BASE_IMAGE, stuck_seconds),
+            (E.BASE_IMAGE, E.UPDATING): self._throttled(CHECK_BASE_IMAGE, stuck_seconds),
+            (E.BASE_IMAGE, E.MISSING): self._throttled(CHECK_BASE_IMAGE, stuck_seconds),
+            (E.BASE_IMAGE, E.READY): self._throttled(CHECK_BASE_IMAGE, base_check_seconds,
+                                                     action="checked_base_image"),
+            (E.BASE_IMAGE, E.DELETING): self._throttled(DELETE_BASE_IMAGE, stuck_seconds),
+            (E.IMAGE, E.INITIALIZED): self._throttled(BUILD_IMAGE, stuck_seconds),
+            (E.IMAGE, E.UPDATING): self._throttled(BUILD_IMAGE, stuck_seconds),
+            (E.IMAGE, E.CREATING): self._reclaim_image,
+            (E.IMAGE, E.DELETING): self._throttled(DELETE_IMAGE, stuck_seconds),
         }
 
     def follow(self) -> None:
@@ -56,7 +86,7 @@ class Reconciler:
         self._pending = {
             kind: EntityCache(self.store, kind,
                               keep=lambda e, kind=kind: (kind, e.get("status")) in self.TABLE)
-            for kind in (E.FUNCTION, E.RUN)
+            for kind in self.KINDS
         }
 
     def _in_transition(self, kind: str) -> list[E.Entity]:
@@ -70,8 +100,10 @@ class Reconciler:
         """One pass over every organization; returns how many entities each action moved."""
         now = time.time() if now is None else now
         moved: dict[str, int] = {}
-        for kind in (E.FUNCTION, E.RUN):
+        seen: set[str] = set()
+        for kind in self.KINDS:
             for entity in self._in_transition(kind):
+                seen.add(E.key_of(entity))
                 try:
                     action = self.TABLE[(kind, entity["status"])](entity, now)
                 except (StaleRevision, NotFound):
@@ -79,6 +111,8 @@ class Reconciler:
                 if action:
                     moved[action] = moved.get(action, 0) + 1
                     log.info("reconciler.%s key=%s", action, E.key_of(entity))
+        # forget entities that settled or went away
+        self._submitted = {k: t for k, t in self._submitted.items() if k in seen}
         return moved
 
     def _stuck(self, entity: E.Entity, now: float) -> bool:
@@ -92,6 +126,27 @@ class Reconciler:
             return f"resubmitted_{job}"
 
         return resubmit
+
+    def _throttled(self, job: str, seconds: float,
+                   action: str | None = None) -> Callable[[E.Entity, float], str | None]:
+        def submit(entity: E.Entity, now: float) -> str | None:
+            key = E.key_of(entity)
+            last = max(entity["modifiedTime"], self._submitted.get(key, 0.0))
+            if last + seconds > now:
+                return None
+            self._submitted[key] = now
+            self.jobs.submit(job, key)
+            return action or f"resubmitted_{job}"
+
+        return submit
+
+    def _reclaim_image(self, image: E.Entity, now: float) -> str | None:
+        if image.get("claimExpires", 0) > now:
+            return None
+        image.pop("claimExpires", None)
+        image = self.store.update(dict(image, status=E.INITIALIZED))
+        self.jobs.submit(BUILD_IMAGE, E.key_of(image))
+        return "rebuilt_image"
 
     def _reclaim_function(self, fn: E.Entity, now: float) -> str | None:
         if fn.get("claimExpires", 0) > now:

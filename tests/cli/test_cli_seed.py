@@ -165,8 +165,12 @@ def test_json_output_is_the_list_of_entities_without_secret_values(dispatch, own
 
 BAD_DOCUMENTS = {
     "unknown kind": ({"kind": "Lambda", "name": "x"}, "unknown kind 'Lambda'"),
-    "unsupported kind": ({"kind": "Image", "name": "py", "baseImageName": "python3"},
-                         "kind Image is not supported by this server yet"),
+    "unsupported kind": ({"kind": "Subscription", "name": "s", "eventType": "x"},
+                         "kind Subscription is not supported by this server yet"),
+    "missing manifest file": ({"kind": "Image", "name": "py", "baseImageName": "python3-base",
+                               "runtimeDependencies": {"manifest": "@python3/nope.txt"}},
+                              "(Image py): runtimeDependencies.manifest @python3/nope.txt: "
+                              "cannot read"),
     "unknown field": ({"kind": "Function", "name": "x", "image": "python3", "handler": "h.h",
                        "sourcePath": "python3/hello.py", "memory": 128},
                       "(Function x): unknown field 'memory'"),

@@ -1,9 +1,11 @@
 """The driver contract: every FaaS driver that can run here passes these.
 
 Parametrized by driver: ``local`` (sandboxed with bubblewrap, the real configuration
-here) and ``local-nosandbox`` (plain processes, what hosts without bwrap get); and by
-the function's language: ``python3`` and ``nodejs``. Each test gives its function in
-every language it applies to.
+here), ``local-nosandbox`` (plain processes, what hosts without bwrap get) and ``docker``
+(containers through podman's Docker Engine API, each version's function image built by
+the docker builder and pushed to the local registry: see deploy/container-services.sh);
+and by the function's language: ``python3`` and ``nodejs``. Each test gives its function
+in every language it applies to.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import uuid
 
 import pytest
 
+from engine.builders.base import BaseImageSpec, ImageSpec
 from engine.drivers import open_driver
 from engine.drivers.base import Deployment
 from engine.errors import FunctionBuildError
@@ -26,9 +29,11 @@ from engine.sources import pack
 
 pytestmark = pytest.mark.timeout(120)
 
+#: parametrization -> (driver, its options)
 DRIVERS = {
-    "local": {"sandbox": True},
-    "local-nosandbox": {"sandbox": False},
+    "local": ("local", {"sandbox": True}),
+    "local-nosandbox": ("local", {"sandbox": False}),
+    "docker": ("docker", {}),
 }
 
 LANGUAGES = {"python3": ".py", "nodejs": ".js"}
@@ -57,9 +62,37 @@ SLOW_ECHO = {
 
 @pytest.fixture(params=list(DRIVERS))
 def driver_name(request):
-    if DRIVERS[request.param].get("sandbox") and shutil.which("bwrap") is None:
+    kind, opts = DRIVERS[request.param]
+    if opts.get("sandbox") and shutil.which("bwrap") is None:
         pytest.skip("bwrap is not installed")
+    if kind == "docker":
+        request.getfixturevalue("docker_host")  # fails, with how to set it up, if it is not
     return request.param
+
+
+@pytest.fixture(scope="session")
+def function_images(base_images, docker_host, registry, tmp_path_factory):
+    """Gives a deployment its function image, built by the docker builder onto an image
+    (without dependencies) of its language; removes the function images at the end."""
+    from engine.builders.docker import DockerBuilder
+
+    builder = DockerBuilder(str(tmp_path_factory.mktemp("builder")), docker_host=docker_host, registry=registry)
+    image_configs, built = {}, []
+
+    def build(dep: Deployment) -> Deployment:
+        if dep.language not in image_configs:
+            base = BaseImageSpec(org="contract", name=f"{dep.language}-base", url=base_images[dep.language],
+                                 language=dep.language)
+            image = ImageSpec(org="contract", name=dep.language, id=f"contract-{dep.language}", base=base)
+            image_configs[dep.language] = builder.build_image(image, builder.check_base(base)).config
+        config = builder.build_function(dataclasses.replace(dep, image_config=image_configs[dep.language]))
+        built.append(config)
+        return dataclasses.replace(dep, image_config=config)
+
+    yield build
+    for config in built:
+        builder.remove_function(config)
+    builder.close()
 
 
 @pytest.fixture(params=list(LANGUAGES))
@@ -70,13 +103,16 @@ def language(request):
 
 
 @pytest.fixture
-def make_driver(driver_name, tmp_path):
+def make_driver(request, driver_name, tmp_path):
     """Opens drivers (each with its own home, like separate hosts) and closes them."""
     opened = []
+    kind, defaults = DRIVERS[driver_name]
+    if kind == "docker":
+        defaults = {**defaults, "docker_host": request.getfixturevalue("docker_host")}
 
     def make(**opts):
         home = tmp_path / f"home{len(opened)}"
-        drv = open_driver("local", str(home), **{**DRIVERS[driver_name], **opts})
+        drv = open_driver(kind, str(home), **{**defaults, **opts})
         opened.append(drv)
         return drv
 
@@ -91,10 +127,12 @@ def driver(make_driver):
 
 
 @pytest.fixture
-def deploy(tmp_path, language):
+def deploy(request, tmp_path, language, driver_name):
     """Writes a tiny function in the test's language and returns its Deployment (a new
-    version each call). ``code`` and ``files`` map a language to its text; a test with
-    no code for the language does not apply to it."""
+    version each call), with its function image for the docker driver. ``code`` and
+    ``files`` map a language to its text; a test with no code for the language does not
+    apply to it."""
+    build = request.getfixturevalue("function_images") if DRIVERS[driver_name][0] == "docker" else None
 
     def make(code: dict, *, handler: dict | None = None, timeout_ms: int = 0, files: dict | None = None,
              **fields):
@@ -108,9 +146,10 @@ def deploy(tmp_path, language):
             (src / name).write_text(textwrap.dedent(text))
         archive = pack(str(src))
         default = {"python3": "{m}.handle", "nodejs": "{m}.js"}[language]
-        return Deployment(org="acme", name="fn", version=uuid.uuid4().hex, language=language,
-                          handler=((handler or {}).get(language) or default).format(m=module), image=language,
-                          timeout_ms=timeout_ms, source=lambda: archive, **fields)
+        dep = Deployment(org="acme", name="fn", version=uuid.uuid4().hex, language=language,
+                         handler=((handler or {}).get(language) or default).format(m=module), image=language,
+                         timeout_ms=timeout_ms, source=lambda: archive, **fields)
+        return build(dep) if build else dep
 
     return make
 
