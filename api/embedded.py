@@ -44,7 +44,8 @@ class EmbeddedServer:
 
     def start(self) -> "EmbeddedServer":
         self.worker.start()
-        self.system.reconciler.follow()
+        # no reconciler.follow() here: on SQLite its pass filters statuses in SQL, and a
+        # watch-fed index would cost this one process a read on every write
         thread, self._stop_reconciler = start_thread(
             self.system.store, "reconciler", self.settings.reconcile_seconds,
             self.system.reconciler.reconcile_once)

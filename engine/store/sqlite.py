@@ -71,7 +71,9 @@ class SqliteStore(Store):
         self._closing = threading.Event()  # ends the poller's sleep at close()
         # watches wait on this; _latest is the highest revision known to be committed
         self._cond = threading.Condition()
-        self._open_watches = 0
+        # open watches; each waits on its own condition (over the same lock), so that a
+        # write wakes only the watches whose prefix covers its key
+        self._watches: set[_SqliteWatch] = set()
         self._poller: threading.Thread | None = None
         with self._connection() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -135,10 +137,19 @@ class SqliteStore(Store):
             db.execute("DELETE FROM changes WHERE revision <= ?", (revision - codec.HISTORY,))
         return revision
 
-    def _published(self, revision: int) -> None:
-        """Wake the watches of this store after a committed write."""
+    def _published(self, revision: int, key: str) -> None:
+        """Wake the watches of this store that cover ``key``, after a committed write."""
         with self._cond:
             self._latest = max(self._latest, revision)
+            for watch in self._watches:
+                if key.startswith(watch._prefix):
+                    watch._wake()
+
+    def _wake_all(self) -> None:
+        """Wake every watch (a write by another process: its key is not known here)."""
+        with self._cond:
+            for watch in self._watches:
+                watch._wake()
             self._cond.notify_all()
 
     # -- entities ---------------------------------------------------------------------
@@ -157,7 +168,7 @@ class SqliteStore(Store):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (key, kind, org, name, revision, value),
             )
-        self._published(revision)
+        self._published(revision, key)
         return codec.decode(value, revision)
 
     def get(self, kind: str, org: str, name: str) -> Entity:
@@ -182,11 +193,16 @@ class SqliteStore(Store):
     ) -> list[Entity]:
         """Entities of ``kind`` in ``org`` (every org if None), ordered by key, filtered."""
         prefix = entities.prefix(kind, org)
+        query = "SELECT revision, value FROM entities WHERE key >= ? AND key < ?"
+        params: list[Any] = [prefix, codec.prefix_end(prefix)]
+        if status is not None:
+            # filtered in SQL too, so that finding the few runs in transit does not decode
+            # every run ever made (matches() below still applies every filter)
+            wanted = [status] if isinstance(status, str) else list(status)
+            query += f" AND json_extract(value, '$.status') IN ({','.join('?' * len(wanted))})"
+            params += wanted
         with self._connection() as db:
-            rows = db.execute(
-                "SELECT revision, value FROM entities WHERE key >= ? AND key < ? ORDER BY key",
-                (prefix, codec.prefix_end(prefix)),
-            ).fetchall()
+            rows = db.execute(query + " ORDER BY key", params).fetchall()
         decoded = (codec.decode(value, revision) for revision, value in rows)
         return [e for e in decoded if matches(e, status, tags, fields)]
 
@@ -204,7 +220,7 @@ class SqliteStore(Store):
                 "UPDATE entities SET revision = ?, value = ? WHERE key = ? AND revision = ?",
                 (revision, value, key, expected),
             )
-        self._published(revision)
+        self._published(revision, key)
         return codec.decode(value, revision)
 
     def delete(self, kind: str, org: str, name: str, revision: int | None = None) -> None:
@@ -216,7 +232,7 @@ class SqliteStore(Store):
                 raise codec.stale(key, revision, stored_revision)
             written = self._log(db, key, None)
             db.execute("DELETE FROM entities WHERE key = ?", (key,))
-        self._published(written)
+        self._published(written, key)
 
     @staticmethod
     def _stored_revision(db: sqlite3.Connection, key: str) -> int:
@@ -240,20 +256,21 @@ class SqliteStore(Store):
         a watch from an older revision starts at the oldest one kept.
         """
         start = self.revision() + 1 if from_revision is None else from_revision
+        watch = _SqliteWatch(self, prefix, start)
         with self._cond:
-            self._open_watches += 1
+            self._watches.add(watch)
             if self._poller is None:
                 self._poller = threading.Thread(
                     target=self._poll, name=f"sqlite-watch-poller {self.path}", daemon=True
                 )
                 self._poller.start()
-        return _SqliteWatch(self, prefix, start)
+        return watch
 
     def _poll(self) -> None:
         """While watches are open, notice writes committed by other processes."""
         while True:
             with self._cond:
-                if self._closed or not self._open_watches:
+                if self._closed or not self._watches:
                     self._poller = None
                     return
             if self._closing.wait(POLL_INTERVAL):
@@ -262,10 +279,10 @@ class SqliteStore(Store):
                 latest = self.revision()
             except sqlite3.Error:
                 continue  # e.g. the store was closed meanwhile; the check above ends us
-            with self._cond:
-                if latest > self._latest:
-                    self._latest = latest
-                    self._cond.notify_all()
+            if latest > self._latest:
+                with self._cond:
+                    self._latest = max(self._latest, latest)
+                self._wake_all()
 
     def _changes(self, prefix: str, start: int) -> tuple[list[tuple[int, str, str, str]], int]:
         """Changes under ``prefix`` from ``start`` on, and the revision read up to.
@@ -283,17 +300,18 @@ class SqliteStore(Store):
             ).fetchall()
         return rows, rows[-1][0] if len(rows) == BATCH else latest
 
-    def _wait_beyond(self, revision: int, watch: "_SqliteWatch") -> None:
-        """Block until a revision above ``revision`` is known, or ``watch`` is closed."""
+    def _wait_for_change(self, watch: "_SqliteWatch") -> None:
+        """Block until a write may have touched ``watch``'s prefix, or it is closed."""
         with self._cond:
-            while not watch.closed and not self._closed and self._latest <= revision:
+            while not watch.closed and not self._closed and not watch._woken:
                 # the timeout only guards against a missed wake-up; it is not the hot path
-                self._cond.wait(1.0)
+                watch._cond.wait(1.0)
+            watch._woken = False
 
-    def _watch_closed(self) -> None:
+    def _watch_closed(self, watch: "_SqliteWatch") -> None:
         with self._cond:
-            self._open_watches -= 1
-            self._cond.notify_all()
+            self._watches.discard(watch)
+            watch._wake()
 
     # -- locks and lifetime -----------------------------------------------------------
 
@@ -309,8 +327,7 @@ class SqliteStore(Store):
         for db in idle:
             db.close()
         self._closing.set()
-        with self._cond:
-            self._cond.notify_all()
+        self._wake_all()
 
 
 class _SqliteWatch(Watch):
@@ -319,6 +336,14 @@ class _SqliteWatch(Watch):
         self._prefix = prefix
         self._next = start
         self.closed = False
+        # set (under the store's lock) when a write may concern this watch
+        self._woken = False
+        self._cond = threading.Condition(store._cond._lock)
+
+    def _wake(self) -> None:
+        """Mark a possible change and wake the iterating thread; the store's lock is held."""
+        self._woken = True
+        self._cond.notify()
 
     def __iter__(self) -> Iterator[WatchEvent]:
         """Yield events in revision order; blocks for the next one; ends after close()."""
@@ -331,13 +356,13 @@ class _SqliteWatch(Watch):
                 yield WatchEvent(type_, key, revision, entity)
             self._next = max(self._next, read_to + 1)
             if not rows:
-                self._store._wait_beyond(read_to, self)
+                self._store._wait_for_change(self)
 
     def close(self) -> None:
         """Stop the stream; a blocked iteration ends. Safe to call twice."""
         if not self.closed:
             self.closed = True
-            self._store._watch_closed()
+            self._store._watch_closed(self)
 
 
 class _SqliteLock(Lock):
