@@ -98,5 +98,9 @@ class Builder(abc.ABC):
         builder returns the image config unchanged). Raises BuildError.
         """
 
+    def remove_function(self, config: dict[str, Any]) -> None:
+        """Delete what ``build_function`` made for a retired version (``config`` is what it
+        returned). Nothing, unless the builder made something of its own."""
+
     def close(self) -> None:
         """Release clients and connections."""

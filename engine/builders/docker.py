@@ -134,7 +134,7 @@ class DockerBuilder(Builder):
 
     def remove_function(self, config: dict[str, Any]) -> None:
         """Remove a function version's image (``config`` is what ``build_function``
-        returned). Not in the Builder port yet: nothing calls it but tests."""
+        returned): its local tag and its registry manifest."""
         if config.get("functionImage"):
             self._remove(config["functionImage"])
 

@@ -294,6 +294,12 @@ class FunctionService:
             self.driver.retire(self.deployment(version))
         except InvalidInput:
             pass  # its image is gone: nothing runs it
+        try:
+            if self.builder is not None:
+                self.builder.remove_function(version.get("imageConfig") or {})
+        except Exception:  # a leftover image is garbage, not a reason to keep the version
+            log.warning("function.image_not_removed key=%s version=%s", E.key_of(version),
+                        version["faasId"], exc_info=True)
         self._drop_source(version["organizationId"], version["sourceURL"][len(SOURCE_SCHEME):])
 
     def remove(self, key: str) -> None:

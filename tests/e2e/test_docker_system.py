@@ -68,3 +68,30 @@ def test_function_on_a_docker_built_image_runs_as_a_container(docker_server, bas
         "runtimeDependencies": {"manifest": "no-such-package-dispatch-e2e==0.0.1\n"}})
     broken = settled(api, "/v1/image/py-broken")
     assert broken["status"] == "ERROR" and "no-such-package-dispatch-e2e" in broken["reason"][0]
+
+
+def test_deleting_a_function_removes_its_function_image(docker_server, base_images, tmp_path):
+    import docker
+
+    api = requests.Session()
+    api.headers["X-Dispatch-Org"] = "dockergone"
+    api.base = docker_server.url
+    api.post(f"{api.base}/v1/baseimage", json={
+        "name": "py-base", "dockerUrl": base_images["python3"], "language": "python3"})
+    settled(api, "/v1/baseimage/py-base")
+    api.post(f"{api.base}/v1/image", json={"name": "py", "baseImageName": "py-base"})
+    assert settled(api, "/v1/image/py")["status"] == "READY"
+    src = tmp_path / "hi.py"
+    src.write_text("def handle(ctx, payload):\n    return 'hi'\n")
+    api.post(f"{api.base}/v1/function", json={
+        "name": "hi", "image": "py", "handler": "hi.handle",
+        "source": base64.b64encode(pack(str(src))).decode()})
+    fn = settled(api, "/v1/function/hi")
+    function_image = fn["functionImageURL"]
+    client = docker.DockerClient(base_url=os.environ["DOCKER_HOST"], version="1.41")
+    assert client.images.list(name=function_image.rsplit(":", 1)[0])
+    api.delete(f"{api.base}/v1/function/hi")
+    wait_until(lambda: api.get(f"{api.base}/v1/function/hi").status_code == 404, 60)
+    tags = [t for i in client.images.list() for t in i.tags]
+    assert function_image not in tags
+    client.close()
