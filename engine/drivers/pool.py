@@ -1,5 +1,5 @@
 """Warm instances per function version: the pooling a driver of long-lived function
-servers needs, whatever an instance is (the ``docker`` driver's containers here).
+servers needs, whatever an instance is (a process, a container).
 
 Each version gets a pool of up to ``concurrency`` (or the driver's default) instances,
 each serving one invocation at a time. A pool is *prepared* once (its ``setup`` runs and
@@ -10,7 +10,7 @@ instances of its older versions; a retired pool takes no new calls and its busy 
 are stopped when their call ends. Stopping is handed to the driver's ``dispose``, which
 may take its time (removing a container does).
 
-The same semantics as :mod:`.local` keeps for its processes.
+Used by the ``local`` driver (processes) and the ``docker`` driver (containers).
 """
 
 from __future__ import annotations
@@ -102,7 +102,12 @@ class WarmPools(Generic[I]):
             if pool.prepared:
                 return pool
             started = time.perf_counter()
-            self._setup(deployment)
+            try:
+                self._setup(deployment)
+            except Exception:
+                if pool.retired:  # retired mid-setup (its files moved away): say why
+                    raise Retired(f"function version {deployment.id} was retired") from None
+                raise
             with self.lock:
                 pool.count += 1
             inst = self._started(pool)
@@ -160,11 +165,19 @@ class WarmPools(Generic[I]):
             pool.count -= 1
             pool.freed.notify()
 
-    def retire(self, deployment: Deployment) -> list[I]:
-        """Retire the version's pool; returns its idle instances (the caller stops them)."""
+    def retire(self, deployment: Deployment,
+               while_locked: Callable[[], None] | None = None) -> list[I]:
+        """Retire the version's pool; returns its idle instances (the caller stops them).
+
+        ``while_locked`` runs before the lock is let go, e.g. to move the version's files
+        away before a new run of it could start preparing it again.
+        """
         with self.lock:
             pool = self._pools.pop(deployment.id, None)
-            return self._forget(pool) if pool else []
+            victims = self._forget(pool) if pool else []
+            if while_locked is not None:
+                while_locked()
+            return victims
 
     def close(self) -> list[I]:
         """Retire every pool and stop the reaper; returns the idle instances."""
@@ -199,6 +212,8 @@ class WarmPools(Generic[I]):
             with self.lock:
                 pool.count -= 1
                 pool.freed.notify()
+            if pool.retired:  # what it needed went away under it: say why, not the symptom
+                raise Retired(f"function version {d.id} was retired") from None
             if isinstance(exc, FunctionBuildError):
                 self._log.info("instance.failed function=%s reason=%r", d.id, exc.message)
             raise
