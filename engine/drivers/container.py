@@ -27,8 +27,7 @@ import docker.errors
 import requests.exceptions
 
 from ..errors import FunctionBuildError, Unavailable
-from .instance import FILE_LIMIT_MB, MAX_REPLY_BYTES, ReplyTooLarge, _startup_failure, _tail_lines, \
-    _UnixHTTPConnection
+from .instance import FILE_LIMIT_MB, FunctionServer, UnixHTTPConnection, startup_failure
 from .languages import RUNTIMES, LanguageRuntime
 
 #: the default Docker Engine API here: podman's service (see deploy/container-services.sh)
@@ -92,12 +91,11 @@ class ContainerSpec:
     labels: dict[str, str]
 
 
-class ContainerInstance:
-    """A started, healthy function server in a container. Not thread-safe: one caller at
-    a time."""
+class ContainerInstance(FunctionServer):
+    """A started, healthy function server in a container."""
 
     def __init__(self, client: docker.DockerClient, container_id: str, directory: str,
-                 conn: _UnixHTTPConnection, cold_start_ms: float, runtime: LanguageRuntime):
+                 conn: UnixHTTPConnection, cold_start_ms: float, runtime: LanguageRuntime):
         self.iid = container_id[:12]
         self.container_id = container_id
         self.directory = directory
@@ -108,23 +106,6 @@ class ContainerInstance:
         self.unreported_cold_ms: float | None = None
         self.last_used = time.monotonic()
         self._cgroups = _cgroup_files(client, container_id)
-
-    def call(self, body: bytes, timeout_s: float) -> tuple[int, bytes]:
-        """POST one invocation; raises ``TimeoutError``, :class:`ReplyTooLarge` or
-        ``OSError``/``HTTPException``."""
-        conn = self._conn
-        if conn.timeout != timeout_s:
-            conn.timeout = timeout_s
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout_s)
-        conn.request("POST", "/", body, {"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        if resp.length is not None and resp.length > MAX_REPLY_BYTES:
-            raise ReplyTooLarge(resp.length)
-        data = resp.read(MAX_REPLY_BYTES + 1)
-        if len(data) > MAX_REPLY_BYTES:
-            raise ReplyTooLarge(len(data))
-        return resp.status, data
 
     def alive(self) -> bool:
         """Whether the server still holds its end of the connection: a server that died
@@ -173,10 +154,6 @@ class ContainerInstance:
             return bool(self._client.api.inspect_container(self.container_id)["State"].get("OOMKilled"))
         except (docker.errors.APIError, requests.exceptions.RequestException, KeyError):
             return False
-
-    def captured_logs(self) -> dict[str, list[str]]:
-        """What the current (interrupted) invocation had written so far."""
-        return {name: _tail_lines(os.path.join(self.directory, name)) for name in ("stdout", "stderr")}
 
     def stop(self) -> None:
         """Remove the container (killing it) and the instance's directory."""
@@ -274,7 +251,7 @@ def _host_config(client: docker.DockerClient, spec: ContainerSpec, directory: st
 
 
 def _wait_healthy(client: docker.DockerClient, container_id: str, directory: str,
-                  spec: ContainerSpec) -> _UnixHTTPConnection:
+                  spec: ContainerSpec) -> UnixHTTPConnection:
     """Poll ``GET /healthz`` on the socket with a short backoff; look at the container
     every 100 ms, so a server that exits (a broken handler) is reported at once."""
     path = os.path.join(directory, "sock")
@@ -282,7 +259,7 @@ def _wait_healthy(client: docker.DockerClient, container_id: str, directory: str
     delay, next_look = 0.002, time.monotonic() + 0.1
     while True:
         if os.path.exists(path):
-            conn = _UnixHTTPConnection(path, spec.start_timeout_s)
+            conn = UnixHTTPConnection(path, spec.start_timeout_s)
             try:
                 conn.request("GET", "/healthz")
                 resp = conn.getresponse()
@@ -300,7 +277,7 @@ def _wait_healthy(client: docker.DockerClient, container_id: str, directory: str
                 if state.get("OOMKilled"):
                     raise FunctionBuildError(
                         f"function ran out of memory while loading (limit {spec.memory_limit_mb} MB)")
-                raise FunctionBuildError(_startup_failure(state.get("ExitCode"), directory))
+                raise FunctionBuildError(startup_failure(state.get("ExitCode"), directory))
         if now >= deadline:
             raise FunctionBuildError(f"function server did not start within {spec.start_timeout_s:g} s")
         time.sleep(delay)

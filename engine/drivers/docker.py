@@ -24,7 +24,6 @@ starts, the containers that a process on its host which is gone left behind.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import re
@@ -42,12 +41,11 @@ from ..errors import FunctionBuildError, Unavailable
 from .base import Deployment, Driver, Outcome
 from .container import INSTANCE_DIR, ContainerInstance, ContainerSpec, ImageMissing, docker_client, \
     remove_container, start_container
-from .invocation import Limits, function_error, invoke
-from .pool import Retired, WarmPools
+from .invocation import Limits, run_pooled
+from .pool import WarmPools
 
 log = logging.getLogger("dispatch.driver.docker")
 
-DEFAULT_TIMEOUT_MS = 60_000
 #: sun_path holds 108 bytes; longer instance paths fall back to a directory under /tmp
 _MAX_SOCKET_PATH = 100
 
@@ -96,25 +94,7 @@ class DockerDriver(Driver):
 
     def run(self, deployment: Deployment, context: dict[str, Any], payload: Any) -> Outcome:
         """Invoke once on a warm container, starting one if needed (see :class:`Driver`)."""
-        body = json.dumps({"context": context, "payload": payload}).encode()
-        try:
-            pool = self._pools.prepared(deployment, for_run=True)
-            self._pools.stop_older_idle(pool)
-            inst, cold_ms = self._pools.acquire(pool)
-        except Retired as exc:  # not the function's fault
-            return Outcome(error={"type": "SystemError", "message": exc.message, "stacktrace": []})
-        except FunctionBuildError as exc:
-            return Outcome(error=function_error(exc.message))
-        except Unavailable as exc:
-            return Outcome(error={"type": "SystemError", "message": exc.message, "stacktrace": []})
-        outcome, reusable = invoke(inst, body, timeout_ms=deployment.timeout_ms or DEFAULT_TIMEOUT_MS,
-                                   limits=self._limits, function=deployment.id)
-        outcome.cold_start_ms = cold_ms
-        if reusable:
-            self._pools.release(pool, inst)
-        else:
-            self._pools.discard(pool, inst)
-        return outcome
+        return run_pooled(self._pools, deployment, context, payload, limits=self._limits)
 
     def retire(self, deployment: Deployment) -> None:
         """Remove the version's containers (busy ones when their call ends)."""

@@ -73,7 +73,7 @@ class ReplyTooLarge(Exception):
     """The server's reply is larger than :data:`MAX_REPLY_BYTES`."""
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
     """HTTP over a unix socket."""
 
     def __init__(self, path: str, timeout: float):
@@ -87,23 +87,14 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-class Instance:
-    """A started, healthy function server. Not thread-safe: one caller at a time."""
+class FunctionServer:
+    """What every warm function server shares, whatever runs it (a process here, a
+    container in :mod:`.container`): one keep-alive HTTP connection over its unix socket,
+    and capture files for its output in ``directory``. Not thread-safe: one caller at a
+    time."""
 
-    def __init__(self, iid: str, directory: str, proc: subprocess.Popen, lifeline: int,
-                 conn: _UnixHTTPConnection, cold_start_ms: float, *, runtime: LanguageRuntime,
-                 cgroup: InstanceCgroup | None = None):
-        self.iid = iid
-        self.directory = directory
-        self.proc = proc
-        self._lifeline = lifeline
-        self._conn = conn
-        self.cold_start_ms = cold_start_ms
-        self.runtime = runtime
-        self.cgroup = cgroup
-        #: a cold start that the run which caused it has not yet reported
-        self.unreported_cold_ms: float | None = None
-        self.last_used = time.monotonic()
+    _conn: UnixHTTPConnection
+    directory: str
 
     def call(self, body: bytes, timeout_s: float) -> tuple[int, bytes]:
         """POST one invocation; raises ``TimeoutError``, :class:`ReplyTooLarge` or
@@ -121,6 +112,29 @@ class Instance:
         if len(data) > MAX_REPLY_BYTES:
             raise ReplyTooLarge(len(data))
         return resp.status, data
+
+    def captured_logs(self) -> dict[str, list[str]]:
+        """What the current (interrupted) invocation had written so far."""
+        return {name: tail_lines(os.path.join(self.directory, name)) for name in ("stdout", "stderr")}
+
+
+class Instance(FunctionServer):
+    """A started, healthy function server process."""
+
+    def __init__(self, iid: str, directory: str, proc: subprocess.Popen, lifeline: int,
+                 conn: UnixHTTPConnection, cold_start_ms: float, *, runtime: LanguageRuntime,
+                 cgroup: InstanceCgroup | None = None):
+        self.iid = iid
+        self.directory = directory
+        self.proc = proc
+        self._lifeline = lifeline
+        self._conn = conn
+        self.cold_start_ms = cold_start_ms
+        self.runtime = runtime
+        self.cgroup = cgroup
+        #: a cold start that the run which caused it has not yet reported
+        self.unreported_cold_ms: float | None = None
+        self.last_used = time.monotonic()
 
     def reached_task_limit(self) -> bool:
         """Whether the instance ever hit its process limit (a fork bomb, say)."""
@@ -150,10 +164,6 @@ class Instance:
         _kill(self.proc)
         if self.cgroup is not None:
             self.cgroup.kill_all()
-
-    def captured_logs(self) -> dict[str, list[str]]:
-        """What the current (interrupted) invocation had written so far."""
-        return {name: _tail_lines(os.path.join(self.directory, name)) for name in ("stdout", "stderr")}
 
     def stop(self) -> None:
         """Kill the process and remove its files."""
@@ -222,7 +232,7 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
             os.close(fd)
     try:
         _wait_ready(proc, ready_r, directory, spec.start_timeout_s)
-        conn = _UnixHTTPConnection(os.path.join(directory, "sock"), spec.start_timeout_s)
+        conn = UnixHTTPConnection(os.path.join(directory, "sock"), spec.start_timeout_s)
         conn.request("GET", "/healthz")
         resp = conn.getresponse()
         resp.read()
@@ -297,12 +307,12 @@ def _wait_ready(proc: subprocess.Popen, ready_r: int, directory: str, timeout_s:
         code = proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         code = None
-    raise FunctionBuildError(_startup_failure(code, directory))
+    raise FunctionBuildError(startup_failure(code, directory))
 
 
-def _startup_failure(code: int | None, directory: str) -> str:
+def startup_failure(code: int | None, directory: str) -> str:
     # the server's own log, or its stderr capture file when that is its fd 2
-    lines = _tail_lines(os.path.join(directory, "server.log")) + _tail_lines(os.path.join(directory, "stderr"))
+    lines = tail_lines(os.path.join(directory, "server.log")) + tail_lines(os.path.join(directory, "stderr"))
     for line in reversed(lines):
         if HANDLER_ERROR_MARK in line:
             return line.split(HANDLER_ERROR_MARK, 1)[1]
@@ -310,7 +320,7 @@ def _startup_failure(code: int | None, directory: str) -> str:
     return f"function server exited with code {code} during start-up" + (f": {last}" if last else "")
 
 
-def _tail_lines(path: str, cap: int = LOG_CAP_BYTES) -> list[str]:
+def tail_lines(path: str, cap: int = LOG_CAP_BYTES) -> list[str]:
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)

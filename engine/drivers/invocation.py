@@ -14,8 +14,13 @@ import json
 import logging
 from typing import Any
 
-from .base import Outcome
+from ..errors import FunctionBuildError, Unavailable
+from .base import Deployment, Outcome
 from .instance import Instance, ReplyTooLarge, describe_exit
+from .pool import Retired, WarmPools
+
+#: a function's timeout when it sets none
+DEFAULT_TIMEOUT_MS = 60_000
 
 log = logging.getLogger("dispatch.driver.local")
 
@@ -34,6 +39,31 @@ class Limits:
 def function_error(message: str, stacktrace: list[str] | None = None) -> dict[str, Any]:
     """Dispatch's error object for something the function did."""
     return {"type": "FunctionError", "message": message, "stacktrace": stacktrace or []}
+
+
+def run_pooled(pools: WarmPools, deployment: Deployment, context: dict[str, Any], payload: Any,
+               *, limits: Limits) -> Outcome:
+    """One run on a warm instance of ``pools`` (started if needed), with the semantics
+    every pooled driver shares: a retired version or an unreachable engine is a
+    SystemError, a function that cannot start a FunctionError; the instance is reused
+    only if the call left it sound."""
+    body = json.dumps({"context": context, "payload": payload}).encode()
+    try:
+        pool = pools.prepared(deployment, for_run=True)
+        pools.stop_older_idle(pool)
+        inst, cold_ms = pools.acquire(pool)
+    except (Retired, Unavailable) as exc:  # not the function's fault
+        return Outcome(error={"type": "SystemError", "message": exc.message, "stacktrace": []})
+    except FunctionBuildError as exc:
+        return Outcome(error=function_error(exc.message))
+    outcome, reusable = invoke(inst, body, timeout_ms=deployment.timeout_ms or DEFAULT_TIMEOUT_MS,
+                               limits=limits, function=deployment.id)
+    outcome.cold_start_ms = cold_ms
+    if reusable:
+        pools.release(pool, inst)
+    else:
+        pools.discard(pool, inst)
+    return outcome
 
 
 def invoke(inst: Instance, body: bytes, *, timeout_ms: int, limits: Limits, function: str) -> tuple[Outcome, bool]:

@@ -16,7 +16,6 @@ marked ``... [truncated]``). An instance that reached a limit is replaced.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -32,13 +31,12 @@ from . import sandbox
 from .base import Deployment, Driver, Outcome
 from .cgroups import Cgroups, CgroupsUnavailable
 from .instance import Instance, LaunchSpec, start_instance
-from .invocation import Limits, function_error, invoke
+from .invocation import Limits, run_pooled
 from .languages import runtime_for
-from .pool import Retired, WarmPools
+from .pool import WarmPools
 
 log = logging.getLogger("dispatch.driver.local")
 
-DEFAULT_TIMEOUT_MS = 60_000
 #: sun_path holds 108 bytes; longer instance paths fall back to a directory under /tmp
 _MAX_SOCKET_PATH = 100
 _warned_no_sandbox = False
@@ -95,23 +93,7 @@ class LocalDriver(Driver):
 
     def run(self, deployment: Deployment, context: dict[str, Any], payload: Any) -> Outcome:
         """Invoke once on a warm instance, starting one if needed (see :class:`Driver`)."""
-        body = json.dumps({"context": context, "payload": payload}).encode()
-        try:
-            pool = self._pools.prepared(deployment, for_run=True)
-            self._pools.stop_older_idle(pool)
-            inst, cold_ms = self._pools.acquire(pool)
-        except Retired as exc:  # not the function's fault
-            return Outcome(error={"type": "SystemError", "message": exc.message, "stacktrace": []})
-        except FunctionBuildError as exc:
-            return Outcome(error=function_error(exc.message))
-        outcome, reusable = invoke(inst, body, timeout_ms=deployment.timeout_ms or DEFAULT_TIMEOUT_MS,
-                                   limits=self._limits, function=deployment.id)
-        outcome.cold_start_ms = cold_ms
-        if reusable:
-            self._pools.release(pool, inst)
-        else:
-            self._pools.discard(pool, inst)
-        return outcome
+        return run_pooled(self._pools, deployment, context, payload, limits=self._limits)
 
     def retire(self, deployment: Deployment) -> None:
         """Stop the version's instances (busy ones when their call ends); drop its files."""
