@@ -9,7 +9,10 @@ from engine import __version__
 from engine.settings import Settings
 from engine.system import Dispatch
 
-from . import errors
+from . import errors, gateway
+
+#: the largest request body the /v1 API takes (413 above it)
+API_MAX_BODY_BYTES = 64 << 20
 
 
 def create_app(system: Dispatch | None = None, settings: Settings | None = None) -> Flask:
@@ -29,6 +32,8 @@ def create_app(system: Dispatch | None = None, settings: Settings | None = None)
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         JSON_SORT_KEYS=False,
+        # function sources travel in request bodies: a larger limit than the gateway's
+        MAX_CONTENT_LENGTH=API_MAX_BODY_BYTES,
     )
     app.json.sort_keys = False
     if system is None:
@@ -40,9 +45,12 @@ def create_app(system: Dispatch | None = None, settings: Settings | None = None)
     app.extensions["dispatch"] = system
 
     api = Api(app)
-    from blueprints import functions, health, images, runs, secrets
+    from blueprints import (apis, event_drivers, events, functions, health, images, runs,
+                            secrets)
 
-    for module in (health, functions, runs, secrets, images):
+    for module in (health, functions, runs, secrets, images, events, event_drivers, apis):
         api.register_blueprint(module.blp)
     errors.register(app)
+    # the gateway answers paths outside the API's own and requests on APIs' hosts
+    gateway.mount(app, system)
     return app

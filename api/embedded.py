@@ -12,6 +12,7 @@ import threading
 import dramatiq
 from waitress.server import create_server
 
+from engine import event_scheduler
 from engine.leader import start_thread
 from engine.settings import Settings
 from tasks.actors import assemble
@@ -40,6 +41,7 @@ class EmbeddedServer:
         self.url = f"http://{host}:{self.port}"
         self._threads: list[threading.Thread] = []
         self._stop_reconciler: threading.Event | None = None
+        self._stop_events: threading.Event | None = None
         self._stopping = threading.Event()
 
     def start(self) -> "EmbeddedServer":
@@ -49,9 +51,13 @@ class EmbeddedServer:
         thread, self._stop_reconciler = start_thread(
             self.system.store, "reconciler", self.settings.reconcile_seconds,
             self.system.reconciler.reconcile_once)
+        # custom event drivers post to this server unless DISPATCH_API_URL says otherwise
+        if not os.environ.get("DISPATCH_API_URL"):
+            self.system.event_drivers.api_url = self.url
+        events, self._stop_events = event_scheduler.start(self.system)
         http = threading.Thread(target=self._serve_http, name="http", daemon=True)
         http.start()
-        self._threads = [thread, http]
+        self._threads = [thread, http, *events]
         log.info("embedded.listening url=%s home=%s store=%s", self.url, self.settings.home,
                  self.settings.store_url)
         return self
@@ -68,6 +74,8 @@ class EmbeddedServer:
         self._stopping.set()
         if self._stop_reconciler is not None:
             self._stop_reconciler.set()
+        if self._stop_events is not None:
+            self._stop_events.set()
         self.http.close()
         self.worker.stop()
         self.system.close()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, current_app, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from engine.errors import DispatchError
 
@@ -46,6 +46,10 @@ def register(app: Flask) -> None:
         if exc.code in (400, 422) and data.get("messages"):
             # webargs/marshmallow: bad input is a 400 naming the field
             return error_response(400, _validation_message(data["messages"]))
+        if exc.code == 413 and exc.description == RequestEntityTooLarge.description:
+            # werkzeug's own refusal: name the limit it applied
+            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            return error_response(413, f"request body is larger than the limit of {limit} bytes")
         return error_response(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(Exception)

@@ -31,6 +31,11 @@ class RunSchema(EntitySchema):
     finishedTime = fields.Integer(dump_only=True, allow_none=True)
     durationMs = fields.Float(dump_only=True)
     coldStartMs = fields.Float(dump_only=True)
+    # the openwhisk driver's: the run's activation and OpenWhisk's own times
+    activationId = fields.String(dump_only=True)
+    initTimeMs = fields.Float(dump_only=True)
+    waitTimeMs = fields.Float(dump_only=True)
+    activationDurationMs = fields.Float(dump_only=True)
 
 
 class RunQuerySchema(Schema):

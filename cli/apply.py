@@ -47,11 +47,17 @@ class Verb:
 VERBS = {
     verb.name: verb
     for verb in (
-        Verb("create", "Created", "Creating", ("Secret", "BaseImage", "Image", "Function"),
+        Verb("create", "Created", "Creating", ("Secret", "BaseImage", "Image", "Function",
+                                                "Subscription", "API", "DriverType",
+                                                "Driver"),
              builds=True, sends_bodies=True),
-        Verb("update", "Updated", "Updating", ("Secret", "BaseImage", "Image", "Function"),
+        Verb("update", "Updated", "Updating", ("Secret", "BaseImage", "Image", "Function",
+                                                "Subscription", "API", "DriverType",
+                                                "Driver"),
              builds=True, sends_bodies=True),
-        Verb("delete", "Deleted", "Deleting", ("Function", "Image", "BaseImage", "Secret"),
+        Verb("delete", "Deleted", "Deleting", ("Driver", "DriverType", "API",
+                                                "Subscription", "Function", "Image",
+                                                "BaseImage", "Secret"),
              builds=False, sends_bodies=False),
     )
 }
@@ -74,6 +80,20 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("create", "Image"): lambda client, doc: client.create_image(doc.body),
     ("update", "Image"): lambda client, doc: client.update_image(doc.name, doc.body),
     ("delete", "Image"): lambda client, doc: client.delete_image(doc.name),
+    ("create", "Subscription"): lambda client, doc: client.create_subscription(doc.body),
+    ("update", "Subscription"): lambda client, doc: client.update_subscription(doc.name,
+                                                                               doc.body),
+    ("delete", "Subscription"): lambda client, doc: client.delete_subscription(doc.name),
+    ("create", "API"): lambda client, doc: client.create_api(doc.body),
+    ("update", "API"): lambda client, doc: client.update_api(doc.name, doc.body),
+    ("delete", "API"): lambda client, doc: client.delete_api(doc.name),
+    ("create", "DriverType"): lambda client, doc: client.create_driver_type(doc.body),
+    ("update", "DriverType"): lambda client, doc: client.update_driver_type(doc.name,
+                                                                           doc.body),
+    ("delete", "DriverType"): lambda client, doc: client.delete_driver_type(doc.name),
+    ("create", "Driver"): lambda client, doc: client.create_driver(doc.body),
+    ("update", "Driver"): lambda client, doc: client.update_driver(doc.name, doc.body),
+    ("delete", "Driver"): lambda client, doc: client.delete_driver(doc.name),
 }
 
 

@@ -167,6 +167,97 @@ class DispatchClient:
         """``GET /v1/version``: ``{version, commit, buildDate, …}``."""
         return self._call("GET", "/v1/version")
 
+    # -- events and subscriptions ------------------------------------------------------
+
+    def emit_event(self, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+        """``POST /v1/event``: a CloudEvent already encoded (structured or binary mode);
+        the emission ``{id, name, emitted-time, tags, event, duplicate}``."""
+        return self._call("POST", "/v1/event", raw=(headers, body))
+
+    def create_subscription(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/event/subscriptions``: the Subscription (``CREATING``)."""
+        return self._call("POST", "/v1/event/subscriptions", body=body)
+
+    def list_subscriptions(self) -> list[dict[str, Any]]:
+        """``GET /v1/event/subscriptions``."""
+        return self._call("GET", "/v1/event/subscriptions")
+
+    def get_subscription(self, name: str) -> dict[str, Any]:
+        """``GET /v1/event/subscriptions/{name}``."""
+        return self._call("GET", f"/v1/event/subscriptions/{_segment(name)}")
+
+    def update_subscription(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /v1/event/subscriptions/{name}``: the Subscription (``UPDATING``)."""
+        return self._call("PUT", f"/v1/event/subscriptions/{_segment(name)}", body=body)
+
+    def delete_subscription(self, name: str) -> dict[str, Any]:
+        """``DELETE /v1/event/subscriptions/{name}``: the Subscription (``DELETING``)."""
+        return self._call("DELETE", f"/v1/event/subscriptions/{_segment(name)}")
+
+    # -- APIs of the gateway -----------------------------------------------------------
+
+    def create_api(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/api``: the API (``CREATING``; Dispatch answers 200)."""
+        return self._call("POST", "/v1/api", body=body)
+
+    def list_apis(self, function: str | None = None) -> list[dict[str, Any]]:
+        """``GET /v1/api[?function=F]``."""
+        return self._call("GET", "/v1/api", params={"function": function} if function else None)
+
+    def get_api(self, name: str) -> dict[str, Any]:
+        """``GET /v1/api/{name}``."""
+        return self._call("GET", f"/v1/api/{_segment(name)}")
+
+    def update_api(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /v1/api/{name}``: the API (``UPDATING``)."""
+        return self._call("PUT", f"/v1/api/{_segment(name)}", body=body)
+
+    def delete_api(self, name: str) -> dict[str, Any]:
+        """``DELETE /v1/api/{name}``: the API (``DELETING``)."""
+        return self._call("DELETE", f"/v1/api/{_segment(name)}")
+
+    # -- event drivers and their types -------------------------------------------------
+
+    def create_driver_type(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/event/drivertypes``: the DriverType (``READY``)."""
+        return self._call("POST", "/v1/event/drivertypes", body=body)
+
+    def list_driver_types(self) -> list[dict[str, Any]]:
+        """``GET /v1/event/drivertypes``: the built-in cron and webhook, then the org's."""
+        return self._call("GET", "/v1/event/drivertypes")
+
+    def get_driver_type(self, name: str) -> dict[str, Any]:
+        """``GET /v1/event/drivertypes/{name}``."""
+        return self._call("GET", f"/v1/event/drivertypes/{_segment(name)}")
+
+    def update_driver_type(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /v1/event/drivertypes/{name}``."""
+        return self._call("PUT", f"/v1/event/drivertypes/{_segment(name)}", body=body)
+
+    def delete_driver_type(self, name: str) -> dict[str, Any]:
+        """``DELETE /v1/event/drivertypes/{name}`` (409 while drivers use it)."""
+        return self._call("DELETE", f"/v1/event/drivertypes/{_segment(name)}")
+
+    def create_driver(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/event/drivers``: the Driver (``CREATING``)."""
+        return self._call("POST", "/v1/event/drivers", body=body)
+
+    def list_drivers(self) -> list[dict[str, Any]]:
+        """``GET /v1/event/drivers``."""
+        return self._call("GET", "/v1/event/drivers")
+
+    def get_driver(self, name: str) -> dict[str, Any]:
+        """``GET /v1/event/drivers/{name}`` (with its ingest url and token)."""
+        return self._call("GET", f"/v1/event/drivers/{_segment(name)}")
+
+    def update_driver(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /v1/event/drivers/{name}``: the Driver (``UPDATING``)."""
+        return self._call("PUT", f"/v1/event/drivers/{_segment(name)}", body=body)
+
+    def delete_driver(self, name: str) -> dict[str, Any]:
+        """``DELETE /v1/event/drivers/{name}``: the Driver (``DELETING``)."""
+        return self._call("DELETE", f"/v1/event/drivers/{_segment(name)}")
+
     # Later resources (APIs, subscriptions, events…) add their methods
     # here, one per endpoint, all through _call.
 
@@ -177,12 +268,17 @@ class DispatchClient:
         *,
         params: dict[str, str] | None = None,
         body: Any = None,
+        raw: tuple[dict[str, str], bytes] | None = None,
     ) -> Any:
-        """Send one request; the decoded JSON answer, ``None`` if it has no body."""
+        """Send one request; the decoded JSON answer, ``None`` if it has no body.
+
+        :param raw: ``(headers, bytes)`` to send as they are, instead of ``body`` as JSON.
+        """
         url = self.base_url + path
+        extra = {"json": body} if raw is None else {"headers": raw[0], "data": raw[1]}
         try:
             response = self.session.request(
-                method, url, params=params, json=body, timeout=TIMEOUT
+                method, url, params=params, timeout=TIMEOUT, **extra
             )
         except requests.exceptions.SSLError as exc:
             raise ApiError(

@@ -91,13 +91,38 @@ KINDS: dict[str, Kind] = {
             required=(("name",), ("baseImageName",)),
             server_fields=_ENVELOPE | {"dockerUrl", "language"},
         ),
+        Kind(
+            "Subscription",
+            fields=frozenset({"name", "eventType", "function", "secrets", "tags"}),
+            required=(("name",), ("eventType",), ("function",)),
+            server_fields=_ENVELOPE,
+        ),
+        Kind(
+            "DriverType",
+            fields=frozenset({"name", "image", "command", "expose", "config", "tags"}),
+            required=(("name",), ("image", "command")),
+            server_fields=_ENVELOPE | {"builtin", "description"},
+        ),
+        Kind(
+            "Driver",
+            fields=frozenset({"name", "type", "config", "secrets", "tags"}),
+            required=(("name",), ("type",)),
+            server_fields=_ENVELOPE | {"expose", "url", "token", "missedTicks",
+                                       "lastMissed"},
+        ),
+        Kind(
+            "API",
+            fields=frozenset({"name", "function", "hosts", "uris", "methods", "protocols",
+                              "authentication", "enabled", "cors", "tls", "tags"}),
+            required=(("name",), ("function",)),
+            server_fields=_ENVELOPE,
+        ),
     )
 }
 
 #: Dispatch kinds that this server does not serve yet: a file naming one is refused whole
 #: rather than half applied
-NOT_SERVED = ("API", "Subscription", "DriverType", "Driver", "Policy", "ServiceAccount",
-              "Organization", "Application")
+NOT_SERVED = ("Policy", "ServiceAccount", "Organization", "Application")
 
 #: ``schema`` is an object of exactly these, each a JSON Schema or ``"@FILE"``
 SCHEMA_DIRECTIONS = ("in", "out")

@@ -43,4 +43,9 @@ if [ "${1:-}" = "--etcd" ] && ! curl -fs http://127.0.0.1:2379/health >/dev/null
   for _ in $(seq 50); do curl -fs http://127.0.0.1:2379/health >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 bash deploy/container-services.sh  # podman's Docker API, the registry, the base images
+# the OpenID Connect provider the identity tests log in against (npm `oidc-provider`)
+if [ ! -f tests/oidc/node_modules/oidc-provider/package.json ]; then
+  log "installing the test OIDC provider (npm ci in tests/oidc)"
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
+fi
 log "ready: etcd $(etcd --version | head -1 | awk '{print $3}'), bwrap $(bwrap --version | awk '{print $2}'), redis up"

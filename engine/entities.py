@@ -22,9 +22,22 @@ RUN = "run"
 SOURCE = "source"
 IMAGE = "image"
 BASE_IMAGE = "baseimage"
+SECRET = "secret"
+#: a received event, kept for delivery and de-duplication (name: a hash of source + id)
+EVENT = "event"
+SUBSCRIPTION = "subscription"
+#: an event driver (Dispatch's ``Driver``) and its type (``DriverType``)
+DRIVER = "driver"
+DRIVER_TYPE = "drivertype"
+#: the tick cursor of a ``cron`` event driver (same org and name as the driver)
+SCHEDULE = "schedule"
+#: an API of the gateway
+API = "api"
 
 KIND_NAMES = {FUNCTION: "Function", RUN: "Run", SOURCE: "Source", IMAGE: "Image",
-              BASE_IMAGE: "BaseImage"}
+              BASE_IMAGE: "BaseImage", SECRET: "Secret", EVENT: "Event",
+              SUBSCRIPTION: "Subscription", DRIVER: "Driver", DRIVER_TYPE: "DriverType",
+              SCHEDULE: "Schedule", API: "API"}
 
 # Dispatch's statuses
 INITIALIZED = "INITIALIZED"

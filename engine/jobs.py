@@ -15,8 +15,18 @@ CHECK_BASE_IMAGE = "check_base_image"
 DELETE_BASE_IMAGE = "delete_base_image"
 BUILD_IMAGE = "build_image"
 DELETE_IMAGE = "delete_image"
+#: start one run per matching subscription of a received event
+DELIVER_EVENT = "deliver_event"
+#: move a subscription on from CREATING / UPDATING / DELETING
+SYNC_SUBSCRIPTION = "sync_subscription"
+#: move an event driver on from CREATING / UPDATING / DELETING (custom drivers: the
+#: scheduler's supervisor starts and stops their processes)
+SYNC_EVENT_DRIVER = "sync_event_driver"
+#: move a gateway API on from CREATING / UPDATING / DELETING
+SYNC_API = "sync_api"
 JOBS = (CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN, CHECK_BASE_IMAGE, DELETE_BASE_IMAGE,
-        BUILD_IMAGE, DELETE_IMAGE)
+        BUILD_IMAGE, DELETE_IMAGE, DELIVER_EVENT, SYNC_SUBSCRIPTION, SYNC_EVENT_DRIVER,
+        SYNC_API)
 
 
 class Jobs(abc.ABC):

@@ -36,6 +36,28 @@ class Settings:
         function's timeout a worker's claim on a run lasts; after that the run's worker is
         taken for lost.
     :param sandbox: ``$DISPATCH_SANDBOX``: ``auto`` (bubblewrap when present), ``on``, ``off``.
+    :param event_retention_seconds: ``$DISPATCH_EVENT_RETENTION_SECONDS``: how long a
+        received event is kept; a duplicate (same source and id) within it is delivered
+        once.
+    :param cron_seconds: ``$DISPATCH_CRON_SECONDS``: how often the scheduler's leader
+        looks for due cron ticks (and supervises custom event drivers).
+    :param api_url: ``$DISPATCH_API_URL``: where this installation's API answers, as
+        custom event drivers reach it to post events.
+    :param max_body_bytes: ``$DISPATCH_MAX_BODY_BYTES``: the largest request body the
+        gateway and the event endpoints take (413 above it).
+    :param openwhisk_api_host: ``$DISPATCH_OPENWHISK_API_HOST``: OpenWhisk's API host
+        (``https://host[:port]``), for ``DISPATCH_DRIVER=openwhisk``.
+    :param openwhisk_namespace: ``$DISPATCH_OPENWHISK_NAMESPACE``: the namespace actions
+        live in (default ``_``, the key's own).
+    :param openwhisk_insecure: ``$DISPATCH_OPENWHISK_INSECURE=1``: skip TLS verification.
+    :param openwhisk_memory_mb: ``$DISPATCH_OPENWHISK_MEMORY_MB``: each action's memory
+        (default 256; clamped to OpenWhisk's 128-512).
+    :param openwhisk_kinds: ``$DISPATCH_OPENWHISK_KINDS``: the native kind per language,
+        ``python3=python:3.11,nodejs=nodejs:20`` (default ``python:3`` and ``nodejs:20``).
+    :param openwhisk_auth: ``$DISPATCH_OPENWHISK_AUTH``: ``uuid:key`` (never logged).
+    :param driver_commands: ``$DISPATCH_DRIVER_COMMANDS``: the executables (absolute paths,
+        comma-separated) that ``command`` event-driver types may run on the scheduler's
+        host. Empty (the default): such types are refused; only an operator opens this.
     :param secret_key: ``$DISPATCH_SECRET_KEY``: the Fernet key (or comma-separated keys,
         the first encrypting) that encrypts secrets at rest; see :mod:`engine.crypto`.
     """
@@ -54,7 +76,18 @@ class Settings:
     run_attempts: int = 2
     claim_grace_seconds: float = 30.0
     sandbox: str = "auto"
-    # repr=False: settings may be logged, the key never
+    event_retention_seconds: float = 86400.0
+    cron_seconds: float = 1.0
+    api_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = 1 << 20
+    driver_commands: tuple[str, ...] = ()
+    openwhisk_api_host: str | None = None
+    openwhisk_namespace: str = "_"
+    openwhisk_insecure: bool = False
+    openwhisk_memory_mb: int = 256
+    openwhisk_kinds: str = ""
+    # repr=False: settings may be logged, the keys never
+    openwhisk_auth: str | None = dataclasses.field(default=None, repr=False)
     secret_key: str | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
@@ -79,6 +112,19 @@ class Settings:
             run_attempts=int(env.get("DISPATCH_RUN_ATTEMPTS") or 2),
             claim_grace_seconds=float(env.get("DISPATCH_CLAIM_GRACE_SECONDS") or 30),
             sandbox=env.get("DISPATCH_SANDBOX") or "auto",
+            event_retention_seconds=float(env.get("DISPATCH_EVENT_RETENTION_SECONDS") or 86400),
+            cron_seconds=float(env.get("DISPATCH_CRON_SECONDS") or 1),
+            api_url=env.get("DISPATCH_API_URL") or "http://127.0.0.1:8080",
+            max_body_bytes=int(env.get("DISPATCH_MAX_BODY_BYTES") or (1 << 20)),
+            driver_commands=tuple(c.strip() for c in
+                                  (env.get("DISPATCH_DRIVER_COMMANDS") or "").split(",")
+                                  if c.strip()),
+            openwhisk_api_host=env.get("DISPATCH_OPENWHISK_API_HOST") or None,
+            openwhisk_namespace=env.get("DISPATCH_OPENWHISK_NAMESPACE") or "_",
+            openwhisk_insecure=(env.get("DISPATCH_OPENWHISK_INSECURE") or "").lower() in ("1", "true", "yes"),
+            openwhisk_memory_mb=int(env.get("DISPATCH_OPENWHISK_MEMORY_MB") or 256),
+            openwhisk_kinds=env.get("DISPATCH_OPENWHISK_KINDS") or "",
+            openwhisk_auth=env.get("DISPATCH_OPENWHISK_AUTH") or None,
             secret_key=env.get("DISPATCH_SECRET_KEY") or None,
         )
         values.update(overrides)

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from .builders import open_builder
 from .builders.base import Builder
+from .cron import CronScheduler
 from .crypto import load_cipher
+from .driver_processes import DriverSupervisor
 from .drivers import open_driver
 from .drivers.base import Driver
+from .event_scheduler import lease_seconds
 from .images import BUILTIN_IMAGES, ImageCatalog
 from .jobs import Jobs
+from .services.apis import ApiService
 from .services.base_images import BaseImageService
+from .services.event_drivers import EventDriverService
+from .services.events import EventService
 from .services.functions import FunctionService
 from .services.images import ImageService
 from .services.reconciler import Reconciler
 from .services.runs import RunService
 from .services.secrets import SecretService
+from .services.subscriptions import SubscriptionService
 from .settings import Settings
 from .steps.secrets import SecretInjection
 from .steps.validation import SchemaValidation
@@ -32,7 +39,15 @@ class Dispatch:
         self.jobs = jobs
         self.store = store or open_store(settings.store_url)
         sandbox = {"auto": None, "on": True, "off": False}[settings.sandbox]
-        self.driver = driver or open_driver(settings.driver, settings.home, sandbox=sandbox)
+        driver_options: dict = {"sandbox": sandbox}
+        if settings.driver == "openwhisk":
+            driver_options = {
+                "api_host": settings.openwhisk_api_host, "auth": settings.openwhisk_auth,
+                "namespace": settings.openwhisk_namespace,
+                "insecure": settings.openwhisk_insecure,
+                "memory_mb": settings.openwhisk_memory_mb, "kinds": settings.openwhisk_kinds,
+            }
+        self.driver = driver or open_driver(settings.driver, settings.home, **driver_options)
         if builder is None:
             options = {"registry": settings.registry} if settings.builder == "docker" else {}
             builder = open_builder(settings.builder, settings.home, **options)
@@ -50,11 +65,28 @@ class Dispatch:
                                attempts=settings.run_attempts,
                                claim_grace_seconds=settings.claim_grace_seconds,
                                steps=[SchemaValidation(), SecretInjection(self.secrets.resolve)])
+        self.events = EventService(self.store, jobs, self.runs,
+                                   retention_seconds=settings.event_retention_seconds)
+        self.subscriptions = SubscriptionService(self.store, jobs, self.functions)
+        self.apis = ApiService(self.store, jobs)
+        self.event_drivers = EventDriverService(
+            self.store, jobs, cipher, self.events.emit, settings.api_url,
+            max_body_bytes=settings.max_body_bytes,
+            allowed_commands=settings.driver_commands)
+        # the scheduler's leader runs these two (engine.event_scheduler)
+        self.cron = CronScheduler(self.store, self.events.emit,
+                                  grace=2 * settings.cron_seconds
+                                  + lease_seconds(settings.cron_seconds))
+        self.driver_supervisor = DriverSupervisor(self.store, self.event_drivers,
+                                                  self.secrets.resolve, settings.home)
         self.reconciler = Reconciler(self.store, jobs, settings.stuck_seconds,
-                                     settings.run_attempts, settings.base_check_seconds)
+                                     settings.run_attempts, settings.base_check_seconds,
+                                     event_retention_seconds=settings.event_retention_seconds)
 
     def close(self) -> None:
         self.reconciler.close()
+        self.driver_supervisor.close()
+        self.apis.close()
         self.runs.close()
         self.driver.close()
         self.builder.close()

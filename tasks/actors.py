@@ -7,14 +7,16 @@ from typing import Callable
 import dramatiq
 
 from engine.jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
-                         DELETE_FUNCTION, DELETE_IMAGE, EXECUTE_RUN, Jobs)
+                         DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT, EXECUTE_RUN, SYNC_API,
+                         SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
 from engine.system import Dispatch
 
 #: builds run on their own queues so that a slow build never delays a run, and a slow
 #: image build (pip, npm, docker) never delays a function build
 QUEUES = {CREATE_FUNCTION: "functions", DELETE_FUNCTION: "functions", EXECUTE_RUN: "runs",
           CHECK_BASE_IMAGE: "images", DELETE_BASE_IMAGE: "images", BUILD_IMAGE: "images",
-          DELETE_IMAGE: "images"}
+          DELETE_IMAGE: "images", DELIVER_EVENT: "events", SYNC_SUBSCRIPTION: "events",
+          SYNC_EVENT_DRIVER: "events", SYNC_API: "events"}
 
 # Jobs are idempotent and the reconciler re-drives anything left behind, so a few
 # quick retries cover passing failures (the store briefly unreachable) and no more.
@@ -43,6 +45,12 @@ class DramatiqJobs(Jobs):
                                              lambda s, key: s.base_images.remove(key)),
             BUILD_IMAGE: self._declare(BUILD_IMAGE, lambda s, key: s.images.build(key)),
             DELETE_IMAGE: self._declare(DELETE_IMAGE, lambda s, key: s.images.remove(key)),
+            DELIVER_EVENT: self._declare(DELIVER_EVENT, lambda s, key: s.events.deliver(key)),
+            SYNC_SUBSCRIPTION: self._declare(SYNC_SUBSCRIPTION,
+                                             lambda s, key: s.subscriptions.sync(key)),
+            SYNC_EVENT_DRIVER: self._declare(SYNC_EVENT_DRIVER,
+                                             lambda s, key: s.event_drivers.sync(key)),
+            SYNC_API: self._declare(SYNC_API, lambda s, key: s.apis.sync(key)),
         }
 
     def _declare(self, job: str, call: Callable[[Dispatch, str], None]) -> dramatiq.Actor:

@@ -1,5 +1,6 @@
 """The scheduler process (``python -m tasks.scheduler``): one leader at a time runs the
-reconciler every ``DISPATCH_RECONCILE_SECONDS`` (and, later, the cron driver)."""
+reconciler every ``DISPATCH_RECONCILE_SECONDS``; one leader at a time (another lock) runs the
+event scheduler (cron ticks, custom event drivers) every ``DISPATCH_CRON_SECONDS``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import signal
 import threading
 
+from engine import event_scheduler
 from engine.leader import lead
 from engine.settings import Settings
 
@@ -23,8 +25,13 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     system.reconciler.follow()
+    # cron ticks and custom event drivers: their own leader lock, in threads beside this
+    threads, stop_events = event_scheduler.start(system)
     lead(system.store, "reconciler", settings.reconcile_seconds,
          system.reconciler.reconcile_once, stop)
+    stop_events.set()
+    for thread in threads:
+        thread.join(timeout=10)
     system.close()
 
 

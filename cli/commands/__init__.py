@@ -7,10 +7,11 @@ adds its subcommand to each verb's group in that verb's module.
 
 from .create import create
 from .delete import delete
+from .emit import emit
 from .exec import exec_
 from .get import get
 from .up import up
 from .update import update
 from .version import version
 
-COMMANDS = (create, get, update, delete, exec_, up, version)
+COMMANDS = (create, get, update, delete, exec_, emit, up, version)

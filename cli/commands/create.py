@@ -5,6 +5,7 @@ images, or every entity of a seed file (``-f``). Later kinds join ``create`` her
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 import click
@@ -79,6 +80,77 @@ def read_secret_values(path: str) -> dict[str, str]:
             raise click.BadParameter(f"{path}: the value of {key!r} must be a string",
                                      param_hint="FILE")
     return values
+
+
+@create.command("subscription")
+@click.argument("function")
+@click.option("--event-type", required=True, help="The event type that runs FUNCTION.")
+@click.option("--name", help="The subscription's name [default: a random one].")
+@click.option("--secret", "secrets", multiple=True,
+              help="A secret given to the runs (repeatable).")
+@options.global_options()
+@click.pass_context
+def create_subscription(ctx: click.Context, function: str, event_type: str, name: str | None,
+                        secrets: tuple[str, ...]) -> None:
+    """Subscribe FUNCTION to events of --event-type: each such event of the organization
+    runs it, with the event's data as input."""
+    body = {"name": name, "eventType": event_type, "function": function,
+            "secrets": list(secrets), "tags": []}
+    sub = options.client(ctx).create_subscription(body)
+    show_outcome(sub, options.output_format(ctx), f"Created subscription: {sub['name']}")
+
+
+def _pairs(values: tuple[str, ...], option: str) -> list[dict[str, str]]:
+    pairs = []
+    for value in values:
+        key, sep, v = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=option)
+        pairs.append({"key": key, "value": v})
+    return pairs
+
+
+@create.command("eventdriver")
+@click.argument("type_name", metavar="TYPE")
+@click.option("--name", help="The driver's name [default: a random one].")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A config value (repeatable), e.g. --set schedule='*/5 * * * *'.")
+@click.option("--secret", "secrets", multiple=True,
+              help="A secret whose values reach the driver's program (repeatable).")
+@options.global_options()
+@click.pass_context
+def create_event_driver(ctx: click.Context, type_name: str, name: str | None,
+                        settings: tuple[str, ...], secrets: tuple[str, ...]) -> None:
+    """Create an event driver of TYPE: cron, webhook, or a driver type's name."""
+    body = {"name": name, "type": type_name, "config": _pairs(settings, "--set"),
+            "secrets": list(secrets), "tags": []}
+    driver = options.client(ctx).create_driver(body)
+    message = f"Created event driver: {driver['name']}"
+    if driver.get("url"):
+        message += f"\nIngest URL: {driver['url']}\nToken: {driver['token']}"
+    show_outcome(driver, options.output_format(ctx), message)
+
+
+@create.command("eventdrivertype")
+@click.argument("name")
+@click.argument("image", required=False)
+@click.option("--command", "command", help="Instead of IMAGE: an executable's command "
+              "line, run on the scheduler's host (split as a shell would).")
+@click.option("--expose", is_flag=True, help="Mark its drivers as exposed.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A default config value of its drivers (repeatable).")
+@options.global_options()
+@click.pass_context
+def create_event_driver_type(ctx: click.Context, name: str, image: str | None,
+                             command: str | None, expose: bool,
+                             settings: tuple[str, ...]) -> None:
+    """Create event driver type NAME from a container IMAGE or a --command."""
+    if bool(image) == bool(command):
+        raise click.UsageError("give exactly one of IMAGE or --command")
+    body = {"name": name, "image": image or "", "command": shlex.split(command or ""),
+            "expose": expose, "config": _pairs(settings, "--set"), "tags": []}
+    dtype = options.client(ctx).create_driver_type(body)
+    show_outcome(dtype, options.output_format(ctx), f"Created event driver type: {name}")
 
 
 @create.command("base-image")
@@ -168,3 +240,29 @@ def _settled(client, kind: str, entity: dict[str, Any], no_wait: bool) -> dict[s
     if failure:
         raise click.ClickException(failure)
     return entity
+
+
+@create.command("api")
+@click.argument("name")
+@click.argument("function")
+@click.option("-m", "--method", "methods", multiple=True, metavar="METHOD",
+              help="An HTTP method it answers (repeatable; default GET).")
+@click.option("-p", "--path", "paths", multiple=True, metavar="PATH",
+              help="A path it answers, under /<org> unless on a host (repeatable; default /).")
+@click.option("-d", "--domain", "hosts", multiple=True, metavar="HOST",
+              help="A host name it answers on; its paths are then not under /<org>.")
+@click.option("--cors", is_flag=True, help="Answer CORS preflights and allow any origin.")
+@click.option("--disable", is_flag=True, help="Create it disabled (not routed).")
+@click.option("--auth", "authentication", default="public", show_default=True,
+              help="Authentication: public (bearer arrives with identity).")
+@options.global_options()
+@click.pass_context
+def create_api(ctx: click.Context, name: str, function: str, methods: tuple[str, ...],
+               paths: tuple[str, ...], hosts: tuple[str, ...], cors: bool, disable: bool,
+               authentication: str) -> None:
+    """Create API NAME: requests on its paths run FUNCTION through the gateway."""
+    body = {"name": name, "function": function, "methods": list(methods) or ["GET"],
+            "uris": list(paths) or ["/"], "hosts": list(hosts), "cors": cors,
+            "enabled": not disable, "authentication": authentication, "tags": []}
+    api = options.client(ctx).create_api(body)
+    show_outcome(api, options.output_format(ctx), f"Created api: {name}")

@@ -41,6 +41,36 @@ def delete_secret(ctx: click.Context, name: str) -> None:
     show_outcome({"name": name}, options.output_format(ctx), f"Deleted secret: {name}")
 
 
+@delete.command("subscription")
+@click.argument("name")
+@options.global_options()
+@click.pass_context
+def delete_subscription(ctx: click.Context, name: str) -> None:
+    """Delete subscription NAME: its function runs on no more events."""
+    sub = options.client(ctx).delete_subscription(name)
+    show_outcome(sub, options.output_format(ctx), f"Deleted subscription: {name}")
+
+
+@delete.command("eventdriver")
+@click.argument("name")
+@options.global_options()
+@click.pass_context
+def delete_event_driver(ctx: click.Context, name: str) -> None:
+    """Delete event driver NAME (its program, if any, stops)."""
+    driver = options.client(ctx).delete_driver(name)
+    show_outcome(driver, options.output_format(ctx), f"Deleted event driver: {name}")
+
+
+@delete.command("eventdrivertype")
+@click.argument("name")
+@options.global_options()
+@click.pass_context
+def delete_event_driver_type(ctx: click.Context, name: str) -> None:
+    """Delete event driver type NAME (refused while drivers use it)."""
+    dtype = options.client(ctx).delete_driver_type(name)
+    show_outcome(dtype, options.output_format(ctx), f"Deleted event driver type: {name}")
+
+
 @delete.command("base-image")
 @click.argument("name")
 @options.global_options()
@@ -59,3 +89,13 @@ def delete_image(ctx: click.Context, name: str) -> None:
     """Delete image NAME (refused while functions use it)."""
     image = options.client(ctx).delete_image(name)
     show_outcome(image, options.output_format(ctx), f"Deleted image: {name}")
+
+
+@delete.command("api")
+@click.argument("name")
+@options.global_options()
+@click.pass_context
+def delete_api(ctx: click.Context, name: str) -> None:
+    """Delete API NAME; its paths stop answering at once."""
+    api = options.client(ctx).delete_api(name)
+    show_outcome(api, options.output_format(ctx), f"Deleted api: {name}")

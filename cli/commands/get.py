@@ -44,6 +44,14 @@ IMAGE_COLUMNS = (
     Column("CREATED DATE", timestamp("createdTime")),
 )
 
+SUBSCRIPTION_COLUMNS = (
+    Column("NAME", field("name")),
+    Column("EVENT TYPE", field("eventType")),
+    Column("FUNCTION", field("function")),
+    Column("STATUS", field("status")),
+    Column("CREATED DATE", timestamp("createdTime")),
+)
+
 #: with --all, one line per value: ``key=value``
 SECRET_VALUES = Column(
     "SECRETS", lambda s: "\n".join(f"{k}={v}" for k, v in (s.get("secrets") or {}).items())
@@ -112,6 +120,57 @@ def get_secret(ctx: click.Context, name: str | None, reveal: bool) -> None:
         show(without_values(data), options.output_format(ctx), SECRET_COLUMNS)
 
 
+@get.command("subscription")
+@click.argument("name", required=False)
+@options.global_options()
+@click.pass_context
+def get_subscription(ctx: click.Context, name: str | None) -> None:
+    """Show subscription NAME, or every subscription."""
+    client = options.client(ctx)
+    data = client.get_subscription(name) if name else client.list_subscriptions()
+    show(data, options.output_format(ctx), SUBSCRIPTION_COLUMNS)
+
+
+DRIVER_COLUMNS = (
+    Column("NAME", field("name")),
+    Column("TYPE", field("type")),
+    Column("CONFIG", lambda d: "\n".join(f"{c['key']}={c.get('value')}"
+                                          for c in d.get("config") or [])),
+    Column("STATUS", field("status")),
+    Column("CREATED DATE", timestamp("createdTime")),
+)
+
+DRIVER_TYPE_COLUMNS = (
+    Column("NAME", field("name")),
+    Column("IMAGE/COMMAND", lambda t: t.get("image") or " ".join(t.get("command") or [])
+           or "(built in)"),
+    Column("STATUS", field("status")),
+    Column("CREATED DATE", timestamp("createdTime")),
+)
+
+
+@get.command("eventdriver")
+@click.argument("name", required=False)
+@options.global_options()
+@click.pass_context
+def get_event_driver(ctx: click.Context, name: str | None) -> None:
+    """Show event driver NAME, or every event driver."""
+    client = options.client(ctx)
+    data = client.get_driver(name) if name else client.list_drivers()
+    show(data, options.output_format(ctx), DRIVER_COLUMNS)
+
+
+@get.command("eventdrivertype")
+@click.argument("name", required=False)
+@options.global_options()
+@click.pass_context
+def get_event_driver_type(ctx: click.Context, name: str | None) -> None:
+    """Show event driver type NAME, or every type (the built-in cron and webhook too)."""
+    client = options.client(ctx)
+    data = client.get_driver_type(name) if name else client.list_driver_types()
+    show(data, options.output_format(ctx), DRIVER_TYPE_COLUMNS)
+
+
 @get.command("base-image")
 @click.argument("name", required=False)
 @options.global_options()
@@ -132,3 +191,27 @@ def get_image(ctx: click.Context, name: str | None) -> None:
     client = options.client(ctx)
     data = client.get_image(name) if name else client.list_images()
     show(data, options.output_format(ctx), IMAGE_COLUMNS)
+
+
+API_COLUMNS = (
+    Column("NAME", field("name")),
+    Column("FUNCTION", field("function")),
+    Column("METHODS", lambda a: "\n".join(a.get("methods") or [])),
+    Column("PATHS", lambda a: "\n".join(
+        [f"{h}{u}" for h in a.get("hosts") or [] for u in a.get("uris") or []]
+        or [f"/{a.get('organizationId')}{u}".rstrip("/") or "/" for u in a.get("uris") or []])),
+    Column("STATUS", field("status")),
+    Column("ENABLED", lambda a: "true" if a.get("enabled", True) else "false"),
+)
+
+
+@get.command("api")
+@click.argument("name", required=False)
+@click.option("--function", help="Only the APIs of this function.")
+@options.global_options()
+@click.pass_context
+def get_api(ctx: click.Context, name: str | None, function: str | None) -> None:
+    """Show API NAME, or every API (of --function)."""
+    client = options.client(ctx)
+    data = client.get_api(name) if name else client.list_apis(function)
+    show(data, options.output_format(ctx), API_COLUMNS)

@@ -23,4 +23,8 @@ def open_driver(name: str, home: str, **opts: Any) -> Driver:
         from .docker import DockerDriver
 
         return DockerDriver(home, **opts)
-    raise ValueError(f"unknown driver {name!r} (known: local, docker)")
+    if name == "openwhisk":
+        from .openwhisk import OpenWhiskDriver
+
+        return OpenWhiskDriver(home, **opts)
+    raise ValueError(f"unknown driver {name!r} (known: local, docker, openwhisk)")

@@ -61,6 +61,9 @@ class Outcome:
     error: dict[str, Any] | None = None
     #: milliseconds spent starting a process for this call, None when it was warm
     cold_start_ms: float | None = None
+    #: driver-specific facts the run records as its own fields (the ``openwhisk``
+    #: driver's ``activationId``, ``initTimeMs``, ``waitTimeMs``, ``activationDurationMs``)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Driver(abc.ABC):

@@ -39,12 +39,12 @@ IMAGE_PENDING = (E.INITIALIZED, E.CREATING, E.UPDATING)
 
 
 def serving_version(fn: E.Entity) -> E.Entity | None:
-    """The version runs go to: the function if READY, the version an update replaces
-    while the update builds, else None."""
+    """The version runs go to: the function if READY; the version an update replaces
+    while the update builds, or after the update failed; else None."""
     if fn["status"] == E.READY:
         return fn
     previous = fn.get("previous")
-    if previous and fn["status"] in (E.UPDATING, E.CREATING, E.INITIALIZED):
+    if previous and fn["status"] in (E.UPDATING, E.CREATING, E.INITIALIZED, E.ERROR):
         return {**fn, **previous}
     return None
 
@@ -261,7 +261,12 @@ class FunctionService:
             log.exception("function.build_failed key=%s", key)
             fn.update(status=E.ERROR, reason=[f"internal error when building function {name}: {exc}"])
         fn.pop("claimExpires", None)
-        replaced = fn.pop("previous", None)
+        # a failed update leaves the version it replaces serving (and in ``previous``);
+        # a successful one retires it
+        replaced = fn.pop("previous", None) if fn["status"] == E.READY else None
+        if fn["status"] == E.ERROR and fn.get("previous"):
+            fn["reason"] = fn["reason"] + [
+                f"version {fn['previous']['faasId']} keeps serving until an update succeeds"]
         try:
             self.store.update(fn)
         except (StaleRevision, NotFound):

@@ -23,6 +23,19 @@ image       INITIALIZED   submit ``build_image`` again (it may be waiting for it
 image       UPDATING      submit ``build_image`` again
 image       CREATING      claim expired (builder died): back to INITIALIZED, submit again
 image       DELETING      submit ``delete_image`` again (it may be waiting for functions)
+event       INITIALIZED   submit ``deliver_event`` again
+event       READY         older than ``event_retention_seconds``: delete it
+subscr.     CREATING      submit ``sync_subscription`` again
+subscr.     UPDATING      submit ``sync_subscription`` again
+subscr.     DELETING      submit ``sync_subscription`` again
+subscr.     ERROR         every ``stuck_seconds``: submit ``sync_subscription``, which
+                          makes it READY once its function exists
+api         CREATING      submit ``sync_api`` again
+api         UPDATING      submit ``sync_api`` again
+api         DELETING      submit ``sync_api`` again
+driver      CREATING      submit ``sync_event_driver`` again
+driver      UPDATING      submit ``sync_event_driver`` again
+driver      DELETING      submit ``sync_event_driver`` again
 ==========  ============  ================================================================
 
 Image rows submit at most once per ``stuck_seconds`` per entity (a waiting image or a
@@ -40,7 +53,8 @@ from .. import entities as E
 from ..cache import EntityCache
 from ..errors import NotFound, StaleRevision
 from ..jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
-                    DELETE_FUNCTION, DELETE_IMAGE, EXECUTE_RUN, Jobs)
+                    DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT, EXECUTE_RUN,
+                    SYNC_API, SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
 from ..store import Store
 from .runs import system_error
 
@@ -51,13 +65,16 @@ class Reconciler:
     """Finds stuck entities and moves them on; safe to run in several processes at once
     (every move is a compare-and-swap), though one leader at a time is cheaper."""
 
-    KINDS = (E.FUNCTION, E.RUN, E.BASE_IMAGE, E.IMAGE)
+    KINDS = (E.FUNCTION, E.RUN, E.BASE_IMAGE, E.IMAGE, E.EVENT, E.SUBSCRIPTION, E.API,
+             E.DRIVER)
 
     def __init__(self, store: Store, jobs: Jobs, stuck_seconds: float = 30.0,
-                 run_attempts: int = 2, base_check_seconds: float = 60.0):
+                 run_attempts: int = 2, base_check_seconds: float = 60.0,
+                 event_retention_seconds: float = 86400.0):
         self.store, self.jobs = store, jobs
         self.stuck_seconds, self.run_attempts = stuck_seconds, run_attempts
         self.base_check_seconds = base_check_seconds
+        self.event_retention_seconds = event_retention_seconds
         self._pending: dict[str, EntityCache] | None = None
         #: when a throttled row last submitted a job for a key
         self._submitted: dict[str, float] = {}
@@ -78,6 +95,18 @@ class Reconciler:
             (E.IMAGE, E.UPDATING): self._throttled(BUILD_IMAGE, stuck_seconds),
             (E.IMAGE, E.CREATING): self._reclaim_image,
             (E.IMAGE, E.DELETING): self._throttled(DELETE_IMAGE, stuck_seconds),
+            (E.EVENT, E.INITIALIZED): self._resubmit(DELIVER_EVENT),
+            (E.EVENT, E.READY): self._prune_event,
+            (E.SUBSCRIPTION, E.CREATING): self._resubmit(SYNC_SUBSCRIPTION),
+            (E.SUBSCRIPTION, E.UPDATING): self._resubmit(SYNC_SUBSCRIPTION),
+            (E.SUBSCRIPTION, E.DELETING): self._resubmit(SYNC_SUBSCRIPTION),
+            (E.SUBSCRIPTION, E.ERROR): self._throttled(SYNC_SUBSCRIPTION, stuck_seconds),
+            (E.API, E.CREATING): self._resubmit(SYNC_API),
+            (E.API, E.UPDATING): self._resubmit(SYNC_API),
+            (E.API, E.DELETING): self._resubmit(SYNC_API),
+            (E.DRIVER, E.CREATING): self._resubmit(SYNC_EVENT_DRIVER),
+            (E.DRIVER, E.UPDATING): self._resubmit(SYNC_EVENT_DRIVER),
+            (E.DRIVER, E.DELETING): self._resubmit(SYNC_EVENT_DRIVER),
         }
 
     def follow(self) -> None:
@@ -139,6 +168,14 @@ class Reconciler:
             return action or f"resubmitted_{job}"
 
         return submit
+
+    def _prune_event(self, event: E.Entity, now: float) -> str | None:
+        # emittedAt: createdTime is whole seconds
+        if event.get("emittedAt", event["createdTime"]) + self.event_retention_seconds > now:
+            return None
+        self.store.delete(E.EVENT, event["organizationId"], event["name"],
+                          revision=event["revision"])
+        return "pruned_event"
 
     def _reclaim_image(self, image: E.Entity, now: float) -> str | None:
         if image.get("claimExpires", 0) > now:

@@ -44,16 +44,22 @@ class RunService:
 
     # ---- API side -------------------------------------------------------------------
 
-    def start(self, org: str, function_name: str | None, body: dict[str, Any]) -> E.Entity:
+    def start(self, org: str, function_name: str | None, body: dict[str, Any],
+              name: str | None = None) -> E.Entity:
         """Store a run ``INITIALIZED`` and queue it. 404 if no version of the function is
-        READY (while an update builds, runs go to the version it replaces)."""
+        READY (while an update builds, runs go to the version it replaces).
+
+        :param name: the run's name (default: a random UUID). A caller that may start the
+            same run twice (event delivery) passes a deterministic one: the second start
+            then raises Conflict and queues nothing.
+        """
         if not function_name:
             raise InvalidInput("functionName is required")
         fn = serving_version(self._function(org, function_name))
         if fn is None:
             raise NotFound(f"function {function_name} is not READY")
         run = E.new(
-            E.RUN, org, str(uuid.uuid4()),
+            E.RUN, org, name or str(uuid.uuid4()),
             functionName=function_name, functionId=fn["id"], faasId=fn["faasId"],
             blocking=bool(body.get("blocking")), input=body.get("input"), output=None,
             error=None, logs={"stdout": [], "stderr": []},
@@ -171,6 +177,7 @@ class RunService:
             run["durationMs"] = round((now - run.pop("executedAt")) * 1000, 3)
         if outcome.cold_start_ms is not None:
             run["coldStartMs"] = round(outcome.cold_start_ms, 3)
+        run.update(outcome.extra)  # the driver's own facts (e.g. OpenWhisk's activationId)
         run.pop("claimExpires", None)
         try:
             run = self.store.update(run)

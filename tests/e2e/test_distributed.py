@@ -30,6 +30,7 @@ def env(etcd_endpoint, tmp_path):
                DISPATCH_BROKER=f"redis://127.0.0.1:6379/{REDIS_DB}",
                DISPATCH_HOME=str(tmp_path / "home"),
                DISPATCH_API_BIND=f"127.0.0.1:{port}",
+               DISPATCH_GATEWAY_BIND=f"127.0.0.1:{free_port()}",
                DISPATCH_RECONCILE_SECONDS="0.5", DISPATCH_STUCK_SECONDS="2",
                DISPATCH_CLAIM_GRACE_SECONDS="1",
                # every process of a distributed Dispatch shares one secrets key

@@ -287,9 +287,30 @@ def test_failed_update_ends_in_error_with_the_reason(parts, source):
     functions.update("default", "hello", spec(source))
     drain(jobs, functions, runs)
     fn = functions.get("default", "hello")
-    assert fn["status"] == E.ERROR and fn["reason"] == ["SyntaxError in hello.py line 1"]
-    with pytest.raises(NotFound, match="not READY"):
-        runs.start("default", "hello", {})
+    assert fn["status"] == E.ERROR and fn["reason"][0] == "SyntaxError in hello.py line 1"
+    assert "keeps serving" in fn["reason"][1]
+
+
+def test_failed_update_keeps_the_old_version_serving_until_an_update_succeeds(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    first = functions.get("default", "hello")["faasId"]
+    driver.fail_prepare = "SyntaxError in hello.py line 1"
+    functions.update("default", "hello", spec(source))
+    drain(jobs, functions, runs)
+    run = runs.start("default", "hello", {})
+    assert run["faasId"] == first
+    drain(jobs, functions, runs)
+    assert runs.get("default", run["name"])["status"] == E.READY
+    assert first not in driver.retired
+    driver.fail_prepare = None
+    functions.update("default", "hello", spec(source))
+    drain(jobs, functions, runs)
+    fn = functions.get("default", "hello")
+    assert fn["status"] == E.READY and fn["faasId"] != first and "previous" not in fn
+    assert first in driver.retired
+    assert runs.start("default", "hello", {})["faasId"] == fn["faasId"]
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -5,7 +5,7 @@
  * Self-contained on purpose (Node.js >= 18 built-ins only): it is copied into function
  * images as is and run by every driver, with the same command line as the Python server:
  *
- *     node [--max-old-space-size=MB] server.js --handler FILE.js --dir /function [--socket PATH | --port N]
+ *     node [--max-old-space-size=MB] server.js [--handler FILE.js] --dir /function [--socket PATH | --port N]
  *
  * The handler is `module.exports = function (context, payload) {...}` returning a value
  * or a Promise. `--handler` names its file (`hello.js`, `./lib/hello.js`, `hello`), or an
@@ -16,9 +16,19 @@
  *
  * - Dispatch: `GET /healthz` -> `{}`; `POST /` with `{"context", "payload"}` ->
  *   `{"context": {"logs": {"stdout", "stderr"}, "error"}, "payload"}`.
- * - OpenWhisk actions: `POST /init` -> `{"ok": true}`; `POST /run` with `{"value": ...}`
- *   -> the result object or `{"error": "..."}`; a `value` of exactly `{context, payload}`
- *   is answered as `POST /` is.
+ * - OpenWhisk actions (`docs/actions-new.md`): `POST /init` with `{"value": {name, main,
+ *   code, binary, env}}`, accepted once (a second is a 403). With `--handler` (a blackbox
+ *   action: the function is in the image) it only applies `env`; without it (a native
+ *   `nodejs:*` action) `code` is the action: a base64 zip when `binary` (its
+ *   `package.json` `main`, else `index.js`; `node_modules/` beside it) or the source of
+ *   one file, and `main` names the exported entry function `main(args)`; a failure is a
+ *   502 `{"error": "..."}`. `POST /run` with `{"value", "namespace", "action_name",
+ *   "activation_id", "transaction_id", "deadline", ...}` sets each field but `value` as
+ *   `__OW_<FIELD>` in the environment and answers the result object or `{"error": ...}`;
+ *   the activation's output goes to stdout/stderr, each ended by the line
+ *   `XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX`. With `--handler`, a `value` of exactly
+ *   `{context, payload}` is answered as `POST /` is (plus a top-level `error` when the
+ *   function failed, so that OpenWhisk records an application error).
  *
  * Output of an invocation: when fds 1 and 2 already are the files `stdout` and `stderr`
  * beside `--socket` (the local driver opens them so), they are truncated before and read
@@ -43,7 +53,9 @@ const fs = require('fs');
 const http = require('http');
 const net = require('net');
 const path = require('path');
+const os = require('os');
 const util = require('util');
+const zlib = require('zlib');
 const { createRequire } = require('module');
 const { pathToFileURL } = require('url');
 
@@ -70,7 +82,6 @@ function parseArgs(argv) {
     }
     args[flag.replace(/-(.)/g, (_, c) => c.toUpperCase())] = value;
   }
-  if (!args.handler) usage('the following arguments are required: --handler');
   for (const key of ['port', 'readyFd', 'lifelineFd', 'memoryMb', 'fileMb']) {
     if (args[key] !== undefined && !/^\d+$/.test(String(args[key]))) usage(`--${key} must be a number`);
     if (args[key] !== undefined) args[key] = Number(args[key]);
@@ -79,7 +90,7 @@ function parseArgs(argv) {
 }
 
 function usage(message) {
-  process.stderr.write(`usage: server.js --handler FILE.js --dir DIR [--socket PATH | --port N]\nserver.js: error: ${message}\n`);
+  process.stderr.write(`usage: server.js [--handler FILE.js] --dir DIR [--socket PATH | --port N]\nserver.js: error: ${message}\n`);
   process.exit(EXIT_USAGE);
 }
 
@@ -195,7 +206,7 @@ class MemoryCapture {
   constructor() {
     this.memory = true;
     this.streams = [process.stdout, process.stderr].map((stream) => {
-      const state = { original: stream.write, chunks: [], kept: 0, size: 0, active: false };
+      const state = { original: stream.write, chunks: [], kept: 0, size: 0, active: false, passThrough: false };
       stream.write = function write(chunk, encoding, callback) {
         if (!state.active) return state.original.apply(this, arguments);
         if (typeof encoding === 'function') [callback, encoding] = [encoding, undefined];
@@ -205,6 +216,8 @@ class MemoryCapture {
           const part = buf.subarray(0, LOG_CAP_BYTES - state.kept);
           state.chunks.push(part);
           state.kept += part.length;
+          // an OpenWhisk activation: out at once, in order with what child processes write
+          if (state.passThrough) state.original.call(this, part);
         }
         if (typeof callback === 'function') process.nextTick(callback);
         return true;
@@ -213,8 +226,8 @@ class MemoryCapture {
     });
   }
 
-  start() {
-    for (const s of this.streams) Object.assign(s, { chunks: [], kept: 0, size: 0, active: true });
+  start(passThrough = false) {
+    for (const s of this.streams) Object.assign(s, { chunks: [], kept: 0, size: 0, active: true, passThrough });
   }
 
   stop() {
@@ -274,12 +287,89 @@ function encodeResult(result, subject = "the function's output") {
   return { text };
 }
 
+/** The files of a zip archive (stored or deflated entries): `[{name, data}]`. */
+function readZip(buf) {
+  let eocd = -1;
+  for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 65535); i--) {
+    if (buf.readUInt32LE(i) === 0x06054b50) { eocd = i; break; }
+  }
+  if (eocd < 0) throw new HandlerError('the action\'s code is not a zip archive');
+  const count = buf.readUInt16LE(eocd + 10);
+  let at = buf.readUInt32LE(eocd + 16);
+  const files = [];
+  for (let n = 0; n < count; n++) {
+    if (buf.readUInt32LE(at) !== 0x02014b50) throw new HandlerError('the action\'s zip has a bad central directory');
+    const [method, size, nameLen, extraLen, commentLen] = [buf.readUInt16LE(at + 10), buf.readUInt32LE(at + 20),
+      buf.readUInt16LE(at + 28), buf.readUInt16LE(at + 30), buf.readUInt16LE(at + 32)];
+    const local = buf.readUInt32LE(at + 42);
+    const name = buf.toString('utf8', at + 46, at + 46 + nameLen);
+    at += 46 + nameLen + extraLen + commentLen;
+    const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+    const raw = buf.subarray(start, start + size);
+    if (name.endsWith('/')) continue;
+    if (method !== 0 && method !== 8) throw new HandlerError(`zip entry ${name}: compression method ${method} is not supported`);
+    files.push({ name, data: method === 8 ? zlib.inflateRawSync(raw) : raw });
+  }
+  return files;
+}
+
+/** An OpenWhisk native action's entry function, from `/init`'s `value` (see the top). */
+function loadAction(value) {
+  const code = value.code;
+  if (!code || typeof code !== 'string') throw new HandlerError('Missing main/no code to execute.');
+  const main = value.main || 'main';
+  if (!/^[A-Za-z_$][\w$]*$/.test(main)) throw new HandlerError(`main ${JSON.stringify(main)} is not a function name`);
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatch-action-'));
+  let entry;
+  if (value.binary) {
+    for (const { name, data } of readZip(Buffer.from(code, 'base64'))) {
+      const target = path.resolve(directory, name);
+      if (!target.startsWith(directory + path.sep)) throw new HandlerError(`zip entry ${name} leaves the action's directory`);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.writeFileSync(target, data);
+    }
+    let pkgMain = 'index.js';
+    try {
+      pkgMain = JSON.parse(fs.readFileSync(path.join(directory, 'package.json'), 'utf8')).main || pkgMain;
+    } catch (err) { /* no package.json: index.js */ }
+    entry = path.resolve(directory, pkgMain);
+    if (!fs.existsSync(entry)) throw new HandlerError(`Zip file does not include ${pkgMain}`);
+  } else {
+    entry = path.join(directory, 'index.js');
+    fs.writeFileSync(entry, `${code}\nif (typeof ${main} === 'function') module.exports.${main} = ${main};\n`);
+  }
+  process.chdir(directory);
+  let exported;
+  try {
+    exported = require(entry);
+  } catch (err) {
+    throw new HandlerError(`${err && err.name}: ${oneLine(err && err.message)} (while loading the action)`);
+  }
+  const fn = exported && (typeof exported === 'function' && main === 'main' && !exported.main ? exported : exported[main]);
+  if (typeof fn !== 'function') throw new HandlerError(`the action has no function '${main}'`);
+  return fn;
+}
+
+/** Write one activation's output, each stream ended by OpenWhisk's sentinel line. */
+function writeActivationLogs(capture, out, err) {
+  [out, err].forEach((captured, index) => {
+    if (!capture.memory) return fs.writeSync(index + 1, OPENWHISK_SENTINEL);
+    // the output itself went out as it was written (MemoryCapture's passThrough)
+    const data = captured.data;
+    let text = data.length && data[data.length - 1] !== 10 ? '\n' : '';
+    if (captured.truncated) text += `${TRUNCATED_MARK}\n`;
+    capture.writeThrough(index, text + OPENWHISK_SENTINEL);
+  });
+}
+
 /** Calls the handler with captured output and shapes the protocols' answers. */
 class Runtime {
   constructor(handler, capture) {
-    this.handler = handler;
+    this.handler = handler; // null until /init loads a native action
     this.capture = capture;
     this.inflight = null;
+    this.native = false;
+    this.initialized = false;
   }
 
   /** An error thrown outside the handler's own call chain (a timer, a stray promise). */
@@ -288,8 +378,8 @@ class Runtime {
     process.stderr.write(`dispatch-runtime: error outside an invocation: ${util.inspect(err)}\n`);
   }
 
-  async invoke(context, payload) {
-    this.capture.start();
+  async invoke(context, payload, passThrough = false) {
+    this.capture.start(passThrough);
     let result = null;
     let error = null;
     try {
@@ -307,9 +397,11 @@ class Runtime {
     return { result, error, out, err };
   }
 
-  async dispatch(request) {
+  async dispatch(request, openwhisk = false) {
+    if (this.native || !this.handler) return [400, '{"error": "this server runs an OpenWhisk action: use POST /run"}'];
     const context = request.context || {};
-    const { result, error, out, err } = await this.invoke(context, request.payload === undefined ? null : request.payload);
+    const { result, error, out, err } = await this.invoke(context, request.payload === undefined ? null : request.payload, openwhisk);
+    if (openwhisk) writeActivationLogs(this.capture, out, err);
     let payload = 'null';
     let finalError = error;
     if (error === null) {
@@ -318,27 +410,24 @@ class Runtime {
       else payload = encoded.text;
     }
     const ctx = { logs: { stdout: logLines(out), stderr: logLines(err) }, error: finalError };
-    return `{"context": ${JSON.stringify(ctx)}, "payload": ${payload}}`;
+    const extra = openwhisk && finalError ? `, "error": ${JSON.stringify(finalError)}` : '';
+    return `{"context": ${JSON.stringify(ctx)}, "payload": ${payload}${extra}}`;
   }
 
   async openwhiskRun(request) {
+    if (!this.handler) return [502, '{"error": "the action has not been initialized (POST /init first)"}'];
     const value = request.value;
     for (const [key, item] of Object.entries(request)) { // activation metadata, as OpenWhisk's runtimes do
       if (key !== 'value' && ['string', 'number', 'boolean'].includes(typeof item)) process.env[`__OW_${key.toUpperCase()}`] = String(item);
     }
-    if (value && typeof value === 'object' && !Array.isArray(value)) {
+    if (!this.native && value && typeof value === 'object' && !Array.isArray(value)) {
       const keys = Object.keys(value).sort();
-      if (keys.length === 2 && keys[0] === 'context' && keys[1] === 'payload') return this.dispatch(value);
+      if (keys.length === 2 && keys[0] === 'context' && keys[1] === 'payload') return this.dispatch(value, true);
     }
     const context = 'deadline' in request ? { deadline: request.deadline } : {};
-    const { result, error, out, err } = await this.invoke(context, value === undefined || value === null ? {} : value);
+    const { result, error, out, err } = await this.invoke(context, value === undefined || value === null ? {} : value, true);
     // OpenWhisk collects an activation's logs from the container's own output
-    [out, err].forEach((captured, index) => {
-      let text = this.capture.memory ? captured.data.toString('utf8') : '';
-      if (text && !text.endsWith('\n')) text += '\n';
-      if (this.capture.memory) this.capture.writeThrough(index, text + OPENWHISK_SENTINEL);
-      else fs.writeSync(index + 1, OPENWHISK_SENTINEL);
-    });
+    writeActivationLogs(this.capture, out, err);
     if (error !== null) return JSON.stringify({ error: error.message });
     if (!result || typeof result !== 'object' || Array.isArray(result)) return '{"error": "the action did not return a dictionary"}';
     const encoded = encodeResult(result, "the action's result");
@@ -346,10 +435,25 @@ class Runtime {
   }
 
   openwhiskInit(request) {
-    const env = request.value && typeof request.value === 'object' ? request.value.env : null;
+    if (this.initialized) return [403, '{"error": "Cannot initialize the action more than once."}'];
+    const value = request.value && typeof request.value === 'object' ? request.value : {};
+    const env = value.env;
     if (env && typeof env === 'object') {
       for (const [key, item] of Object.entries(env)) process.env[key] = typeof item === 'string' ? item : JSON.stringify(item);
     }
+    if (!this.handler) {
+      try {
+        const main = loadAction(value);
+        this.handler = (context, payload) => main(payload);
+        this.native = true;
+      } catch (err) {
+        const message = err instanceof HandlerError ? err.message : `${err && err.name}: ${oneLine(err && err.message)}`;
+        process.stderr.write(`dispatch-runtime: init error: ${message}\n`);
+        writeActivationLogs(this.capture, { data: Buffer.alloc(0) }, { data: Buffer.alloc(0) });
+        return [502, JSON.stringify({ error: message })];
+      }
+    }
+    this.initialized = true;
     return '{"ok": true}';
   }
 }
@@ -397,7 +501,7 @@ class Server {
       this.busy += 1;
       const answer = this.queue.then(() => route(request));
       this.queue = answer.catch(() => {});
-      answer.then((text) => [200, text], (err) => [500, JSON.stringify({ error: `${err && err.name}: ${err && err.message}` })])
+      answer.then((text) => (Array.isArray(text) ? text : [200, text]), (err) => [500, JSON.stringify({ error: `${err && err.name}: ${err && err.message}` })])
         .then(([status, text]) => {
           this.busy -= 1;
           if (this.stopping && this.busy === 0) { // after SIGTERM: exit once this answer is out
@@ -445,8 +549,11 @@ async function main(argv) {
   const args = parseArgs(argv);
   let handler;
   try {
-    process.chdir(args.dir);
-    handler = await loadHandler(args.handler, path.resolve(args.dir));
+    handler = null;
+    if (args.handler) {
+      process.chdir(args.dir);
+      handler = await loadHandler(args.handler, path.resolve(args.dir));
+    }
   } catch (err) {
     const reason = err instanceof HandlerError ? err.message : `${err.code || err.name}: ${err.message}`;
     process.stderr.write(`dispatch-runtime: handler error: ${oneLine(reason)}\n`);

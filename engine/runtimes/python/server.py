@@ -3,16 +3,26 @@
 Self-contained on purpose (standard library only, Python >= 3.9): it is copied into
 function images as is and run by every driver::
 
-    python3 -I server.py --handler MOD.FUNC --dir /function [--socket PATH | --port N]
+    python3 -I server.py [--handler MOD.FUNC] --dir /function [--socket PATH | --port N]
 
 Protocols spoken (one invocation at a time, HTTP/1.1 keep-alive):
 
 * Dispatch: ``GET /healthz`` -> ``{}``; ``POST /`` with ``{"context", "payload"}`` ->
   ``{"context": {"logs": {"stdout", "stderr"}, "error"}, "payload"}``.
-* OpenWhisk actions: ``POST /init`` -> ``{"ok": true}`` (the handler is given on the
-  command line); ``POST /run`` with ``{"value": params, ...}`` -> the result object, or
-  ``{"error": "..."}``. A ``value`` of exactly ``{"context", "payload"}`` is treated as
-  a Dispatch request and answered as ``POST /`` is.
+* OpenWhisk actions (``docs/actions-new.md``): ``POST /init`` with ``{"value": {name,
+  main, code, binary, env}}``, accepted once (a second is a 403). With ``--handler`` (a
+  blackbox action: the function is in the image) the init only applies ``env``; without
+  it (a native ``python:3`` action) ``code`` is the action: a base64 zip when ``binary``
+  (``__main__.py``, optionally ``virtualenv/`` with ``bin/activate_this.py``) or the text
+  of ``__main__.py``, and ``main`` names its entry function ``main(args)``; a failure is
+  a 502 ``{"error": "..."}``. ``POST /run`` with ``{"value": params, "namespace",
+  "action_name", "activation_id", "transaction_id", "deadline", ...}`` sets each field
+  but ``value`` as the environment variable ``__OW_<FIELD>`` and answers the result
+  object, or ``{"error": ...}``; the activation's stdout and stderr are written to fds 1
+  and 2, each ended by the line ``XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX``. With
+  ``--handler``, a ``value`` of exactly ``{"context", "payload"}`` is a Dispatch request,
+  answered as ``POST /`` is (plus a top-level ``error`` when the function failed, so that
+  OpenWhisk records an application error).
 
 Limits: a result whose JSON is over 1 MB (``OUTPUT_CAP_BYTES``) is refused with a
 ``FunctionError``; each invocation's stdout and stderr are capped at 64 KB, marked
@@ -24,7 +34,10 @@ Exit codes: 0 after SIGTERM (the request in flight is finished first), 2 bad usa
 """
 
 import argparse
+import base64
 import importlib
+import importlib.util
+import io
 import json
 import os
 import selectors
@@ -32,6 +45,7 @@ import signal
 import socket
 import sys
 import traceback
+import zipfile
 
 EXIT_HANDLER_ERROR = 3
 #: the per-stream cap on captured log bytes of one invocation
@@ -41,9 +55,10 @@ OUTPUT_CAP_BYTES = 1024 * 1024
 TRUNCATED_MARK = "... [truncated]"
 MAX_HEAD_BYTES = 64 * 1024
 OPENWHISK_SENTINEL = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n"
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            411: "Length Required", 431: "Request Header Fields Too Large",
-            500: "Internal Server Error"}
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 411: "Length Required",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            502: "Bad Gateway"}
 
 
 class HandlerError(Exception):
@@ -163,8 +178,12 @@ class Runtime:
     """Calls the handler with captured output and shapes the protocols' answers."""
 
     def __init__(self, handler, capture):
+        #: ``handler(ctx, payload)``; None until ``/init`` loads a native action
         self.handler = handler
         self.capture = capture
+        #: an OpenWhisk native action's ``main(args)`` (then ``handler`` wraps it)
+        self.native = False
+        self.initialized = False
 
     def invoke(self, ctx, payload):
         """Run the handler once: ``(result, error, stdout bytes, stderr bytes)``."""
@@ -178,30 +197,36 @@ class Runtime:
             out, err = self.capture.stop()
         return result, error, out, err
 
-    def dispatch(self, request):
-        """``POST /``: the Dispatch function protocol."""
+    def dispatch(self, request, openwhisk=False):
+        """``POST /``: the Dispatch function protocol (inside ``POST /run`` if ``openwhisk``:
+        the logs also go out framed, and a failure is also a top-level ``error``)."""
+        if self.native or self.handler is None:
+            return 400, '{"error": "this server runs an OpenWhisk action: use POST /run"}'
         ctx = request.get("context") or {}
         result, error, out, err = self.invoke(ctx, request.get("payload"))
+        if openwhisk:
+            _write_activation_logs(out, err)
         payload = "null"
         if error is None:
             payload, error = encode_result(result, "the function's output")
         context = {"logs": {"stdout": log_lines(out), "stderr": log_lines(err)}, "error": error}
+        extra = ', "error": %s' % json.dumps(error) if openwhisk and error else ""
         # the result is encoded once, and spliced in: it may be up to a megabyte
-        return '{"context": %s, "payload": %s}' % (json.dumps(context), payload)
+        return '{"context": %s, "payload": %s%s}' % (json.dumps(context), payload, extra)
 
     def openwhisk_run(self, request):
         """``POST /run``: OpenWhisk's action protocol."""
+        if self.handler is None:
+            return 502, '{"error": "the action has not been initialized (POST /init first)"}'
         value = request.get("value")
         for key, item in request.items():  # activation metadata, as OpenWhisk's runtimes do
             if key != "value" and isinstance(item, (str, int, float)):
                 os.environ["__OW_" + key.upper()] = str(item)
-        if isinstance(value, dict) and set(value) == {"context", "payload"}:
-            return self.dispatch(value)
+        if not self.native and isinstance(value, dict) and set(value) == {"context", "payload"}:
+            return self.dispatch(value, openwhisk=True)
         ctx = {"deadline": request["deadline"]} if "deadline" in request else {}
         result, error, out, err = self.invoke(ctx, value if value is not None else {})
-        # OpenWhisk collects an activation's logs from the container's own output
-        for fd, (data, _) in ((1, out), (2, err)):
-            os.write(fd, data + (b"\n" if data and not data.endswith(b"\n") else b"") + OPENWHISK_SENTINEL)
+        _write_activation_logs(out, err)
         if error is not None:
             return json.dumps({"error": error["message"]})
         if not isinstance(result, dict):
@@ -210,12 +235,27 @@ class Runtime:
         return json.dumps({"error": error["message"]}) if error else text
 
     def openwhisk_init(self, request):
-        """``POST /init``: the handler is already loaded; apply the action's environment."""
-        value = request.get("value") if isinstance(request, dict) else None
-        env = value.get("env") if isinstance(value, dict) else None
+        """``POST /init``: apply the action's environment and, for a native action, load
+        its code. Accepted once, as OpenWhisk's own runtimes do."""
+        if self.initialized:
+            return 403, '{"error": "Cannot initialize the action more than once."}'
+        value = request.get("value")
+        if not isinstance(value, dict):
+            value = {}
+        env = value.get("env")
         if isinstance(env, dict):
             for key, item in env.items():
                 os.environ[str(key)] = item if isinstance(item, str) else json.dumps(item)
+        if self.handler is None:
+            try:
+                main = load_action(value)
+            except HandlerError as exc:
+                sys.stderr.write("dispatch-runtime: init error: %s\n" % exc)
+                _write_activation_logs((b"", False), (b"", False))
+                return 502, json.dumps({"error": str(exc)})
+            self.handler = lambda ctx, payload: main(payload)
+            self.native = True
+        self.initialized = True
         return '{"ok": true}'
 
     def respond(self, method, path, body):
@@ -235,7 +275,65 @@ class Runtime:
             return 400, json.dumps({"error": "request body is not JSON: %s" % exc})
         if not isinstance(request, dict):
             return 400, '{"error": "request body must be a JSON object"}'
-        return 200, route(request)
+        answer = route(request)
+        return answer if isinstance(answer, tuple) else (200, answer)
+
+
+def _write_activation_logs(out, err):
+    """Write one activation's captured output to fds 1 and 2, each ended by OpenWhisk's
+    sentinel line (its invoker reads an activation's logs up to it)."""
+    for fd, (data, truncated) in ((1, out), (2, err)):
+        if data and not data.endswith(b"\n"):
+            data += b"\n"
+        if truncated:
+            data += TRUNCATED_MARK.encode() + b"\n"
+        os.write(fd, data + OPENWHISK_SENTINEL)
+
+
+def load_action(value):
+    """An OpenWhisk native action's entry function, from ``/init``'s ``value``.
+
+    Unpacks ``code`` (a base64 zip when ``binary``, else the text of ``__main__.py``)
+    into a new directory, activates its ``virtualenv/`` as OpenWhisk's launcher does
+    (through ``virtualenv/bin/activate_this.py``) and imports ``__main__.py``.
+    """
+    import tempfile
+    code = value.get("code")
+    if not code or not isinstance(code, str):
+        raise HandlerError("Missing main/no code to execute.")
+    directory = tempfile.mkdtemp(prefix="dispatch-action-")
+    if value.get("binary"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(base64.b64decode(code, validate=True))) as archive:
+                archive.extractall(directory)  # extractall drops ".." and absolute paths
+        except (ValueError, zipfile.BadZipFile) as exc:
+            raise HandlerError("the action's code is not a base64 zip: %s" % exc) from None
+    else:
+        with open(os.path.join(directory, "__main__.py"), "w", encoding="utf-8") as f:
+            f.write(code)
+    entry = os.path.join(directory, "__main__.py")
+    if not os.path.isfile(entry):
+        raise HandlerError("Zip file does not include __main__.py")
+    venv = os.path.join(directory, "virtualenv")
+    if os.path.isdir(venv):
+        activate = os.path.join(venv, "bin", "activate_this.py")
+        if not os.path.isfile(activate):
+            raise HandlerError("Invalid virtualenv. Zip file does not include /virtualenv/bin/activate_this.py")
+        with open(activate) as f:
+            exec(compile(f.read(), activate, "exec"), {"__file__": activate})
+    os.chdir(directory)
+    sys.path.insert(0, directory)
+    try:
+        spec = importlib.util.spec_from_file_location("main__", entry)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        raise HandlerError("%s while importing the action: %s" % (type(exc).__name__, exc)) from None
+    name = value.get("main") or "main"
+    func = getattr(module, name, None)
+    if not callable(func):
+        raise HandlerError("the action has no function %r" % name)
+    return func
 
 
 class Connection:
@@ -350,7 +448,7 @@ class Server:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Dispatch Python function server")
-    parser.add_argument("--handler", required=True, help="MODULE.FUNCTION")
+    parser.add_argument("--handler", help="MODULE.FUNCTION (none: an OpenWhisk native action, loaded by POST /init)")
     parser.add_argument("--dir", default="/function", help="the function's source directory")
     parser.add_argument("--socket", help="listen on this unix socket instead of TCP")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
@@ -367,8 +465,10 @@ def main(argv=None):
         pass
     _set_limits(args.memory_mb, args.file_mb)
     try:
-        os.chdir(args.dir)
-        handler = load_handler(args.handler, os.path.abspath(args.dir))
+        handler = None
+        if args.handler:
+            os.chdir(args.dir)
+            handler = load_handler(args.handler, os.path.abspath(args.dir))
     except (HandlerError, OSError) as exc:
         sys.stderr.write("dispatch-runtime: handler error: %s\n" % str(exc).replace("\n", " "))
         sys.stderr.flush()

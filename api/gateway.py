@@ -1,0 +1,227 @@
+"""The API gateway: HTTP requests on APIs' routes become runs of their functions.
+
+A request on ``/<org>/<uri>`` (or on one of an API's hosts) is matched by the route table
+(:mod:`engine.routes`) and turned into a *blocking* run of the API's function:
+
+* input: a JSON body (``application/json`` or ``application/*+json``); a form
+  (``application/x-www-form-urlencoded``, ``multipart/form-data``) as an object (a field
+  given once is a string, given more often a list); no body: the query string, likewise;
+  a body without a content type: its text. Anything else is 415, and a JSON content type
+  whose body is not JSON is 400, with Dispatch's messages.
+* ``ctx.httpContext``: ``method, path, uri`` (the API's), ``host, headers`` (lower-case
+  names, without ``cookie``, ``authorization`` and ``proxy-authorization``) and
+  ``query``.
+* the answer: the run's output as JSON (200); a failed run as ``{code, message}`` naming
+  the run: InputError 400, FunctionError 502, SystemError 500, not settled in time 504.
+  ``X-Dispatch-Blocking: false`` answers 202 with the run's name and a ``Location``.
+
+The organization comes from the path or the API's host, never from ``X-Dispatch-Org``.
+Bodies over ``max_body_bytes`` are refused with 413 before they are read.
+
+:func:`mount` puts the gateway in front of the API app (every path outside the API's own
+first segments, and every request on an API's host); :func:`create_gateway_app` is the
+gateway alone, for its own process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+from flask import Flask, Response, request
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from engine import entities as E
+from engine.errors import DispatchError, NotFound
+from engine.routes import Match, MethodNotAllowed
+from engine.system import Dispatch
+
+from . import errors
+
+log = logging.getLogger("dispatch.gateway")
+
+#: first path segments that belong to the API itself, never to the gateway
+API_SEGMENTS = frozenset({"v1", "healthz", "docs", "openapi.json", ""})
+#: request headers a function never sees
+HIDDEN_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+#: a failed run's error type → the gateway's status
+ERROR_STATUS = {"InputError": 400, "FunctionError": 502, "SystemError": 500}
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+class GatewayError(DispatchError):
+    """A request the gateway refuses; ``status`` is given per instance."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def create_gateway_app(system: Dispatch) -> Flask:
+    """The gateway as a Flask app of its own over ``system``."""
+    app = Flask("dispatch.gateway")
+    limit = system.settings.max_body_bytes
+    # forms are parsed by werkzeug: the same limit for them, in memory too
+    app.config.update(MAX_CONTENT_LENGTH=limit, MAX_FORM_MEMORY_SIZE=limit)
+    app.json.sort_keys = False
+    app.extensions["dispatch"] = system
+    # every path and method reach one view: routing is the route table's
+    app.add_url_rule("/", "gateway", _handle, defaults={"path": ""}, methods=ALL_METHODS,
+                     provide_automatic_options=False)
+    app.add_url_rule("/<path:path>", "gateway_path", _handle, methods=ALL_METHODS,
+                     provide_automatic_options=False)
+    errors.register(app)
+    return app
+
+
+def mount(app: Flask, system: Dispatch) -> None:
+    """Serve the gateway from ``app`` too: requests on an API host, and paths whose first
+    segment is not the API's own, go to the gateway; the rest to ``app`` as before."""
+    gateway = create_gateway_app(system)
+    app.extensions["dispatch.gateway"] = gateway
+    app.wsgi_app = GatewayDispatcher(app.wsgi_app, gateway.wsgi_app,
+                                     system.apis.routes.is_api_host)
+
+
+class GatewayDispatcher:
+    """A WSGI app in front of the API app that sends gateway requests to the gateway."""
+
+    def __init__(self, api: Callable, gateway: Callable, is_api_host: Callable[[str], bool]):
+        self.api, self.gateway, self.is_api_host = api, gateway, is_api_host
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable):
+        first = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
+        if first not in API_SEGMENTS or self.is_api_host(environ.get("HTTP_HOST")):
+            return self.gateway(environ, start_response)
+        return self.api(environ, start_response)
+
+
+def _system() -> Dispatch:
+    from flask import current_app
+
+    return current_app.extensions["dispatch"]
+
+
+def _handle(path: str) -> Response:
+    system = _system()
+    try:
+        match = system.apis.routes.match(request.host, request.path, request.method)
+    except MethodNotAllowed as exc:
+        response = errors.error_response(405, exc.message)
+        response.headers["Allow"] = ", ".join(exc.allowed)
+        return response
+    if match is None:
+        return errors.error_response(404, "no API found with those values")
+    api = match.api
+    try:
+        response = _serve(system, match)
+    except GatewayError as exc:
+        response = errors.error_response(exc.status, exc.message)
+    except RequestEntityTooLarge:
+        response = errors.error_response(413, body_limit_message())
+    if api.get("cors"):
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def _serve(system: Dispatch, match: Match) -> Response:
+    api, method = match.api, request.method
+    if method == "OPTIONS" and "OPTIONS" not in api["methods"]:
+        return _preflight(api)  # routes match a non-listed OPTIONS only on CORS APIs
+    protocols = api.get("protocols") or ["http", "https"]
+    if request.scheme not in protocols:
+        raise GatewayError(400, f"Please use {protocols[0].upper()} protocol")
+    limit = system.settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise GatewayError(413, body_limit_message(limit))
+    payload = read_input(limit)
+    blocking = request.headers.get("X-Dispatch-Blocking", "").strip().lower() != "false"
+    body = {"blocking": blocking, "input": payload, "httpContext": http_context(match)}
+    try:
+        run = system.runs.start(match.org, api["function"], body)
+    except NotFound as exc:
+        # the API is fine, what stands behind it is not: a gateway's 502
+        raise GatewayError(502, f"api {api['name']}: {exc.message}") from None
+    log.info("gateway.run api=%s run=%s blocking=%s", E.key_of(api), run["name"], blocking)
+    if not blocking:
+        response = _json({"name": run["name"], "status": run["status"]}, 202)
+        response.headers["Location"] = f"/v1/runs/{run['name']}"
+        return response
+    run = system.runs.wait(run)
+    what = f"run {run['name']} of function {api['function']}"
+    if run["status"] == E.READY:
+        return _json(run.get("output"), 200)
+    if run["status"] == E.ERROR:
+        error = run.get("error") or {}
+        kind = error.get("type") or "SystemError"
+        raise GatewayError(ERROR_STATUS.get(kind, 500),
+                           f"{what} failed: {kind}: {error.get('message') or ''}".rstrip())
+    raise GatewayError(504, f"{what} did not finish in time (status {run['status']})")
+
+
+def _preflight(api: E.Entity) -> Response:
+    response = Response(status=200)
+    response.headers["Access-Control-Allow-Methods"] = ", ".join(api["methods"])
+    requested = request.headers.get("Access-Control-Request-Headers")
+    if requested:
+        response.headers["Access-Control-Allow-Headers"] = requested
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def read_input(limit: int) -> Any:
+    """The run's input from the request (see the module's docstring)."""
+    content_type = request.mimetype  # lower-case, without parameters
+    if content_type in FORMS:
+        return simple(request.form)  # werkzeug caps it at MAX_CONTENT_LENGTH
+    data = request.stream.read(limit + 1)  # bounded even when no length was sent
+    if len(data) > limit:
+        raise GatewayError(413, body_limit_message(limit))
+    if not data:
+        return simple(request.args)
+    if content_type == "application/json" or (content_type.startswith("application/")
+                                              and content_type.endswith("+json")):
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise GatewayError(400, "request body is not json") from None
+    if not content_type:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise GatewayError(415, "request body without a content type must be UTF-8 "
+                                    "text") from None
+    raise GatewayError(415, "request body type is not supported: "
+                            f"{request.headers.get('Content-Type')}")
+
+
+def http_context(match: Match) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "path": request.path,
+        "uri": match.uri,
+        "host": request.host,
+        "headers": {k.lower(): v for k, v in request.headers.items()
+                    if k.lower() not in HIDDEN_HEADERS},
+        "query": simple(request.args),
+    }
+
+
+def simple(values: MultiDict) -> dict[str, Any]:
+    """A field given once as its string, given more often as the list of them."""
+    return {k: v[0] if len(v) == 1 else v for k, v in values.lists()}
+
+
+def body_limit_message(limit: int | None = None) -> str:
+    if limit is None:
+        from flask import current_app
+
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return f"request body is larger than the limit of {limit} bytes"
+
+
+def _json(value: Any, status: int) -> Response:
+    return Response(json.dumps(value), status=status, mimetype="application/json")

@@ -1,0 +1,105 @@
+"""The request gate: one call per API request, from its method, path, ``Authorization``
+header and ``X-Dispatch-Org`` to the principal and the organization it acts in.
+
+The order, as Dispatch's identity manager did it (§7):
+
+1. public paths (health, the OpenAPI document and its UI, event ingestion — drivers
+   carry their own token) need nothing;
+2. every other path needs a verified bearer token (401 otherwise);
+3. the organization is ``X-Dispatch-Org`` when given, else the principal's own, and
+   it must exist (403);
+4. ``/v1`` paths that name no resource (``/v1/version``) need nothing more;
+5. otherwise a policy must allow the principal the method's action on the path's
+   resource in that organization (403, logged with subject, resource and action).
+
+Gateway paths (``/<org>/…``) are not gated here: an API's own ``authentication``
+decides those.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Iterable
+
+from ..store import Store
+from .authenticator import Authenticator
+from .authorizer import Authorizer, action_for, resource_for
+from .errors import PermissionDenied
+from .oidc import OidcIssuer, OidcVerifier
+from .organizations import OrganizationService
+from .policies import PolicyService
+from .principal import Principal
+from .service_accounts import ServiceAccountService
+
+log = logging.getLogger("dispatch.identity")
+
+#: paths (and prefixes, ending in "/") that anyone may call
+PUBLIC_PATHS = ("/healthz", "/openapi.json", "/docs", "/docs/", "/v1/event/ingest",
+                "/v1/event/ingest/")
+#: the principal of every request when authentication is turned off
+ANONYMOUS = "anonymous"
+
+
+@dataclasses.dataclass(frozen=True)
+class Access:
+    """Who a request comes from (None on a public path) and the organization it acts
+    in (None on a public path without ``X-Dispatch-Org``)."""
+
+    principal: Principal | None
+    org: str | None
+
+
+def is_public(path: str) -> bool:
+    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC_PATHS)
+
+
+class AccessControl:
+    """The identity services of one process and the gate built on them.
+
+    :param oidc_issuers: trusted OIDC providers (none: service accounts only).
+    :param enabled: False turns every check off (every request is ``anonymous`` in the
+        organization it names); it is logged loudly, once, and never the default.
+    """
+
+    def __init__(self, store: Store, oidc_issuers: Iterable[OidcIssuer] = (),
+                 enabled: bool = True):
+        self.enabled = enabled
+        self.organizations = OrganizationService(store)
+        self.service_accounts = ServiceAccountService(store)
+        self.policies = PolicyService(store)
+        self.authorizer = Authorizer(store)
+        issuers = list(oidc_issuers)
+        self.authenticator = Authenticator(self.service_accounts,
+                                           OidcVerifier(issuers) if issuers else None)
+        if not enabled:
+            log.warning("auth.DISABLED: every request is allowed, in any organization, "
+                        "without credentials; do not run this way outside a sandbox")
+
+    def check(self, method: str, path: str, authorization: str | None,
+              org: str | None = None) -> Access:
+        """Gate one request (see the module's docstring for the order).
+
+        :raises Unauthenticated: no valid token (401).
+        :raises UnknownOrganization: the organization does not exist (403).
+        :raises PermissionDenied: no policy allows it (403).
+        """
+        if is_public(path):
+            return Access(None, org)
+        if not self.enabled:
+            target = org or "default"
+            return Access(Principal(target, ANONYMOUS, ANONYMOUS), target)
+        principal = self.authenticator.authenticate(authorization)
+        target = self.organizations.require(org or principal.org)
+        resource = resource_for(path)
+        if resource is None:
+            return Access(principal, target)
+        action = action_for(method)
+        if action is None:
+            raise PermissionDenied(f"method {method} is not allowed on {path}")
+        self.authorizer.check(principal, resource, action, target).enforce()
+        return Access(principal, target)
+
+    def close(self) -> None:
+        for part in (self.organizations, self.service_accounts, self.authorizer):
+            part.close()
