@@ -30,6 +30,7 @@ setup(
         "croniter>=7.0",
         "PyJWT[crypto]>=2.15",
         "casbin>=1.43",
+        "flask-oidc>=2.4",
     ],
     extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3"]},
     entry_points={"console_scripts": ["dispatch=cli.main:main"]},

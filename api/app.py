@@ -9,7 +9,7 @@ from engine import __version__
 from engine.settings import Settings
 from engine.system import Dispatch
 
-from . import errors, gateway
+from . import auth, errors, gateway, oidc_login
 
 #: the largest request body the /v1 API takes (413 above it)
 API_MAX_BODY_BYTES = 64 << 20
@@ -42,13 +42,20 @@ def create_app(system: Dispatch | None = None, settings: Settings | None = None)
 
         settings = settings or Settings.from_env()
         system = assemble(settings, make_broker(settings.broker_url))
+        # the distributed api process: the admin from DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE
+        auth.bootstrap_distributed(system)
     app.extensions["dispatch"] = system
 
-    api = Api(app)
-    from blueprints import (apis, event_drivers, events, functions, health, images, runs,
-                            secrets)
+    # browser sessions (api.oidc_login) register here, before auth
+    oidc_login.register(app)
+    auth.register(app)
 
-    for module in (health, functions, runs, secrets, images, events, event_drivers, apis):
+    api = Api(app)
+    from blueprints import (apis, event_drivers, events, functions, health, iam, images,
+                            runs, secrets)
+
+    for module in (health, functions, runs, secrets, images, events, event_drivers, apis,
+                   iam):
         api.register_blueprint(module.blp)
     errors.register(app)
     # the gateway answers paths outside the API's own and requests on APIs' hosts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from engine.entities import NAME_MESSAGE, NAME_PATTERN
 from engine.errors import InvalidInput
@@ -17,7 +17,12 @@ def system() -> Dispatch:
 
 
 def org() -> str:
-    value = request.headers.get(ORG_HEADER) or DEFAULT_ORG
+    """The organization this request acts in, as the identity gate (:mod:`api.auth`)
+    settled it: ``X-Dispatch-Org`` if sent (an existing one, with auth on), else the
+    caller's own."""
+    access = g.get("access")
+    value = (access.org if access is not None else None) or \
+        request.headers.get(ORG_HEADER) or DEFAULT_ORG
     if not NAME_PATTERN.match(value):
         raise InvalidInput(f"{ORG_HEADER} {value!r} {NAME_MESSAGE}")
     return value

@@ -3,16 +3,23 @@ one process, on the SQLite store, Dramatiq's StubBroker and the local driver."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
 
 import dramatiq
+from cryptography.hazmat.primitives import serialization
 from waitress.server import create_server
 
 from engine import event_scheduler
+from engine.errors import NotFound
+from engine.identity.bootstrap import (
+    ADMIN, DEFAULT_ORG, bootstrap, public_key_of, write_private_key,
+)
 from engine.leader import start_thread
 from engine.settings import Settings
 from tasks.actors import assemble
@@ -24,12 +31,28 @@ log = logging.getLogger("dispatch.embedded")
 
 
 class EmbeddedServer:
-    """A running embedded Dispatch. ``url`` is where its API answers; ``stop()`` ends it."""
+    """A running embedded Dispatch. ``url`` is where its API answers; ``stop()`` ends it.
+
+    With auth on (the default), :meth:`start` bootstraps organization ``default`` and its
+    admin service account ``admin`` (allowed everything everywhere), whose private key
+    is ``admin_key_path`` (``$DISPATCH_HOME/admin.key``, 0600): written when the account
+    is made, and made again (the old key void) when the file is gone or does not match
+    the account (copied from another installation). With auth off,
+    ``admin_key_path`` is None.
+    """
+
+    admin_org = DEFAULT_ORG
+    admin_account = ADMIN
 
     def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 8080,
                  http_threads: int = 16):
-        self.settings = settings
         os.makedirs(settings.home, exist_ok=True)
+        if not settings.session_secret:
+            settings = dataclasses.replace(settings,
+                                           session_secret=session_secret(settings.home))
+        self.settings = settings
+        self.admin_key_path = (os.path.join(settings.home, "admin.key")
+                               if settings.auth == "on" else None)
         self.broker = make_broker("stub://")
         self.system = assemble(settings, self.broker)
         self.worker = dramatiq.Worker(self.broker, worker_threads=settings.worker_threads,
@@ -45,6 +68,8 @@ class EmbeddedServer:
         self._stopping = threading.Event()
 
     def start(self) -> "EmbeddedServer":
+        if self.admin_key_path is not None:
+            self._bootstrap()
         self.worker.start()
         # no reconciler.follow() here: on SQLite its pass filters statuses in SQL, and a
         # watch-fed index would cost this one process a read on every write
@@ -61,6 +86,26 @@ class EmbeddedServer:
         log.info("embedded.listening url=%s home=%s store=%s", self.url, self.settings.home,
                  self.settings.store_url)
         return self
+
+    def _bootstrap(self) -> None:
+        done = bootstrap(self.system.store, self.admin_org, self.admin_account,
+                         new_key=not self._admin_key_matches())
+        if done.private_key is not None:
+            write_private_key(self.admin_key_path, done.private_key)
+            log.info("embedded.admin_key_written account=%s/%s path=%s", done.org,
+                     done.account, self.admin_key_path)
+
+    def _admin_key_matches(self) -> bool:
+        """Whether ``admin_key_path`` holds the private half of the stored admin's key
+        (False when the file is gone, unreadable, or from another installation)."""
+        try:
+            with open(self.admin_key_path, "rb") as file:
+                key = serialization.load_pem_private_key(file.read(), password=None)
+            account = self.system.identity.service_accounts.get(self.admin_org,
+                                                                self.admin_account)
+        except (OSError, ValueError, TypeError, NotFound):
+            return False
+        return account["publicKey"] == public_key_of(key)
 
     def _serve_http(self) -> None:
         try:
@@ -83,6 +128,22 @@ class EmbeddedServer:
             thread.join(timeout=5)
 
 
+def session_secret(home: str) -> str:
+    """The secret signing browser sessions: ``<home>/session.key``, made (0600) on first
+    use so that sessions outlive a restart."""
+    path = os.path.join(home, "session.key")
+    try:
+        with open(path) as file:
+            secret = file.read().strip()
+        if secret:
+            return secret
+    except FileNotFoundError:
+        pass
+    secret = secrets.token_urlsafe(48)
+    write_private_key(path, secret.encode("ascii"))
+    return secret
+
+
 def start_embedded(home: str, host: str = "127.0.0.1", port: int = 8080,
                    **overrides) -> EmbeddedServer:
     """Start an embedded Dispatch in background threads and return it."""
@@ -100,6 +161,9 @@ def serve_embedded(home: str, host: str = "127.0.0.1", port: int = 8080) -> None
     server = start_embedded(home, host, port)
     print(f"Dispatch is up at {server.url} (home {server.settings.home}); Ctrl-C stops it",
           flush=True)
+    if server.admin_key_path is not None:
+        print(f"Admin: service account {server.admin_org}/{server.admin_account}, private "
+              f"key {server.admin_key_path}", flush=True)
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())

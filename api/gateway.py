@@ -16,7 +16,9 @@ A request on ``/<org>/<uri>`` (or on one of an API's hosts) is matched by the ro
   ``X-Dispatch-Blocking: false`` answers 202 with the run's name and a ``Location``.
 
 The organization comes from the path or the API's host, never from ``X-Dispatch-Org``.
-Bodies over ``max_body_bytes`` are refused with 413 before they are read.
+An API's ``authentication`` (``public`` or ``bearer``) is enforced before the body is
+read (:mod:`api.gateway_auth`). Bodies over ``max_body_bytes`` are refused with 413
+before they are read.
 
 :func:`mount` puts the gateway in front of the API app (every path outside the API's own
 first segments, and every request on an API's host); :func:`create_gateway_app` is the
@@ -35,15 +37,17 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine import entities as E
 from engine.errors import DispatchError, NotFound
+from engine.identity.errors import PermissionDenied
 from engine.routes import Match, MethodNotAllowed
 from engine.system import Dispatch
 
 from . import errors
+from .gateway_auth import GatewayUnauthenticated, authenticate
 
 log = logging.getLogger("dispatch.gateway")
 
 #: first path segments that belong to the API itself, never to the gateway
-API_SEGMENTS = frozenset({"v1", "healthz", "docs", "openapi.json", ""})
+API_SEGMENTS = frozenset({"v1", "healthz", "docs", "openapi.json", "oidc", ""})
 #: request headers a function never sees
 HIDDEN_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -120,6 +124,10 @@ def _handle(path: str) -> Response:
         response = _serve(system, match)
     except GatewayError as exc:
         response = errors.error_response(exc.status, exc.message)
+    except GatewayUnauthenticated as exc:
+        response = exc.response
+    except PermissionDenied as exc:
+        response = errors.error_response(403, exc.message)
     except RequestEntityTooLarge:
         response = errors.error_response(413, body_limit_message())
     if api.get("cors"):
@@ -134,6 +142,7 @@ def _serve(system: Dispatch, match: Match) -> Response:
     protocols = api.get("protocols") or ["http", "https"]
     if request.scheme not in protocols:
         raise GatewayError(400, f"Please use {protocols[0].upper()} protocol")
+    authenticate(system, api)  # bearer APIs: 401/403 before the body is read
     limit = system.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise GatewayError(413, body_limit_message(limit))

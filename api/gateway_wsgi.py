@@ -14,4 +14,7 @@ from .gateway import create_gateway_app
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 settings = Settings.from_env()
-app = create_gateway_app(assemble(settings, make_broker(settings.broker_url)))
+system = assemble(settings, make_broker(settings.broker_url))
+# built now, not by concurrent first requests: bearer APIs verify tokens with it
+system.identity
+app = create_gateway_app(system)

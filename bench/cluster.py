@@ -42,13 +42,17 @@ def wait_http(port: int, path: str = "/healthz", timeout: float = 60.0) -> None:
 class Cluster:
     """A running Dispatch; ``port`` is its API's."""
 
-    def __init__(self, mode: str, redis_url: str = "redis://127.0.0.1:6379/14"):
-        self.mode, self.redis_url = mode, redis_url
+    def __init__(self, mode: str, redis_url: str = "redis://127.0.0.1:6379/14",
+                 auth: bool = True):
+        self.mode, self.redis_url, self.auth = mode, redis_url, auth
         self.tmp = tempfile.mkdtemp(prefix="dispatch-bench-")
         self.port = free_port()
         self.procs: list[subprocess.Popen] = []
+        # auth is on by default, as a user runs it: every request carries an admin token
         self.env = dict(os.environ, DISPATCH_HOME=f"{self.tmp}/home",
-                        DISPATCH_API_BIND=f"127.0.0.1:{self.port}")
+                        DISPATCH_API_BIND=f"127.0.0.1:{self.port}",
+                        DISPATCH_AUTH="on" if auth else "off")
+        self._key = None
 
     def _spawn(self, command: str) -> subprocess.Popen:
         log = open(f"{self.tmp}/{len(self.procs)}.log", "wb")
@@ -77,6 +81,15 @@ class Cluster:
             self.store_url = f"etcd://127.0.0.1:{etcd_port}"
             from cryptography.fernet import Fernet
 
+            if self.auth:  # the distributed admin comes from a public key file
+                from cryptography.hazmat.primitives import serialization
+                from cryptography.hazmat.primitives.asymmetric import rsa
+
+                self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+                Path(f"{self.tmp}/admin.pub").write_bytes(self._key.public_key().public_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PublicFormat.SubjectPublicKeyInfo))
+                self.env["DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE"] = f"{self.tmp}/admin.pub"
             self.env.update(DISPATCH_SECRET_KEY=Fernet.generate_key().decode(),
                             DISPATCH_STORE=self.store_url,
                             DISPATCH_BROKER=self.redis_url)
@@ -85,7 +98,22 @@ class Cluster:
                     self._spawn(os.path.expandvars(line.partition(":")[2].strip().replace(
                         "${DISPATCH_API_BIND:-127.0.0.1:8080}", self.env["DISPATCH_API_BIND"])))
         wait_http(self.port)
+        if self.auth and self._key is None:  # embedded: `dispatch up` wrote the admin's key
+            from cryptography.hazmat.primitives import serialization
+
+            self._key = serialization.load_pem_private_key(
+                Path(f"{self.tmp}/home/admin.key").read_bytes(), password=None)
         return self
+
+    def token(self) -> str | None:
+        """A fresh admin token (RS256, ``iss=default/admin``, valid for the next hour)."""
+        if not self.auth:
+            return None
+        import jwt
+
+        now = int(time.time())
+        return jwt.encode({"iss": "default/admin", "iat": now - 60, "exp": now + 3500},
+                          self._key, algorithm="RS256")
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -100,9 +128,11 @@ class Cluster:
 class Client:
     """A keep-alive ``http.client`` connection: the figure measured is the server's."""
 
-    def __init__(self, port: int, org: str = "default"):
+    def __init__(self, port: int, org: str = "default", token: str | None = None):
         self.conn = http.client.HTTPConnection("127.0.0.1", port)
         self.headers = {"Content-Type": "application/json", "X-Dispatch-Org": org}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def call(self, method: str, path: str, body=None) -> tuple[int, object]:
         self.conn.request(method, path, None if body is None else json.dumps(body), self.headers)

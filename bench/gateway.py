@@ -75,13 +75,13 @@ def interleaved(client: Client, n: int) -> dict[str, list[float]]:
     return latencies
 
 
-def throughput(port: int, kind: str, n: int, threads: int) -> float:
+def throughput(port: int, kind: str, n: int, threads: int, token: str | None = None) -> float:
     """Blocking calls of ``kind`` from ``threads`` keep-alive clients; requests/s."""
     local = threading.local()
 
     def one(_):
         if not hasattr(local, "client"):
-            local.client = Client(port)
+            local.client = Client(port, token=token)
         CALLS[kind](local.client)
 
     start = time.perf_counter()
@@ -99,7 +99,8 @@ def main() -> None:
 
     cluster = Cluster("embedded").start()
     try:
-        client = Client(cluster.port)
+        token = cluster.token()
+        client = Client(cluster.port, token=token)
         create_noop(client, FUNCTION)
         create_api(client)
         interleaved(client, 50)  # warm up both paths
@@ -110,7 +111,8 @@ def main() -> None:
                   f"p99={percentile(values, 99):.2f} ms max={max(values):.2f} ms", flush=True)
         rps: dict[str, list[float]] = {"gateway": [], "direct": []}
         for kind in ("gateway", "direct", "gateway", "direct"):
-            rps[kind].append(throughput(cluster.port, kind, args.concurrent // 2, args.threads))
+            rps[kind].append(throughput(cluster.port, kind, args.concurrent // 2, args.threads,
+                                       token))
         for kind in ("gateway", "direct"):
             print(f"{kind} c={args.threads}: {args.concurrent} blocking requests, "
                   f"{statistics.mean(rps[kind]):.0f} requests/s", flush=True)

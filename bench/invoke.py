@@ -73,7 +73,8 @@ def http_floor(client: Client, n: int) -> list[float]:
     return latencies
 
 
-def async_throughput(port: int, store_url: str, name: str, n: int, concurrency: int = 16) -> float:
+def async_throughput(port: int, store_url: str, name: str, n: int, concurrency: int = 16,
+                     token: str | None = None) -> float:
     """Submit ``n`` non-blocking runs from ``concurrency`` clients; runs/s until all settle.
 
     Completion is observed through a watch on the store, so that the measuring adds no
@@ -101,7 +102,7 @@ def async_throughput(port: int, store_url: str, name: str, n: int, concurrency: 
 
     def submit(_):
         if not hasattr(local, "client"):
-            local.client = Client(port)
+            local.client = Client(port, token=token)
         status, run = local.client.call("POST", f"/v1/runs?functionName={name}", {"input": {}})
         assert status == 202, run
         return run["name"]
@@ -185,11 +186,14 @@ def main() -> None:
     parser.add_argument("--async-runs", type=int, default=2000)
     parser.add_argument("--raw-jobs", type=int, default=10000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--auth", choices=("on", "off"), default="on",
+                        help="on (the default, as users run it): every request is signed")
     args = parser.parse_args()
 
-    cluster = Cluster(args.mode, args.redis).start()
+    cluster = Cluster(args.mode, args.redis, auth=args.auth == "on").start()
     try:
-        client = Client(cluster.port)
+        token = cluster.token()
+        client = Client(cluster.port, token=token)
         create_noop(client, "noop")
         create_noop(client, "noop-async")
         blocking_latencies(client, "noop", 50)  # warm up
@@ -199,11 +203,12 @@ def main() -> None:
         lat = blocking_latencies(client, "noop", args.calls)
         print(f"blocking c=1: n={len(lat)} p50={statistics.median(lat):.2f} ms "
               f"p99={percentile(lat, 99):.2f} ms max={max(lat):.2f} ms", flush=True)
-        idle = blocking_latencies(Client(cluster.port), "noop", args.idle_calls, gap=(1.0, 2.0))
+        idle = blocking_latencies(Client(cluster.port, token=token), "noop", args.idle_calls,
+                                  gap=(1.0, 2.0))
         print(f"blocking after 1-2 s idle: n={len(idle)} p50={statistics.median(idle):.2f} ms "
               f"p99={percentile(idle, 99):.2f} ms", flush=True)
         runs_per_s = async_throughput(cluster.port, cluster.store_url, "noop-async",
-                                      args.async_runs)
+                                      args.async_runs, token=token)
         print(f"non-blocking c=16: {args.async_runs} runs, {runs_per_s:.0f} runs/s", flush=True)
     finally:
         cluster.stop()

@@ -31,7 +31,7 @@ class ApiSchema(EntitySchema):
     protocols = fields.List(fields.String(), allow_none=True,
                             metadata={"description": "http, https (default both)"})
     authentication = fields.String(allow_none=True,
-                                   metadata={"description": "public (bearer with identity)"})
+                                   metadata={"description": "public (default) or bearer"})
     enabled = fields.Boolean(allow_none=True, metadata={"description": "default true"})
     cors = fields.Boolean(allow_none=True)
     tls = fields.String(allow_none=True, metadata={"description": "a secret's name"})

@@ -47,22 +47,35 @@ class Verb:
 VERBS = {
     verb.name: verb
     for verb in (
-        Verb("create", "Created", "Creating", ("Secret", "BaseImage", "Image", "Function",
+        Verb("create", "Created", "Creating", ("Organization", "ServiceAccount", "Policy",
+                                                "Secret", "BaseImage", "Image", "Function",
                                                 "Subscription", "API", "DriverType",
                                                 "Driver"),
              builds=True, sends_bodies=True),
-        Verb("update", "Updated", "Updating", ("Secret", "BaseImage", "Image", "Function",
+        Verb("update", "Updated", "Updating", ("Organization", "ServiceAccount", "Policy",
+                                                "Secret", "BaseImage", "Image", "Function",
                                                 "Subscription", "API", "DriverType",
                                                 "Driver"),
              builds=True, sends_bodies=True),
         Verb("delete", "Deleted", "Deleting", ("Driver", "DriverType", "API",
                                                 "Subscription", "Function", "Image",
-                                                "BaseImage", "Secret"),
+                                                "BaseImage", "Secret", "Policy",
+                                                "ServiceAccount", "Organization"),
              builds=False, sends_bodies=False),
     )
 }
 
 Request = Callable[[DispatchClient, seed.Document], Any]
+
+
+def _iam_requests(kind: str) -> dict[str, Request]:
+    """The requests of an identity kind (one path pattern: ``/v1/iam/{kind}``)."""
+    return {
+        "create": lambda client, doc: client.create_iam(kind, doc.body),
+        "update": lambda client, doc: client.update_iam(kind, doc.name, doc.body),
+        "delete": lambda client, doc: client.delete_iam(kind, doc.name),
+    }
+
 
 #: (verb, kind) → the request that applies a document and returns the resulting entity
 REQUESTS: dict[tuple[str, str], Request] = {
@@ -94,6 +107,10 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("create", "Driver"): lambda client, doc: client.create_driver(doc.body),
     ("update", "Driver"): lambda client, doc: client.update_driver(doc.name, doc.body),
     ("delete", "Driver"): lambda client, doc: client.delete_driver(doc.name),
+    **{(verb, kind): request
+       for kind, path in (("Organization", "organization"), ("ServiceAccount", "serviceaccount"),
+                          ("Policy", "policy"))
+       for verb, request in _iam_requests(path).items()},
 }
 
 

@@ -3,7 +3,7 @@
 Every request carries what the original CLI sends (``Accept: application/json``,
 ``X-Dispatch-Org``, and ``Authorization: Bearer`` or ``Cookie``), so a server cannot tell
 the two CLIs apart. Failures become :class:`ApiError`, which click prints as
-``Error: <message>`` and exits with status 1.
+``Error: <message>`` and exits with status 1; a 401 adds how to log in.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from urllib.parse import quote
 import click
 import requests
 
+from .auth import LOGIN_HINT, ServiceAccountAuth, issuer, load_private_key
 from .config import Context
 
 #: (connect, read) seconds; the read timeout is generous because a blocking run waits for
@@ -44,6 +45,8 @@ class DispatchClient:
         )
         if context.token:
             self.session.headers["Authorization"] = f"Bearer {context.token}"
+        elif context.service_account or context.jwt_private_key:
+            self.session.auth = service_account_auth(context)
         else:
             # the original CLI always sends a cookie; "unset" is its word for "none"
             self.session.headers["Cookie"] = context.cookie or "unset"
@@ -258,8 +261,40 @@ class DispatchClient:
         """``DELETE /v1/event/drivers/{name}``: the Driver (``DELETING``)."""
         return self._call("DELETE", f"/v1/event/drivers/{_segment(name)}")
 
-    # Later resources (APIs, subscriptions, events…) add their methods
-    # here, one per endpoint, all through _call.
+    # -- identity: organizations, service accounts, policies --------------------------
+
+    def create_iam(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/iam/{kind}`` (``organization``, ``serviceaccount``, ``policy``): 201."""
+        return self._call("POST", f"/v1/iam/{_iam(kind)}", body=body)
+
+    def list_iam(self, kind: str) -> list[dict[str, Any]]:
+        """``GET /v1/iam/{kind}``."""
+        return self._call("GET", f"/v1/iam/{_iam(kind)}")
+
+    def get_iam(self, kind: str, name: str) -> dict[str, Any]:
+        """``GET /v1/iam/{kind}/{name}``."""
+        return self._call("GET", f"/v1/iam/{_iam(kind)}/{_segment(name)}")
+
+    def update_iam(self, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /v1/iam/{kind}/{name}``."""
+        return self._call("PUT", f"/v1/iam/{_iam(kind)}/{_segment(name)}", body=body)
+
+    def delete_iam(self, kind: str, name: str) -> dict[str, Any]:
+        """``DELETE /v1/iam/{kind}/{name}``: the entity deleted."""
+        return self._call("DELETE", f"/v1/iam/{_iam(kind)}/{_segment(name)}")
+
+    # Later resources add their methods here, one per endpoint, all through _call.
+
+    def _login_hint(self) -> str:
+        """What to do about a 401, given the credentials that were sent."""
+        auth = self.session.auth
+        if not isinstance(auth, ServiceAccountAuth):
+            return LOGIN_HINT
+        signed = f"(signed as service account {auth.iss}"
+        if "/" not in self.context.service_account:
+            # NAME is looked up in the context's organization, which --organization moves
+            signed += "; an account of another organization is given as ORG/NAME"
+        return f"{signed})\n{LOGIN_HINT}"
 
     def _call(
         self,
@@ -293,8 +328,10 @@ class DispatchClient:
             raise ApiError(
                 f"Dispatch at {self.base_url} did not answer {method} {path} in time"
             ) from None
+        if response.status_code == 401:
+            raise ApiError(f"{error_message(response)}\n{self._login_hint()}", 401)
         if response.status_code >= 400:
-            raise ApiError(_error_message(response), response.status_code)
+            raise ApiError(error_message(response), response.status_code)
         if not response.content:
             return None
         try:
@@ -306,12 +343,37 @@ class DispatchClient:
             ) from None
 
 
+#: the identity kinds, as their paths name them
+IAM_KINDS = ("organization", "serviceaccount", "policy")
+
+
+def service_account_auth(context: Context) -> ServiceAccountAuth:
+    """Signing as the context's service account; a ClickException if half of it is
+    missing or the key file is not an RSA private key."""
+    if not context.jwt_private_key:
+        raise click.ClickException(
+            f"service account {context.service_account} needs its private key: "
+            "--jwt-private-key FILE or DISPATCH_JWT_PRIVATE_KEY")
+    if not context.service_account:
+        raise click.ClickException(
+            "a JWT private key needs the service account it belongs to: "
+            "--service-account NAME or DISPATCH_SERVICE_ACCOUNT")
+    return ServiceAccountAuth(issuer(context.service_account, context.organization),
+                              load_private_key(context.jwt_private_key))
+
+
+def _iam(kind: str) -> str:
+    if kind not in IAM_KINDS:
+        raise ValueError(f"not an identity kind: {kind}")
+    return kind
+
+
 def _segment(name: str) -> str:
     """``name`` as one path segment (a slash in it must not change the route)."""
     return quote(name, safe="")
 
 
-def _error_message(response: requests.Response) -> str:
+def error_message(response: requests.Response) -> str:
     """Dispatch's ``{code, message}``, or the best description of a foreign error page."""
     try:
         message = response.json().get("message")

@@ -4,10 +4,16 @@ The config file keeps the original Dispatch CLI's format, so either CLI can read
 
     {"current": "local",
      "contexts": {"local": {"host": "127.0.0.1", "port": 8080, "scheme": "http",
-                            "organization": "default", "cookie": "", "insecure": false}}}
+                            "organization": "default", "cookie": "", "insecure": false,
+                            "serviceAccount": "admin",
+                            "jwtPrivateKey": "/home/me/.dispatch/admin.key"}}}
 
 Precedence, lowest first: built-in defaults, the file's current context, ``DISPATCH_*``
 environment variables, command-line flags.
+
+Credentials, strongest first: a raw bearer ``token`` (never stored), a service account
+(``serviceAccount`` + ``jwtPrivateKey``, the *path* of its private key: the key itself is
+never copied into the file), a browser-login ``cookie``.
 """
 
 from __future__ import annotations
@@ -31,10 +37,21 @@ ENV_VARS = {
     "organization": "DISPATCH_ORGANIZATION",
     "insecure": "DISPATCH_INSECURE",
     "token": "DISPATCH_TOKEN",
+    "service_account": "DISPATCH_SERVICE_ACCOUNT",
+    "jwt_private_key": "DISPATCH_JWT_PRIVATE_KEY",
 }
 
-#: the fields read from a context in the config file (a token is never stored there)
-FILE_FIELDS = ("host", "port", "scheme", "organization", "cookie", "insecure")
+#: the fields read from a context in the config file, besides its credentials
+FILE_FIELDS = ("host", "port", "scheme", "organization", "insecure")
+
+#: the credentials a context in the file may hold (a token is never stored there): name
+#: in :class:`Context` → its key in the file, then the spellings the original CLI wrote
+#: (its Go decoder matched keys case-insensitively)
+CREDENTIAL_KEYS = {
+    "cookie": ("cookie",),
+    "service_account": ("serviceAccount", "serviceaccount"),
+    "jwt_private_key": ("jwtPrivateKey", "jwtprivatekey"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +62,13 @@ class Context:
     port: int = 8080
     scheme: str = "http"
     organization: str = "default"
-    cookie: str = ""
+    cookie: str = dataclasses.field(default="", repr=False)  # credentials: never printed
     insecure: bool = False
-    token: str = ""
+    token: str = dataclasses.field(default="", repr=False)
+    #: ``NAME`` (an account of ``organization``) or ``ORG/NAME``
+    service_account: str = ""
+    #: the path of the service account's RSA private key (PEM)
+    jwt_private_key: str = ""
 
     @property
     def url(self) -> str:
@@ -96,6 +117,10 @@ def resolve(
     values: dict[str, Any] = {}
     stored = current_context(read_file(path or config_path(env=env)))
     values.update({k: stored[k] for k in FILE_FIELDS if stored.get(k) not in (None, "")})
+    for name, keys in CREDENTIAL_KEYS.items():
+        found = next((stored[k] for k in keys if stored.get(k) not in (None, "")), None)
+        if found is not None:
+            values[name] = str(found)
     values.update({k: env[var] for k, var in ENV_VARS.items() if env.get(var)})
     values.update({k: v for k, v in flags.items() if k in _FIELD_NAMES and v is not None})
     if "port" in values:
@@ -105,12 +130,14 @@ def resolve(
     return Context(**values)
 
 
-def write_context(path: str, context: Context, name: str = LOCAL_CONTEXT) -> None:
+def write_context(path: str, context: Context, name: str = LOCAL_CONTEXT,
+                  credentials: bool = False) -> None:
     """Store ``context`` as ``name`` in the config file and make it the current one.
 
-    Other contexts, and fields this CLI does not know (the original's ``namespace``,
-    ``serviceaccount``…), are kept. The file is replaced atomically and readable by its
-    owner only, since a context may hold a login cookie.
+    Other contexts, and fields this CLI does not know (the original's ``namespace``…),
+    are kept. A login cookie already there is kept too, unless ``credentials``: then the
+    context's own credentials (cookie, service account, key path) replace the stored
+    ones, and those it has not are removed.
     """
     document = read_file(path)
     contexts = document.setdefault("contexts", {})
@@ -123,7 +150,44 @@ def write_context(path: str, context: Context, name: str = LOCAL_CONTEXT) -> Non
         cookie=entry.get("cookie") or context.cookie,
         insecure=context.insecure,
     )
+    if credentials:
+        _set_credentials(entry, cookie=context.cookie,
+                         service_account=context.service_account,
+                         jwt_private_key=context.jwt_private_key)
     document["current"] = name
+    _write(path, document)
+
+
+def write_credentials(path: str, fallback: Context, **credentials: str) -> str:
+    """Set credential fields (``cookie``, ``service_account``, ``jwt_private_key``; an
+    empty value removes one) of the file's current context; the context's name.
+
+    With no current context, ``fallback`` (where the command was pointed) is stored as
+    :data:`LOCAL_CONTEXT` first, so that the credentials go with a server.
+    """
+    document = read_file(path)
+    name = document.get("current") or ""
+    if not isinstance((document.get("contexts") or {}).get(name), dict):
+        write_context(path, fallback)
+        document, name = read_file(path), LOCAL_CONTEXT
+    _set_credentials(document["contexts"][name], **credentials)
+    _write(path, document)
+    return name
+
+
+def _set_credentials(entry: dict[str, Any], **credentials: str) -> None:
+    for field_name, value in credentials.items():
+        keys = CREDENTIAL_KEYS[field_name]
+        for key in keys[1:]:
+            entry.pop(key, None)  # else a logout would leave the old spelling to be read
+        if value or field_name == "cookie":  # the original always writes a cookie field
+            entry[keys[0]] = value or ""
+        else:
+            entry.pop(keys[0], None)
+
+
+def _write(path: str, document: dict[str, Any]) -> None:
+    """Replace the file atomically; readable by its owner only (it holds credentials)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".config-", suffix=".json")

@@ -54,6 +54,12 @@ GLOBAL_OPTIONS: dict[str, Callable] = {
     ),
     "insecure": _option("--insecure", is_flag=True, help="Do not verify TLS certificates."),
     "token": _option("--token", help="Bearer token (JWT) to send instead of the cookie."),
+    "service_account": _option(
+        "--service-account", help="Sign requests as this service account (NAME or ORG/NAME)."),
+    "jwt_private_key": _option(
+        "--jwt-private-key", type=click.Path(dir_okay=False),
+        help="The service account's RSA private key file (PEM).",
+    ),
 }
 
 
@@ -86,7 +92,8 @@ def config_file(ctx: click.Context) -> str:
 
 def resolve_context(ctx: click.Context) -> config.Context:
     """The server context: defaults < config file < environment < flags."""
-    names = ("host", "port", "scheme", "organization", "insecure", "token")
+    names = ("host", "port", "scheme", "organization", "insecure", "token", "service_account",
+             "jwt_private_key")
     flags = {name: given(ctx, name) for name in names}
     return config.resolve(flags, os.environ, config_file(ctx))
 

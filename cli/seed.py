@@ -117,12 +117,31 @@ KINDS: dict[str, Kind] = {
             required=(("name",), ("function",)),
             server_fields=_ENVELOPE,
         ),
+        Kind(
+            "Organization",
+            fields=frozenset({"name", "tags"}),
+            required=(("name",),),
+            server_fields=_ENVELOPE,
+        ),
+        Kind(
+            "ServiceAccount",
+            # publicKey: the base64 of the PEM, as Dispatch's files had it
+            fields=frozenset({"name", "publicKey", "tags"}),
+            required=(("name",), ("publicKey",)),
+            server_fields=_ENVELOPE | {"domain", "jwtAlgorithm"},
+        ),
+        Kind(
+            "Policy",
+            fields=frozenset({"name", "rules", "global", "tags"}),
+            required=(("name",), ("rules",)),
+            server_fields=_ENVELOPE,
+        ),
     )
 }
 
 #: Dispatch kinds that this server does not serve yet: a file naming one is refused whole
 #: rather than half applied
-NOT_SERVED = ("Policy", "ServiceAccount", "Organization", "Application")
+NOT_SERVED = ("Application",)
 
 #: ``schema`` is an object of exactly these, each a JSON Schema or ``"@FILE"``
 SCHEMA_DIRECTIONS = ("in", "out")

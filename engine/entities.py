@@ -33,11 +33,17 @@ DRIVER_TYPE = "drivertype"
 SCHEDULE = "schedule"
 #: an API of the gateway
 API = "api"
+#: identity (engine.identity): a tenant (stored under its own name as org), a service
+#: account and a policy
+ORGANIZATION = "organization"
+SERVICE_ACCOUNT = "serviceaccount"
+POLICY = "policy"
 
 KIND_NAMES = {FUNCTION: "Function", RUN: "Run", SOURCE: "Source", IMAGE: "Image",
               BASE_IMAGE: "BaseImage", SECRET: "Secret", EVENT: "Event",
               SUBSCRIPTION: "Subscription", DRIVER: "Driver", DRIVER_TYPE: "DriverType",
-              SCHEDULE: "Schedule", API: "API"}
+              SCHEDULE: "Schedule", API: "API", ORGANIZATION: "Organization",
+              SERVICE_ACCOUNT: "ServiceAccount", POLICY: "Policy"}
 
 # Dispatch's statuses
 INITIALIZED = "INITIALIZED"

@@ -6,6 +6,9 @@ import dataclasses
 import os
 from typing import Mapping
 
+#: ``$DISPATCH_AUTH``'s values
+AUTH_VALUES = ("on", "off")
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -60,6 +63,19 @@ class Settings:
         host. Empty (the default): such types are refused; only an operator opens this.
     :param secret_key: ``$DISPATCH_SECRET_KEY``: the Fernet key (or comma-separated keys,
         the first encrypting) that encrypts secrets at rest; see :mod:`engine.crypto`.
+    :param auth: ``$DISPATCH_AUTH``: ``on`` (the default: every API request needs a
+        token or a session, and a policy allowing it) or ``off`` (everything is allowed;
+        logged loudly). Any other value stops start-up.
+    :param oidc_issuers: ``$DISPATCH_OIDC_ISSUERS``: the trusted OIDC providers, JSON
+        ``[{"issuer", "audience", "organization", "jwks_uri"?}]`` (see
+        :mod:`engine.identity.oidc`); malformed JSON stops start-up.
+    :param bootstrap_public_key_file: ``$DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE``: the
+        distributed ``api`` process makes the admin service account ``default/admin``
+        with this public key (PEM or its base64) at start-up.
+    :param oidc_client: ``$DISPATCH_OIDC_CLIENT``: the browser login's client, JSON
+        ``{"issuer", "client_id", "client_secret", "organization"}``.
+    :param session_secret: ``$DISPATCH_SESSION_SECRET``: signs browser sessions (the
+        embedded server generates one into ``$DISPATCH_HOME/session.key`` if unset).
     """
 
     home: str
@@ -89,6 +105,17 @@ class Settings:
     # repr=False: settings may be logged, the keys never
     openwhisk_auth: str | None = dataclasses.field(default=None, repr=False)
     secret_key: str | None = dataclasses.field(default=None, repr=False)
+    auth: str = "on"
+    oidc_issuers: str = ""
+    bootstrap_public_key_file: str | None = None
+    oidc_client: str = dataclasses.field(default="", repr=False)
+    session_secret: str | None = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self):
+        # a typo must not silently turn authentication off (or on)
+        if self.auth not in AUTH_VALUES:
+            raise ValueError(f"DISPATCH_AUTH must be one of {', '.join(AUTH_VALUES)}, "
+                             f"not {self.auth!r}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -126,6 +153,11 @@ class Settings:
             openwhisk_kinds=env.get("DISPATCH_OPENWHISK_KINDS") or "",
             openwhisk_auth=env.get("DISPATCH_OPENWHISK_AUTH") or None,
             secret_key=env.get("DISPATCH_SECRET_KEY") or None,
+            auth=(env.get("DISPATCH_AUTH") or "on").strip().lower(),
+            oidc_issuers=env.get("DISPATCH_OIDC_ISSUERS") or "",
+            bootstrap_public_key_file=env.get("DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE") or None,
+            oidc_client=env.get("DISPATCH_OIDC_CLIENT") or "",
+            session_secret=env.get("DISPATCH_SESSION_SECRET") or None,
         )
         values.update(overrides)
         return cls(**values)

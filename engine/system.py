@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from .builders import open_builder
 from .builders.base import Builder
 from .cron import CronScheduler
@@ -10,6 +12,8 @@ from .driver_processes import DriverSupervisor
 from .drivers import open_driver
 from .drivers.base import Driver
 from .event_scheduler import lease_seconds
+from .identity.access import AccessControl
+from .identity.oidc import parse_issuers
 from .images import BUILTIN_IMAGES, ImageCatalog
 from .jobs import Jobs
 from .services.apis import ApiService
@@ -35,6 +39,9 @@ class Dispatch:
                  driver: Driver | None = None, builder: Builder | None = None):
         # first: a bad or missing key stops start-up before the store opens
         cipher = load_cipher(settings)
+        self._oidc_issuers = parse_issuers(settings.oidc_issuers)  # likewise bad JSON
+        self._identity: AccessControl | None = None
+        self._identity_lock = threading.Lock()
         self.settings = settings
         self.jobs = jobs
         self.store = store or open_store(settings.store_url)
@@ -83,7 +90,19 @@ class Dispatch:
                                      settings.run_attempts, settings.base_check_seconds,
                                      event_retention_seconds=settings.event_retention_seconds)
 
+    @property
+    def identity(self) -> AccessControl:
+        """Authentication and authorization (built on first use: only API processes
+        use it, and it keeps watches on the store)."""
+        with self._identity_lock:  # one per process, even if first used by two threads
+            if self._identity is None:
+                self._identity = AccessControl(self.store, self._oidc_issuers,
+                                               enabled=self.settings.auth == "on")
+            return self._identity
+
     def close(self) -> None:
+        if self._identity is not None:
+            self._identity.close()
         self.reconciler.close()
         self.driver_supervisor.close()
         self.apis.close()

@@ -10,8 +10,10 @@ from .delete import delete
 from .emit import emit
 from .exec import exec_
 from .get import get
+from .iam import iam
+from .login import login, logout
 from .up import up
 from .update import update
 from .version import version
 
-COMMANDS = (create, get, update, delete, exec_, emit, up, version)
+COMMANDS = (create, get, update, delete, exec_, emit, up, login, logout, iam, version)

@@ -6,10 +6,16 @@ import os
 
 import click
 
+from engine.settings import Settings
+
 from .. import config, options
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+
+#: the identity the embedded server bootstraps (engine.identity.bootstrap) and where it
+#: keeps the private key (api.embedded)
+ADMIN, ADMIN_ORG, ADMIN_KEY_FILE = "admin", "default", "admin.key"
 
 #: addresses that mean "every interface": a client must use a concrete one instead
 _WILDCARDS = {"0.0.0.0", "::", ""}
@@ -30,25 +36,40 @@ def up(ctx: click.Context, host: str | None, port: int | None, home: str | None)
     """Start Dispatch (embedded: SQLite, in-process workers, local functions).
 
     Writes the CLI's "local" context first, so that other commands reach this server with
-    no flags. Runs until interrupted (Ctrl-C or SIGTERM).
+    no flags and as its admin (service account "admin" of organization "default", whose
+    private key the server keeps in HOME/admin.key). Runs until interrupted (Ctrl-C or
+    SIGTERM).
     """
     # `dispatch --port 9000 up` means the same as `dispatch up --port 9000`
     host = host or options.given(ctx, "host") or DEFAULT_HOST
     port = port or options.given(ctx, "port") or DEFAULT_PORT
     home = home or os.environ.get("DISPATCH_HOME") or os.path.expanduser("~/.dispatch")
+    try:
+        settings = Settings.from_env(home=home)
+    except ValueError as exc:  # e.g. DISPATCH_AUTH=of
+        raise click.ClickException(str(exc)) from None
+    organization = options.given(ctx, "organization") or ADMIN_ORG
+    # the server creates (or keeps) this admin and its key file when it starts; with auth
+    # off (DISPATCH_AUTH=off) there is nobody to be, and stale credentials are dropped
+    admin = {}
+    if settings.auth == "on":
+        account = ADMIN if organization == ADMIN_ORG else f"{ADMIN_ORG}/{ADMIN}"
+        admin = {"service_account": account,
+                 "jwt_private_key": os.path.join(settings.home, ADMIN_KEY_FILE)}
     context = config.Context(
         host=DEFAULT_HOST if host in _WILDCARDS else host,
         port=port,
         scheme="http",
-        organization=options.given(ctx, "organization") or "default",
+        organization=organization,
+        **admin,
     )
     path = options.config_file(ctx)
-    config.write_context(path, context)
+    config.write_context(path, context, credentials=True)
     click.echo(f"CLI context {config.LOCAL_CONTEXT!r} written to {path}", err=True)
 
     from api.embedded import serve_embedded  # the server's imports are only paid for here
 
     try:
-        serve_embedded(home=home, host=host, port=port)
+        serve_embedded(home=settings.home, host=host, port=port)
     except OSError as exc:  # most often: the port is taken by another server
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror or exc}")

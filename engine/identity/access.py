@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..store import Store
 from .authenticator import Authenticator
 from .authorizer import Authorizer, action_for, resource_for
-from .errors import PermissionDenied
+from .errors import Forbidden, PermissionDenied, Unauthenticated, shown
 from .oidc import OidcIssuer, OidcVerifier
 from .organizations import OrganizationService
 from .policies import PolicyService
@@ -84,21 +84,41 @@ class AccessControl:
         :raises UnknownOrganization: the organization does not exist (403).
         :raises PermissionDenied: no policy allows it (403).
         """
+        return self._gate(method, path, org,
+                          lambda: self.authenticator.authenticate(authorization))
+
+    def check_principal(self, principal: Principal, method: str, path: str,
+                        org: str | None = None) -> Access:
+        """Gate one request of a caller authenticated otherwise (a browser session):
+        as :meth:`check`, steps 3 to 5."""
+        return self._gate(method, path, org, lambda: principal)
+
+    def _gate(self, method: str, path: str, org: str | None,
+              authenticate: Callable[[], Principal]) -> Access:
         if is_public(path):
             return Access(None, org)
         if not self.enabled:
             target = org or "default"
             return Access(Principal(target, ANONYMOUS, ANONYMOUS), target)
-        principal = self.authenticator.authenticate(authorization)
-        target = self.organizations.require(org or principal.org)
-        resource = resource_for(path)
-        if resource is None:
+        principal = None
+        resource, action = resource_for(path), action_for(method)
+        try:
+            principal = authenticate()
+            target = self.organizations.require(org or principal.org)
+            if resource is None:
+                return Access(principal, target)
+            if action is None:
+                raise PermissionDenied(f"method {method} is not allowed on {path}")
+            self.authorizer.check(principal, resource, action, target).enforce()
             return Access(principal, target)
-        action = action_for(method)
-        if action is None:
-            raise PermissionDenied(f"method {method} is not allowed on {path}")
-        self.authorizer.check(principal, resource, action, target).enforce()
-        return Access(principal, target)
+        except (Unauthenticated, Forbidden) as exc:
+            # one line per refused request; messages never quote tokens
+            log.warning("access.denied status=%d subject=%s subject_org=%s org=%s "
+                        "resource=%s action=%s path=%s reason=%s", exc.status,
+                        principal.policy_subject if principal else "-",
+                        principal.org if principal else "-", shown(org) if org else "-",
+                        resource or "-", action or method, shown(path), exc.message)
+            raise
 
     def close(self) -> None:
         for part in (self.organizations, self.service_accounts, self.authorizer):

@@ -20,9 +20,9 @@ from .errors import UnknownOrganization
 
 log = logging.getLogger("dispatch.identity")
 
-ORGANIZATION = "organization"
-SERVICE_ACCOUNT = "serviceaccount"
-POLICY = "policy"
+ORGANIZATION = E.ORGANIZATION
+SERVICE_ACCOUNT = E.SERVICE_ACCOUNT
+POLICY = E.POLICY
 
 #: first path segments of the API's own routes: an organization named so would shadow
 #: them in the gateway (``/<org>/<path>``) — keep in step with api/gateway.API_SEGMENTS

@@ -34,8 +34,11 @@ PROTOCOLS = ("http", "https")
 DEFAULT_METHODS = ["GET"]
 DEFAULT_URIS = ["/"]
 PUBLIC = "public"
-#: authentication schemes that arrive with identity (issue 6); refused until then
-LATER_AUTHENTICATION = ("bearer", "basic", "oidc")
+#: the gateway requires ``Authorization: Bearer <token>`` (see api/gateway_auth.py)
+BEARER = "bearer"
+AUTHENTICATIONS = (PUBLIC, BEARER)
+#: Dispatch's other schemes: named in the model, refused with a clear message
+UNSUPPORTED_AUTHENTICATION = ("basic", "oidc")
 #: statuses in which an API is routed (when enabled)
 ROUTED = (E.READY, E.UPDATING)
 
@@ -201,12 +204,11 @@ def validate_spec(spec: dict[str, Any]) -> dict[str, Any]:
         if protocol not in PROTOCOLS:
             raise InvalidInput(f"protocols: {protocol!r} is not one of http, https")
     authentication = spec.get("authentication") or PUBLIC
-    if authentication != PUBLIC:
-        if authentication in LATER_AUTHENTICATION:
-            raise InvalidInput(f"authentication {authentication} is not available until "
-                               "identity is enabled (only public is)")
-        raise InvalidInput(f"authentication {authentication!r} is not one of public, "
-                           f"{', '.join(LATER_AUTHENTICATION)}")
+    if authentication not in AUTHENTICATIONS:
+        if authentication in UNSUPPORTED_AUTHENTICATION:
+            raise InvalidInput(f"authentication {authentication} is not supported: use "
+                               "public or bearer (Authorization: Bearer <token>)")
+        raise InvalidInput(f"authentication {authentication!r} is not one of public, bearer")
     enabled = _boolean(spec.get("enabled"), "enabled", True)
     cors = _boolean(spec.get("cors"), "cors", False)
     tls = spec.get("tls") or None

@@ -138,7 +138,8 @@ def server(tmp_path_factory):
     """A real embedded Dispatch, shared by a module's tests (modules may define their own)."""
     from api.embedded import start_embedded
 
-    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1", port=0)
+    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1", port=0,
+                             auth="off")
     yield running
     running.stop()
 

@@ -15,7 +15,7 @@ def server(tmp_path_factory):
     from api.embedded import start_embedded
 
     running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1",
-                             port=0)
+                             port=0, auth="off")
     yield running
     running.stop()
 
@@ -79,8 +79,8 @@ def test_refusals_are_reported_with_the_servers_message(dispatch, at_server):
     name = unique()
     result = dispatch("create", "api", name, "fn", "-m", "FETCH", expect=1)
     assert "methods" in result.stderr and "FETCH" in result.stderr
-    result = dispatch("create", "api", name, "fn", "--auth", "bearer", expect=1)
-    assert "not available until identity" in result.stderr
+    result = dispatch("create", "api", name, "fn", "--auth", "basic", expect=1)
+    assert "authentication basic is not supported" in result.stderr
     dispatch("create", "api", name, "fn", "-p", f"/{name}")
     result = dispatch("create", "api", unique(), "fn", "-p", f"/{name}", expect=1)
     assert f"api {name}" in result.stderr

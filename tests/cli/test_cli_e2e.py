@@ -35,7 +35,8 @@ def server(tmp_path_factory):
         pytest.skip("api/embedded.py is not written yet")
     from api.embedded import start_embedded
 
-    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1", port=0)
+    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1", port=0,
+                             auth="off")
     yield running
     running.stop()
 
@@ -238,8 +239,11 @@ def test_dispatch_up_writes_the_context_and_serves(dispatch, isolated_env, hello
         stored = config.current_context(config.read_file(os.environ["DISPATCH_CONFIG"]))
         assert (stored["host"], stored["port"], stored["scheme"], stored["organization"]) == (
             "127.0.0.1", port, "http", "default")
+        # auth is on: the context signs as the admin the server bootstrapped
+        assert (stored["serviceAccount"], stored["jwtPrivateKey"]) == (
+            "admin", str(isolated_env / "dispatch-home" / "admin.key"))
 
-        name = unique("up")  # everything below with no connection flags at all
+        name = unique("up")  # everything below with no connection flags or credentials
         dispatch("create", "function", name, hello_file, "--image", "python3")
         run = json.loads(dispatch("exec", name, "--input", JON, "--wait").stdout)
         assert run["output"] == JON_SAYS

@@ -18,7 +18,8 @@ def server(tmp_path_factory):
     from api.embedded import start_embedded
 
     running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1",
-                             port=0, driver_commands=(sys.executable,))
+                             port=0, driver_commands=(sys.executable,),
+                             auth="off")
     yield running
     running.stop()
 

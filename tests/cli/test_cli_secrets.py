@@ -16,7 +16,8 @@ PASSWORD = "OpenSesame-91be07"  # distinctive, so that a search for it cannot ma
 def server(tmp_path_factory):
     from api.embedded import start_embedded
 
-    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1", port=0)
+    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1", port=0,
+                             auth="off")
     yield running
     running.stop()
 

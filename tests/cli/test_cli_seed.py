@@ -165,8 +165,8 @@ def test_json_output_is_the_list_of_entities_without_secret_values(dispatch, own
 
 BAD_DOCUMENTS = {
     "unknown kind": ({"kind": "Lambda", "name": "x"}, "unknown kind 'Lambda'"),
-    "unsupported kind": ({"kind": "Policy", "name": "p", "rules": []},
-                         "kind Policy is not supported by this server yet"),
+    "unsupported kind": ({"kind": "Application", "name": "p"},
+                         "kind Application is not supported by this server yet"),
     "missing manifest file": ({"kind": "Image", "name": "py", "baseImageName": "python3-base",
                                "runtimeDependencies": {"manifest": "@python3/nope.txt"}},
                               "(Image py): runtimeDependencies.manifest @python3/nope.txt: "
@@ -213,10 +213,10 @@ def test_a_bad_document_refuses_the_whole_file(dispatch, own_org, tmp_path, bad)
 
 def test_update_and_delete_refuse_a_bad_file_too(dispatch, own_org, tmp_path):
     seed = write_seed(tmp_path / "seed.yaml",
-                      python_documents() + [{"kind": "Policy", "name": "post-hello"}])
+                      python_documents() + [{"kind": "Application", "name": "post-hello"}])
     for verb in ("update", "delete"):
         result = dispatch(verb, "-f", seed, "-w", EXAMPLES, expect=1)
-        assert "document 5: kind Policy is not supported by this server yet" in result.stderr
+        assert "document 5: kind Application is not supported by this server yet" in result.stderr
 
 
 def test_a_file_that_is_not_yaml_is_refused(dispatch, own_org, tmp_path):

@@ -36,9 +36,10 @@ def handle(ctx, payload):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """An embedded Dispatch (SQLite, in-process workers, sandboxed local functions) per
-    test module, with a quick reconciler."""
+    test module, with a quick reconciler; authentication off (the identity tests start
+    their own servers with it on)."""
     server = start_embedded(str(tmp_path_factory.mktemp("home")), port=0,
-                            reconcile_seconds=0.5, stuck_seconds=2)
+                            reconcile_seconds=0.5, stuck_seconds=2, auth="off")
     yield server
     server.stop()
 

@@ -33,7 +33,7 @@ def env(etcd_endpoint, tmp_path):
                DISPATCH_API_BIND=f"127.0.0.1:{port}",
                DISPATCH_RECONCILE_SECONDS="0.5", DISPATCH_STUCK_SECONDS="2",
                DISPATCH_CRON_SECONDS="1",
-               DISPATCH_SECRET_KEY=Fernet.generate_key().decode())
+               DISPATCH_SECRET_KEY=Fernet.generate_key().decode(), DISPATCH_AUTH="off")
     env["url"] = f"http://127.0.0.1:{port}"
     return env
 

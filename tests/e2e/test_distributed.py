@@ -34,7 +34,7 @@ def env(etcd_endpoint, tmp_path):
                DISPATCH_RECONCILE_SECONDS="0.5", DISPATCH_STUCK_SECONDS="2",
                DISPATCH_CLAIM_GRACE_SECONDS="1",
                # every process of a distributed Dispatch shares one secrets key
-               DISPATCH_SECRET_KEY=Fernet.generate_key().decode(),
+               DISPATCH_SECRET_KEY=Fernet.generate_key().decode(), DISPATCH_AUTH="off",
                # the CLI's context: no config file, everything from the environment
                DISPATCH_CONFIG=str(tmp_path / "cli.json"), DISPATCH_HOST="127.0.0.1",
                DISPATCH_PORT=str(port), DISPATCH_SCHEME="http", DISPATCH_ORGANIZATION=org)

@@ -20,7 +20,7 @@ from .conftest import wait_until
 def docker_server(tmp_path_factory, docker_host, registry):
     os.environ.setdefault("DOCKER_HOST", docker_host)
     server = start_embedded(str(tmp_path_factory.mktemp("home")), port=0, builder="docker",
-                            driver="docker", registry=registry)
+                            driver="docker", registry=registry, auth="off")
     yield server
     server.stop()
 

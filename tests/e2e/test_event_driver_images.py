@@ -35,7 +35,7 @@ time.sleep(3600)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     server = start_embedded(str(tmp_path_factory.mktemp("home")), port=0,
-                            reconcile_seconds=0.5, stuck_seconds=2)
+                            reconcile_seconds=0.5, stuck_seconds=2, auth="off")
     yield server
     server.stop()
 

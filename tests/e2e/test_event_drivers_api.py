@@ -29,7 +29,8 @@ MAX_BODY = 4096
 def server(tmp_path_factory):
     server = start_embedded(str(tmp_path_factory.mktemp("home")), port=0,
                             reconcile_seconds=0.5, stuck_seconds=2, max_body_bytes=MAX_BODY,
-                            cron_seconds=0.5, driver_commands=("/usr/bin/env", sys.executable))
+                            cron_seconds=0.5, driver_commands=("/usr/bin/env", sys.executable),
+                            auth="off")
     yield server
     server.stop()
 

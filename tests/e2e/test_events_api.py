@@ -28,7 +28,8 @@ MAX_BODY = 4096
 def server(tmp_path_factory):
     # its own server: a small body limit, to test the 413 without sending megabytes
     server = start_embedded(str(tmp_path_factory.mktemp("home")), port=0,
-                            reconcile_seconds=0.5, stuck_seconds=2, max_body_bytes=MAX_BODY)
+                            reconcile_seconds=0.5, stuck_seconds=2, max_body_bytes=MAX_BODY,
+                            auth="off")
     yield server
     server.stop()
 

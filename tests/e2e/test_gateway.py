@@ -126,8 +126,8 @@ def test_bad_input_is_a_400_naming_the_field(org_a):
     for spec, words in [({"name": "x"}, "function"),
                         ({"name": "x", "function": "echo", "methods": ["FETCH"]}, "methods"),
                         ({"name": "x", "function": "echo", "uris": ["nope"]}, "uris"),
-                        ({"name": "x", "function": "echo", "authentication": "bearer"},
-                         "not available until identity")]:
+                        ({"name": "x", "function": "echo", "authentication": "oidc"},
+                         "authentication oidc is not supported")]:
         r = org_a.post(f"{org_a.base}/v1/api", json=spec)
         assert r.status_code == 400 and words in r.json()["message"], r.text
     assert org_a.get(f"{org_a.base}/v1/api/x").status_code == 404

@@ -42,7 +42,7 @@ def cluster(etcd_endpoint, tmp_path):
                DISPATCH_HOME=str(tmp_path / "home"),
                DISPATCH_API_BIND=f"127.0.0.1:{api_port}",
                DISPATCH_GATEWAY_BIND=f"127.0.0.1:{gateway_port}",
-               DISPATCH_SECRET_KEY=Fernet.generate_key().decode())
+               DISPATCH_SECRET_KEY=Fernet.generate_key().decode(), DISPATCH_AUTH="off")
     procs = Processes(env, tmp_path)
     for name in ("api", "worker", "gateway"):
         procs.start(name)

@@ -31,7 +31,8 @@ def whisk():
 def server(tmp_path_factory, whisk):
     server = start_embedded(str(tmp_path_factory.mktemp("home")), port=0, reconcile_seconds=0.5,
                             stuck_seconds=2, driver="openwhisk", openwhisk_api_host=whisk.api_host,
-                            openwhisk_auth=AUTH, openwhisk_namespace="e2e")
+                            openwhisk_auth=AUTH, openwhisk_namespace="e2e",
+                            auth="off")
     yield server
     server.stop()
 
