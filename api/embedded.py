@@ -121,11 +121,18 @@ class EmbeddedServer:
             self._stop_reconciler.set()
         if self._stop_events is not None:
             self._stop_events.set()
-        self.http.close()
+        # the HTTP loop runs until its last channel closes, a client's idle keep-alive
+        # connection included: close them all (the listener too) in the loop's own thread
+        self.http.trigger.pull_trigger(self._close_channels)
         self.worker.stop()
         self.system.close()
         for thread in self._threads:
             thread.join(timeout=5)
+
+
+    def _close_channels(self) -> None:
+        for channel in list(self.http._map.values()):
+            channel.close()
 
 
 def session_secret(home: str) -> str:
