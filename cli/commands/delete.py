@@ -20,16 +20,6 @@ def delete(ctx: click.Context, file: str | None, workdir: str | None) -> None:
     run_group(ctx, "delete", file, workdir)
 
 
-@delete.command("function")
-@click.argument("name")
-@options.global_options()
-@click.pass_context
-def delete_function(ctx: click.Context, name: str) -> None:
-    """Delete function NAME."""
-    function = options.client(ctx).delete_function(name)
-    show_outcome(function, options.output_format(ctx), f"Deleted function: {name}")
-
-
 @delete.command("secret")
 @click.argument("name")
 @options.global_options()
@@ -41,61 +31,31 @@ def delete_secret(ctx: click.Context, name: str) -> None:
     show_outcome({"name": name}, options.output_format(ctx), f"Deleted secret: {name}")
 
 
-@delete.command("subscription")
-@click.argument("name")
-@options.global_options()
-@click.pass_context
-def delete_subscription(ctx: click.Context, name: str) -> None:
-    """Delete subscription NAME: its function runs on no more events."""
-    sub = options.client(ctx).delete_subscription(name)
-    show_outcome(sub, options.output_format(ctx), f"Deleted subscription: {name}")
+def _deleter(command: str, what: str, method: str, help: str) -> None:
+    """``dispatch delete COMMAND NAME``: the client's ``method``, then "Deleted WHAT: NAME"
+    (or the entity the server answered, with -o)."""
+
+    @delete.command(command, help=help)
+    @click.argument("name")
+    @options.global_options()
+    @click.pass_context
+    def command_(ctx: click.Context, name: str) -> None:
+        entity = getattr(options.client(ctx), method)(name)
+        show_outcome(entity, options.output_format(ctx), f"Deleted {what}: {name}")
 
 
-@delete.command("eventdriver")
-@click.argument("name")
-@options.global_options()
-@click.pass_context
-def delete_event_driver(ctx: click.Context, name: str) -> None:
-    """Delete event driver NAME (its program, if any, stops)."""
-    driver = options.client(ctx).delete_driver(name)
-    show_outcome(driver, options.output_format(ctx), f"Deleted event driver: {name}")
-
-
-@delete.command("eventdrivertype")
-@click.argument("name")
-@options.global_options()
-@click.pass_context
-def delete_event_driver_type(ctx: click.Context, name: str) -> None:
-    """Delete event driver type NAME (refused while drivers use it)."""
-    dtype = options.client(ctx).delete_driver_type(name)
-    show_outcome(dtype, options.output_format(ctx), f"Deleted event driver type: {name}")
-
-
-@delete.command("base-image")
-@click.argument("name")
-@options.global_options()
-@click.pass_context
-def delete_base_image(ctx: click.Context, name: str) -> None:
-    """Delete base image NAME (refused while images use it)."""
-    base = options.client(ctx).delete_base_image(name)
-    show_outcome(base, options.output_format(ctx), f"Deleted base image: {name}")
-
-
-@delete.command("image")
-@click.argument("name")
-@options.global_options()
-@click.pass_context
-def delete_image(ctx: click.Context, name: str) -> None:
-    """Delete image NAME (refused while functions use it)."""
-    image = options.client(ctx).delete_image(name)
-    show_outcome(image, options.output_format(ctx), f"Deleted image: {name}")
-
-
-@delete.command("api")
-@click.argument("name")
-@options.global_options()
-@click.pass_context
-def delete_api(ctx: click.Context, name: str) -> None:
-    """Delete API NAME; its paths stop answering at once."""
-    api = options.client(ctx).delete_api(name)
-    show_outcome(api, options.output_format(ctx), f"Deleted api: {name}")
+#: (command, what the message calls it, client method, help)
+for _row in (
+    ("function", "function", "delete_function", "Delete function NAME."),
+    ("subscription", "subscription", "delete_subscription",
+     "Delete subscription NAME: its function runs on no more events."),
+    ("eventdriver", "event driver", "delete_driver",
+     "Delete event driver NAME (its program, if any, stops)."),
+    ("eventdrivertype", "event driver type", "delete_driver_type",
+     "Delete event driver type NAME (refused while drivers use it)."),
+    ("base-image", "base image", "delete_base_image",
+     "Delete base image NAME (refused while images use it)."),
+    ("image", "image", "delete_image", "Delete image NAME (refused while functions use it)."),
+    ("api", "api", "delete_api", "Delete API NAME; its paths stop answering at once."),
+):
+    _deleter(*_row)

@@ -64,17 +64,6 @@ def get() -> None:
     """Show resources."""
 
 
-@get.command("function")
-@click.argument("name", required=False)
-@options.global_options()
-@click.pass_context
-def get_function(ctx: click.Context, name: str | None) -> None:
-    """Show function NAME, or every function."""
-    client = options.client(ctx)
-    data = client.get_function(name) if name else client.list_functions()
-    show(data, options.output_format(ctx), FUNCTION_COLUMNS)
-
-
 @get.command("run")
 @click.argument("function", required=False)
 @click.argument("run", required=False)
@@ -120,17 +109,6 @@ def get_secret(ctx: click.Context, name: str | None, reveal: bool) -> None:
         show(without_values(data), options.output_format(ctx), SECRET_COLUMNS)
 
 
-@get.command("subscription")
-@click.argument("name", required=False)
-@options.global_options()
-@click.pass_context
-def get_subscription(ctx: click.Context, name: str | None) -> None:
-    """Show subscription NAME, or every subscription."""
-    client = options.client(ctx)
-    data = client.get_subscription(name) if name else client.list_subscriptions()
-    show(data, options.output_format(ctx), SUBSCRIPTION_COLUMNS)
-
-
 DRIVER_COLUMNS = (
     Column("NAME", field("name")),
     Column("TYPE", field("type")),
@@ -147,50 +125,6 @@ DRIVER_TYPE_COLUMNS = (
     Column("STATUS", field("status")),
     Column("CREATED DATE", timestamp("createdTime")),
 )
-
-
-@get.command("eventdriver")
-@click.argument("name", required=False)
-@options.global_options()
-@click.pass_context
-def get_event_driver(ctx: click.Context, name: str | None) -> None:
-    """Show event driver NAME, or every event driver."""
-    client = options.client(ctx)
-    data = client.get_driver(name) if name else client.list_drivers()
-    show(data, options.output_format(ctx), DRIVER_COLUMNS)
-
-
-@get.command("eventdrivertype")
-@click.argument("name", required=False)
-@options.global_options()
-@click.pass_context
-def get_event_driver_type(ctx: click.Context, name: str | None) -> None:
-    """Show event driver type NAME, or every type (the built-in cron and webhook too)."""
-    client = options.client(ctx)
-    data = client.get_driver_type(name) if name else client.list_driver_types()
-    show(data, options.output_format(ctx), DRIVER_TYPE_COLUMNS)
-
-
-@get.command("base-image")
-@click.argument("name", required=False)
-@options.global_options()
-@click.pass_context
-def get_base_image(ctx: click.Context, name: str | None) -> None:
-    """Show base image NAME, or every base image."""
-    client = options.client(ctx)
-    data = client.get_base_image(name) if name else client.list_base_images()
-    show(data, options.output_format(ctx), BASE_IMAGE_COLUMNS)
-
-
-@get.command("image")
-@click.argument("name", required=False)
-@options.global_options()
-@click.pass_context
-def get_image(ctx: click.Context, name: str | None) -> None:
-    """Show image NAME, or every image."""
-    client = options.client(ctx)
-    data = client.get_image(name) if name else client.list_images()
-    show(data, options.output_format(ctx), IMAGE_COLUMNS)
 
 
 API_COLUMNS = (
@@ -215,3 +149,34 @@ def get_api(ctx: click.Context, name: str | None, function: str | None) -> None:
     client = options.client(ctx)
     data = client.get_api(name) if name else client.list_apis(function)
     show(data, options.output_format(ctx), API_COLUMNS)
+
+
+def _getter(command: str, getter: str, lister: str, columns: tuple, help: str) -> None:
+    """``dispatch get COMMAND [NAME]``: one entity (client ``getter``) or all of them
+    (``lister``), as a table of ``columns`` or with -o."""
+
+    @get.command(command, help=help)
+    @click.argument("name", required=False)
+    @options.global_options()
+    @click.pass_context
+    def command_(ctx: click.Context, name: str | None) -> None:
+        client = options.client(ctx)
+        data = getattr(client, getter)(name) if name else getattr(client, lister)()
+        show(data, options.output_format(ctx), columns)
+
+
+#: (command, client getter, client lister, columns, help)
+for _row in (
+    ("function", "get_function", "list_functions", FUNCTION_COLUMNS,
+     "Show function NAME, or every function."),
+    ("subscription", "get_subscription", "list_subscriptions", SUBSCRIPTION_COLUMNS,
+     "Show subscription NAME, or every subscription."),
+    ("eventdriver", "get_driver", "list_drivers", DRIVER_COLUMNS,
+     "Show event driver NAME, or every event driver."),
+    ("eventdrivertype", "get_driver_type", "list_driver_types", DRIVER_TYPE_COLUMNS,
+     "Show event driver type NAME, or every type (the built-in cron and webhook too)."),
+    ("base-image", "get_base_image", "list_base_images", BASE_IMAGE_COLUMNS,
+     "Show base image NAME, or every base image."),
+    ("image", "get_image", "list_images", IMAGE_COLUMNS, "Show image NAME, or every image."),
+):
+    _getter(*_row)

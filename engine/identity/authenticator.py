@@ -35,6 +35,9 @@ class Authenticator:
         return self.verify(token.strip())
 
     def verify(self, token: str) -> Principal:
+        principal = self.service_accounts.remembered(token)
+        if principal is not None:
+            return principal
         try:
             _, claims = read_unverified(token)
             if is_oidc_issuer(claims.get("iss")) and self.oidc is not None:

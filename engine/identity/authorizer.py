@@ -57,6 +57,8 @@ m = r.sorg == p.org && (p.global == "y" || r.org == p.org) \
 
 #: the ``org`` of a check that only global policies can pass (no org has this name)
 EVERY_ORG = "*"
+#: at most this many decisions are remembered between policy changes
+MAX_DECISIONS = 10_000
 
 METHOD_ACTIONS = {"GET": "get", "HEAD": "get", "OPTIONS": "get", "POST": "create",
                   "PUT": "update", "PATCH": "update", "DELETE": "delete"}
@@ -154,6 +156,12 @@ class Authorizer:
         self._condition = threading.Condition()
         self._generation = 0  # bumped on every change the watch reports
         self._built: tuple[int, casbin.Enforcer] | None = None
+        # decisions of the current enforcer: a pure function of the policies, so they are
+        # kept until the policies change (casbin parses its matcher on every enforce, and
+        # its enforce is not safe across threads: misses are decided under the lock)
+        self._decisions: dict[tuple[str, ...], bool] = {}
+        self._decisions_generation = -1
+        self._decisions_lock = threading.Lock()
         self._cache = _PolicyCache(store, self._on_change)
 
     def check(self, principal: Principal, resource: str, action: str,
@@ -161,8 +169,8 @@ class Authorizer:
         """May ``principal`` do ``action`` on ``resource`` in ``org`` (its own if None)?
         Denials are logged with subject, resource and action (there is no token here)."""
         org = principal.org if org is None else org
-        allowed = self._enforcer().enforce(org, principal.org, principal.policy_subject,
-                                           resource, action)
+        allowed = self._allowed((org, principal.org, principal.policy_subject, resource,
+                                 action))
         decision = Decision(allowed, principal, org, resource, action)
         if not allowed:
             log.warning("authz.denied kind=%s subject=%s subject_org=%s org=%s resource=%s "
@@ -188,19 +196,32 @@ class Authorizer:
             self._generation += 1
             self._condition.notify_all()
 
-    def _enforcer(self) -> casbin.Enforcer:
+    def _allowed(self, request: tuple[str, ...]) -> bool:
+        generation, enforcer = self._enforcer()
+        with self._decisions_lock:
+            if self._decisions_generation != generation:
+                self._decisions, self._decisions_generation = {}, generation
+            allowed = self._decisions.get(request)
+            if allowed is None:
+                allowed = bool(enforcer.enforce(*request))
+                if len(self._decisions) < MAX_DECISIONS:
+                    self._decisions[request] = allowed
+        return allowed
+
+    def _enforcer(self) -> tuple[int, casbin.Enforcer]:
+        """The enforcer of the latest policies, and the generation it was built from."""
         with self._condition:
             if not self._condition.wait_for(lambda: self._generation > 0, self.ready_timeout):
                 raise Unavailable("the policies cannot be read from the store yet")
             generation = self._generation
             if self._built is not None and self._built[0] == generation:
-                return self._built[1]
+                return self._built
         # built outside the lock: checks meanwhile use the previous enforcer
         enforcer = build_enforcer(self._cache.policies())
         with self._condition:
             if self._built is None or self._built[0] < generation:
                 self._built = (generation, enforcer)
-            return self._built[1]
+            return self._built
 
 
 def build_enforcer(policies: Iterable[E.Entity]) -> casbin.Enforcer:

@@ -275,3 +275,24 @@ def test_two_authorizers_on_etcd_see_each_others_changes(etcd_endpoint):
     finally:
         first_store.close()
         second_store.close()
+
+
+def test_checks_from_many_threads_at_once_all_get_their_decision(policies, authorizer):
+    # casbin parses its matcher with ast.parse on every enforce, which CPython 3.11 does
+    # not support across threads ("AST constructor recursion depth mismatch"): the
+    # authorizer serializes the checks it has not decided before
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    policies.create("acme", {"name": "p", "rules": [rule(["*"], ["function"], ["get"])]})
+    eventually(authorizer, lambda: allowed(authorizer, CI, "function", "get"))
+    asks = [(Principal("acme", f"user{i}"), resource)
+            for i in range(1500) for resource in ("function", "secret")]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # thread switches as often as they come under load
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda a: allowed(authorizer, a[0], a[1], "get"), asks))
+    finally:
+        sys.setswitchinterval(interval)
+    assert answers == [resource == "function" for _, resource in asks]

@@ -245,3 +245,32 @@ def test_a_running_verifier_drops_a_deleted_account(accounts):
             break
         assert time.monotonic() < deadline, "the deleted account kept verifying"
         time.sleep(0.01)
+
+
+def test_a_verified_token_is_remembered_only_while_its_key_and_lifetime_hold(accounts,
+                                                                             monkeypatch):
+    token = signed()
+    accounts.verify(token)  # starts the cache
+    deadline = time.monotonic() + 5
+    while accounts._cache.get(ORG, "ci") is None:
+        assert time.monotonic() < deadline, "the account never reached the cache"
+        time.sleep(0.01)
+    accounts.verify(token)
+    decoded = []
+    real = accounts._decode
+    monkeypatch.setattr(accounts, "_decode", lambda t, a: decoded.append(t) or real(t, a))
+    assert accounts.verify(token).subject == "ci" and decoded == []  # no signature check
+    # past its exp (and the leeway), the memory no longer vouches for it
+    exp = accounts._verified[token][0]
+    monkeypatch.setattr(time, "time", lambda: exp + accounts.leeway + 1)
+    assert accounts.remembered(token) is None and token not in accounts._verified
+    monkeypatch.undo()
+    accounts.verify(token)
+    # a new key: the remembered token is checked again, against the new key, and fails
+    accounts.update(ORG, "ci", {"publicKey": public_b64(rsa_key(2048, 1))})
+    deadline = time.monotonic() + 10
+    while accounts._cache.get(ORG, "ci")["publicKey"] != public_b64(rsa_key(2048, 1)):
+        assert time.monotonic() < deadline, "the new key never reached the cache"
+        time.sleep(0.01)
+    with pytest.raises(BadSignature):
+        accounts.verify(token)
