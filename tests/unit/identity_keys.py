@@ -1,5 +1,5 @@
-"""Key pairs and hand-made tokens shared by the identity tests (generated once: RSA
-key generation is the slow part)."""
+"""Key pairs, hand-made tokens and the store fixture shared by the identity tests (keys
+are generated once: RSA key generation is the slow part)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import hashlib
 import hmac
 import json
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from engine.store import open_store
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,3 +56,12 @@ def unsigned_token(claims: dict) -> str:
     """An ``alg: none`` token."""
     header = _b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
     return f"{header}.{_b64url(json.dumps(claims).encode())}."
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    """The identity services' store: memory and SQLite."""
+    store = open_store("memory://" if request.param == "memory"
+                       else f"sqlite:///{tmp_path / 'dispatch.db'}")
+    yield store
+    store.close()

@@ -13,17 +13,8 @@ from engine.identity.bootstrap import bootstrap
 from engine.identity.errors import PermissionDenied, Unauthenticated, UnknownOrganization
 from engine.identity.principal import Principal
 from engine.identity.service_accounts import issue_token
-from engine.store import open_store
 
-from .identity_keys import private_pem, public_b64, rsa_key
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request, tmp_path):
-    store = open_store("memory://" if request.param == "memory"
-                       else f"sqlite:///{tmp_path / 'dispatch.db'}")
-    yield store
-    store.close()
+from .identity_keys import private_pem, public_b64, rsa_key, store  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

@@ -11,17 +11,8 @@ from engine.identity.errors import UnknownOrganization
 from engine.identity.organizations import OrganizationService
 from engine.identity.policies import PolicyService
 from engine.identity.service_accounts import ServiceAccountService
-from engine.store import open_store
 
-from .identity_keys import public_b64, rsa_key
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request, tmp_path):
-    store = open_store("memory://" if request.param == "memory"
-                       else f"sqlite:///{tmp_path / 'dispatch.db'}")
-    yield store
-    store.close()
+from .identity_keys import public_b64, rsa_key, store  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

@@ -15,19 +15,13 @@ from engine.identity.policies import PolicyService
 from engine.identity.principal import Principal
 from engine.store import open_store
 
+from .identity_keys import store  # noqa: F401 (the fixture)
+
 WAIT = 10  # seconds a watch may take to bring a change (a ceiling: no timing is asserted)
 
 
 def rule(subjects, resources, actions):
     return {"subjects": subjects, "resources": resources, "actions": actions}
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request, tmp_path):
-    store = open_store("memory://" if request.param == "memory"
-                       else f"sqlite:///{tmp_path / 'dispatch.db'}")
-    yield store
-    store.close()
 
 
 @pytest.fixture

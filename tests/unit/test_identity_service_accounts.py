@@ -17,21 +17,12 @@ from engine.identity.errors import (
 )
 from engine.identity.principal import Principal
 from engine.identity.service_accounts import ServiceAccountService, issue_token
-from engine.store import open_store
 
-from .identity_keys import (
-    ec_key, hmac_token, private_pem, public_b64, public_pem, rsa_key, unsigned_token,
+from .identity_keys import (  # store: the fixture
+    ec_key, hmac_token, private_pem, public_b64, public_pem, rsa_key, store, unsigned_token,
 )
 
 ORG = "acme"
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request, tmp_path):
-    store = open_store("memory://" if request.param == "memory"
-                       else f"sqlite:///{tmp_path / 'dispatch.db'}")
-    yield store
-    store.close()
 
 
 @pytest.fixture
