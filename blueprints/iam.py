@@ -20,7 +20,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields
 
 from api.context import org, system
-from engine.errors import InvalidInput, NotFound
+from engine.errors import NotFound
 
 from .common import EntitySchema
 
@@ -32,16 +32,12 @@ RESOURCE = "iam"
 
 def require_global(action: str) -> None:
     """403 unless a global policy of the caller's organization allows ``action`` on
-    ``iam`` everywhere (nothing to check when authentication is off)."""
-    identity = system().identity
-    if identity.enabled:
-        identity.authorizer.check_global(g.access.principal, RESOURCE, action).enforce()
+    ``iam`` everywhere."""
+    system().identity.require_global(g.access.principal, RESOURCE, action)
 
 
 def may_act_globally(action: str) -> bool:
-    identity = system().identity
-    return (not identity.enabled or
-            bool(identity.authorizer.check_global(g.access.principal, RESOURCE, action)))
+    return system().identity.acts_globally(g.access.principal, RESOURCE, action)
 
 
 # ---- organizations ------------------------------------------------------------------
@@ -84,13 +80,8 @@ class Organization(MethodView):
     @blp.response(200, OrganizationSchema)
     def put(self, body, organization_name):
         """Replace an organization's tags."""
-        if body.get("name") not in (None, organization_name):
-            raise InvalidInput(f"name {body['name']!r} does not match the path's "
-                               f"{organization_name!r}")
-        entity = _visible_organization(organization_name, "update")
-        if body.get("tags") is not None:
-            entity["tags"] = list(body["tags"])
-        return system().store.update(entity)
+        _visible_organization(organization_name, "update")
+        return system().identity.organizations.update(organization_name, body)
 
     @blp.response(200, OrganizationSchema)
     def delete(self, organization_name):

@@ -93,6 +93,18 @@ class AccessControl:
         as :meth:`check`, steps 3 to 5."""
         return self._gate(method, path, org, lambda: principal)
 
+    def acts_globally(self, principal: Principal | None, resource: str, action: str) -> bool:
+        """Whether a global policy of the principal's organization allows ``action`` on
+        ``resource`` in every organization (always, with authentication off)."""
+        return not self.enabled or bool(
+            self.authorizer.check_global(principal, resource, action))
+
+    def require_global(self, principal: Principal | None, resource: str, action: str) -> None:
+        """PermissionDenied (403) unless :meth:`acts_globally`: what reaches beyond one
+        organization (creating organizations, granting global policies) needs it."""
+        if self.enabled:
+            self.authorizer.check_global(principal, resource, action).enforce()
+
     def _gate(self, method: str, path: str, org: str | None,
               authenticate: Callable[[], Principal]) -> Access:
         if is_public(path):

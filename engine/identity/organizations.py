@@ -72,6 +72,15 @@ class OrganizationService:
         except NotFound:
             raise NotFound(f"organization {name} not found") from None
 
+    def update(self, name: str, spec: dict[str, Any]) -> E.Entity:
+        """Replace an organization's tags (its only field a client sets)."""
+        if spec.get("name") not in (None, name):
+            raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
+        org = self.get(name)
+        if spec.get("tags") is not None:
+            org["tags"] = list(spec["tags"])
+        return self.store.update(org)
+
     def list(self) -> list[E.Entity]:
         """Every organization, ordered by name."""
         return self.store.list(ORGANIZATION)

@@ -113,3 +113,14 @@ def test_delete_takes_the_records_and_identity_of_the_organization_along(orgs, s
 def test_deleting_an_unknown_organization_is_not_found(orgs):
     with pytest.raises(NotFound):
         orgs.delete("ghost")
+
+
+def test_an_update_replaces_the_tags_and_refuses_another_name(orgs):
+    orgs.create({"name": "acme"})
+    updated = orgs.update("acme", {"tags": [{"key": "Application", "value": "shop"}]})
+    assert updated["tags"] == [{"key": "Application", "value": "shop"}]
+    assert orgs.get("acme")["tags"] == updated["tags"]
+    with pytest.raises(InvalidInput, match="does not match the path's 'acme'"):
+        orgs.update("acme", {"name": "other"})
+    with pytest.raises(NotFound, match="organization ghost not found"):
+        orgs.update("ghost", {"tags": []})
