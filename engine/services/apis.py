@@ -94,15 +94,17 @@ class ApiService:
         checked as on create; the API is ``UPDATING`` until synced."""
         if spec.get("name") not in (None, name):
             raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
-        with self.store.lock(ROUTES_LOCK, ttl=10):
-            api = self.store.get(E.API, org, name)
+        def change(api: E.Entity) -> E.Entity:
             if api["status"] == E.DELETING:
                 raise InvalidInput(f"api {name} is being deleted")
             merged = {k: api.get(k) for k in FIELDS}
             merged.update({k: v for k, v in spec.items() if k in FIELDS and v is not None})
             api.update(validate_spec(merged), status=E.UPDATING, reason=[])
             self._check_collisions(api)
-            api = self.store.update(api)
+            return api
+
+        with self.store.lock(ROUTES_LOCK, ttl=10):
+            api = self.store.modify(E.API, org, name, change)
         self.jobs.submit(SYNC_API, E.key_of(api))
         log.info("api.updated key=%s function=%s", E.key_of(api), api["function"])
         return api
@@ -110,9 +112,8 @@ class ApiService:
     def delete(self, org: str, name: str) -> E.Entity:
         """Mark the API ``DELETING`` (it stops being routed at once) and queue its
         removal; returns it."""
-        api = self.store.get(E.API, org, name)
-        if api["status"] != E.DELETING:
-            api = self.store.update(dict(api, status=E.DELETING, delete=True))
+        api = self.store.modify(E.API, org, name, lambda api: None if api["status"] == E.DELETING
+                                else dict(api, status=E.DELETING, delete=True))
         self.jobs.submit(SYNC_API, E.key_of(api))
         log.info("api.deleting key=%s", E.key_of(api))
         return api

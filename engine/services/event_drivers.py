@@ -217,29 +217,32 @@ class EventDriverService:
         processes restart with the new config; a changed schedule restarts the cursor)."""
         if spec.get("name") not in (None, name):
             raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
-        entity = self.store.get(E.DRIVER, org, name)
-        if spec.get("type") not in (None, entity["type"]):
-            raise InvalidInput(f"type cannot change (driver {name} is a {entity['type']} "
-                               "driver); delete it and create another")
-        if entity["status"] in (E.DELETING,):
-            raise Conflict(f"driver {name} is being deleted")
-        dtype = self._type_of(org, entity["type"])
-        if spec.get("config") is not None:
-            entity["config"] = self._config(dtype, spec["config"])
-        if spec.get("secrets") is not None:
-            entity["secrets"] = validate_secret_names(spec["secrets"])
-        if spec.get("tags") is not None:
-            entity["tags"] = list(spec["tags"])
-        entity.update(status=E.UPDATING, reason=[])
-        entity = self.store.update(entity)
+
+        def change(entity: E.Entity) -> E.Entity:
+            if spec.get("type") not in (None, entity["type"]):
+                raise InvalidInput(f"type cannot change (driver {name} is a {entity['type']} "
+                                   "driver); delete it and create another")
+            if entity["status"] in (E.DELETING,):
+                raise Conflict(f"driver {name} is being deleted")
+            dtype = self._type_of(org, entity["type"])
+            if spec.get("config") is not None:
+                entity["config"] = self._config(dtype, spec["config"])
+            if spec.get("secrets") is not None:
+                entity["secrets"] = validate_secret_names(spec["secrets"])
+            if spec.get("tags") is not None:
+                entity["tags"] = list(spec["tags"])
+            return dict(entity, status=E.UPDATING, reason=[])
+
+        entity = self.store.modify(E.DRIVER, org, name, change)
         self.jobs.submit(SYNC_EVENT_DRIVER, E.key_of(entity))
         log.info("driver.updating key=%s", E.key_of(entity))
         return self.show(entity)
 
     def delete(self, org: str, name: str) -> E.Entity:
-        entity = self.store.get(E.DRIVER, org, name)
-        if entity["status"] != E.DELETING:
-            entity = self.store.update(dict(entity, status=E.DELETING))
+        entity = self.store.modify(
+            E.DRIVER, org, name,
+            lambda entity: None if entity["status"] == E.DELETING
+            else dict(entity, status=E.DELETING))
         self.jobs.submit(SYNC_EVENT_DRIVER, E.key_of(entity))
         log.info("driver.deleting key=%s", E.key_of(entity))
         return self.show(entity)

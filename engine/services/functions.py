@@ -129,10 +129,9 @@ class FunctionService:
 
     def delete(self, org: str, name: str) -> E.Entity:
         """Mark the function ``DELETING`` and queue its removal; returns it."""
-        fn = self.store.get(E.FUNCTION, org, name)
-        if fn["status"] != E.DELETING:
-            fn.update(status=E.DELETING, delete=True)
-            fn = self.store.update(fn)
+        fn = self.store.modify(E.FUNCTION, org, name,
+                               lambda fn: None if fn["status"] == E.DELETING
+                               else dict(fn, status=E.DELETING, delete=True))
         self.jobs.submit(DELETE_FUNCTION, E.key_of(fn))
         log.info("function.deleting key=%s", E.key_of(fn))
         return fn

@@ -64,10 +64,13 @@ class SubscriptionService:
         until synced. 400 while another update or a delete is in progress."""
         if spec.get("name") not in (None, name):
             raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
-        sub = self.store.get(E.SUBSCRIPTION, org, name)
-        _refuse_in_progress(sub)
-        sub.update(_validate(spec), status=E.UPDATING, reason=[])
-        sub = self.store.update(sub)
+        fields = _validate(spec)
+
+        def change(sub: E.Entity) -> E.Entity:
+            _refuse_in_progress(sub)
+            return dict(sub, **fields, status=E.UPDATING, reason=[])
+
+        sub = self.store.modify(E.SUBSCRIPTION, org, name, change)
         self.jobs.submit(SYNC_SUBSCRIPTION, E.key_of(sub))
         log.info("subscription.updated key=%s type=%s function=%s", E.key_of(sub),
                  sub["eventType"], sub["function"])
@@ -76,10 +79,11 @@ class SubscriptionService:
     def delete(self, org: str, name: str) -> E.Entity:
         """Mark the subscription ``DELETING`` (it receives no more events) and queue its
         removal; returns it. 400 while an update or a delete is in progress."""
-        sub = self.store.get(E.SUBSCRIPTION, org, name)
-        _refuse_in_progress(sub)
-        sub.update(status=E.DELETING, delete=True)
-        sub = self.store.update(sub)
+        def change(sub: E.Entity) -> E.Entity:
+            _refuse_in_progress(sub)
+            return dict(sub, status=E.DELETING, delete=True)
+
+        sub = self.store.modify(E.SUBSCRIPTION, org, name, change)
         self.jobs.submit(SYNC_SUBSCRIPTION, E.key_of(sub))
         log.info("subscription.deleting key=%s", E.key_of(sub))
         return sub

@@ -19,6 +19,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..entities import Entity
+from ..errors import StaleRevision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +129,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def revision(self) -> int:
         """The store's current revision (that of its last write)."""
+
+    def modify(self, kind: str, org: str, name: str,
+               change: Callable[[Entity], Entity | None], attempts: int = 5) -> Entity:
+        """Read the entity, let ``change`` edit it and write it back (compare-and-swap);
+        if another write came in between — a job moving the entity's status on — start
+        again from a fresh read, up to ``attempts`` times, then StaleRevision.
+
+        ``change`` may raise to refuse (nothing is written), or return None to write
+        nothing (the entity is returned as read). For API-side edits of a client that
+        sent no revision of its own: its edit applies to whatever is current.
+        """
+        for attempt in range(attempts):
+            current = self.get(kind, org, name)
+            changed = change(dict(current))
+            if changed is None:
+                return current
+            try:
+                return self.update(changed)
+            except StaleRevision:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Release connections and background threads."""

@@ -115,6 +115,52 @@ def test_update_returns_new_revision_and_modified_time(store: Store, org: str):
     assert store.get(entities.FUNCTION, org, "hello") == updated
 
 
+def test_modify_starts_again_from_a_fresh_read_when_another_write_came_between(
+        store: Store, org: str):
+    store.add(function(org, "hello", status=entities.CREATING))
+    calls = []
+
+    def change(fn):
+        calls.append(fn["status"])
+        if len(calls) == 1:  # a job moves the status on between this read and the write
+            store.update({**store.get(entities.FUNCTION, org, "hello"),
+                          "status": entities.READY})
+        return {**fn, "delete": True}
+
+    changed = store.modify(entities.FUNCTION, org, "hello", change)
+    assert calls == [entities.CREATING, entities.READY]
+    assert changed["status"] == entities.READY and changed["delete"] is True
+    assert store.get(entities.FUNCTION, org, "hello") == changed
+
+
+def test_modify_writes_nothing_when_the_change_declines_or_refuses(store: Store, org: str):
+    added = store.add(function(org, "hello"))
+    assert store.modify(entities.FUNCTION, org, "hello", lambda fn: None) == added
+
+    def refuse(fn):
+        fn["status"] = entities.ERROR
+        raise Conflict("no")
+
+    with pytest.raises(Conflict):
+        store.modify(entities.FUNCTION, org, "hello", refuse)
+    assert store.get(entities.FUNCTION, org, "hello") == added
+    with pytest.raises(NotFound):
+        store.modify(entities.FUNCTION, org, "missing", lambda fn: fn)
+
+
+def test_modify_gives_up_with_stale_revision_after_its_attempts(store: Store, org: str):
+    store.add(function(org, "hello", count=0))
+
+    def always_raced(fn):
+        current = store.get(entities.FUNCTION, org, "hello")
+        store.update({**current, "count": current["count"] + 1})
+        return fn
+
+    with pytest.raises(StaleRevision):
+        store.modify(entities.FUNCTION, org, "hello", always_raced, attempts=3)
+    assert store.get(entities.FUNCTION, org, "hello")["count"] == 3
+
+
 def test_update_with_stale_revision_conflicts(store: Store, org: str):
     added = store.add(function(org, "hello"))
     store.update({**added, "status": entities.READY})
