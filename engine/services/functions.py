@@ -109,18 +109,27 @@ class FunctionService:
             raise InvalidInput(f"function {name} is being deleted")
         fields = self._validate(org, spec)
         source = self._new_source(org, spec)
-        # the version that keeps serving while this one builds: the READY one, or the one
-        # an unfinished update was already replacing
-        previous = ({k: fn.get(k) for k in VERSION_FIELDS} if fn["status"] == E.READY
-                    else fn.get("previous"))
-        unbuilt = fn["sourceURL"] if fn["status"] != E.READY else None
-        fn.update(fields, sourceURL=SOURCE_SCHEME + source["name"], faasId=source["name"],
-                  status=E.UPDATING, reason=[], previous=previous)
-        try:
-            fn = self.store.update(fn)
+        replaced: dict[str, Any] = {}
+
+        def change(fn: E.Entity) -> E.Entity:
+            if fn["status"] == E.DELETING:
+                raise InvalidInput(f"function {name} is being deleted")
+            # the version that keeps serving while this one builds: the READY one, or the
+            # one an unfinished (or failed) update was already replacing
+            previous = ({k: fn.get(k) for k in VERSION_FIELDS} if fn["status"] == E.READY
+                        else fn.get("previous"))
+            replaced.update(previous=previous,
+                            unbuilt=fn["sourceURL"] if fn["status"] != E.READY else None)
+            return dict(fn, **fields, sourceURL=SOURCE_SCHEME + source["name"],
+                        faasId=source["name"], status=E.UPDATING, reason=[],
+                        previous=previous)
+
+        try:  # a build finishing meanwhile: the change applies to the fresh read
+            fn = self.store.modify(E.FUNCTION, org, name, change)
         except Exception:
             self._drop_source(org, source["name"])
             raise
+        unbuilt, previous = replaced["unbuilt"], replaced["previous"]
         if unbuilt and unbuilt != (previous or {}).get("sourceURL"):
             self._drop_source(org, unbuilt[len(SOURCE_SCHEME):])  # never served: gone
         self.jobs.submit(CREATE_FUNCTION, E.key_of(fn))
