@@ -133,15 +133,30 @@ def recorder(monkeypatch):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A real embedded Dispatch, shared by a module's tests (modules may define their own)."""
+def embedded(tmp_path_factory, **overrides):
+    """Run a real embedded Dispatch for a module's tests (a generator for a fixture to
+    ``yield from``); ``overrides`` are Settings fields."""
     from api.embedded import start_embedded
 
-    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1", port=0,
-                             auth="off")
+    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1",
+                             port=0, **overrides)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """An embedded Dispatch with authentication off (said explicitly: these tests are
+    about the other commands), shared by a module's tests (modules may define their own)."""
+    yield from embedded(tmp_path_factory, auth="off")
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory):
+    """An embedded Dispatch with authentication on (the default) and its admin key."""
+    for running in embedded(tmp_path_factory):
+        assert running.admin_key_path and os.path.exists(running.admin_key_path)
+        yield running
 
 
 @pytest.fixture

@@ -10,22 +10,6 @@ import pytest
 import requests
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from api.embedded import start_embedded
-
-    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1",
-                             port=0, auth="off")
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def at_server(server, monkeypatch):
-    monkeypatch.setenv("DISPATCH_PORT", str(server.port))
-    return server
-
-
 def unique(prefix: str = "api") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

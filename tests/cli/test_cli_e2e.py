@@ -29,25 +29,6 @@ JON = '{"name": "Jon", "place": "Winterfell"}'
 JON_SAYS = {"myField": "Hello, Jon from Winterfell"}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if not (ROOT / "api" / "embedded.py").exists():
-        pytest.skip("api/embedded.py is not written yet")
-    from api.embedded import start_embedded
-
-    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1", port=0,
-                             auth="off")
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def at_server(server, monkeypatch):
-    """Point the CLI at the embedded server through the environment."""
-    monkeypatch.setenv("DISPATCH_PORT", str(server.port))
-    return server
-
-
 @pytest.fixture
 def hello_file(tmp_path):
     path = tmp_path / "hello.py"
@@ -223,8 +204,6 @@ def test_flags_override_env_which_overrides_the_config_file(dispatch, server, mo
 
 
 def test_dispatch_up_writes_the_context_and_serves(dispatch, isolated_env, hello_file):
-    if not (ROOT / "api" / "embedded.py").exists():
-        pytest.skip("api/embedded.py is not written yet")
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     up = subprocess.Popen(

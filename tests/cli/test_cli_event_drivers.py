@@ -11,17 +11,13 @@ import pytest
 import requests
 import yaml
 
+from .conftest import embedded
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """An embedded Dispatch whose operator lets driver types run this Python."""
-    from api.embedded import start_embedded
-
-    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1",
-                             port=0, driver_commands=(sys.executable,),
-                             auth="off")
-    yield running
-    running.stop()
+    yield from embedded(tmp_path_factory, driver_commands=(sys.executable,), auth="off")
 
 
 def settled_driver(dispatch, name, statuses=("READY",), timeout=15.0):

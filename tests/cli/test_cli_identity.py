@@ -15,17 +15,6 @@ from cli import config
 from tests.unit.identity_keys import ec_key, private_pem, public_pem, rsa_key
 
 
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory):
-    """An embedded Dispatch with authentication on (the default) and its admin key."""
-    from api.embedded import start_embedded
-
-    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1",
-                             port=0)
-    yield running
-    running.stop()
-
-
 @pytest.fixture
 def as_admin(secure, dispatch, monkeypatch):
     """The CLI logged in as the server's admin (what `dispatch up` writes)."""

@@ -19,18 +19,6 @@ from tests.unit.identity_keys import ec_key, private_pem, public_pem, rsa_key
 HINT = "dispatch login"
 
 
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory):
-    """An embedded Dispatch with authentication on (the default) and its admin key."""
-    from api.embedded import start_embedded
-
-    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1",
-                             port=0)
-    assert running.admin_key_path and os.path.exists(running.admin_key_path)
-    yield running
-    running.stop()
-
-
 @pytest.fixture
 def at_secure(secure, monkeypatch):
     monkeypatch.setenv("DISPATCH_PORT", str(secure.port))

@@ -12,22 +12,6 @@ import yaml
 PASSWORD = "OpenSesame-91be07"  # distinctive, so that a search for it cannot match by chance
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from api.embedded import start_embedded
-
-    running = start_embedded(home=str(tmp_path_factory.mktemp("home")), host="127.0.0.1", port=0,
-                             auth="off")
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def at_server(server, monkeypatch):
-    monkeypatch.setenv("DISPATCH_PORT", str(server.port))
-    return server
-
-
 @pytest.fixture
 def values_file(tmp_path):
     path = tmp_path / "secret.json"
