@@ -94,11 +94,12 @@ class Dispatch:
     def identity(self) -> AccessControl:
         """Authentication and authorization (built on first use: only API processes
         use it, and it keeps watches on the store)."""
-        with self._identity_lock:  # one per process, even if first used by two threads
-            if self._identity is None:
-                self._identity = AccessControl(self.store, self._oidc_issuers,
-                                               enabled=self.settings.auth == "on")
-            return self._identity
+        if self._identity is None:  # every API request asks: the lock only at first use
+            with self._identity_lock:  # one per process, even if first used by two threads
+                if self._identity is None:
+                    self._identity = AccessControl(self.store, self._oidc_issuers,
+                                                   enabled=self.settings.auth == "on")
+        return self._identity
 
     def close(self) -> None:
         if self._identity is not None:
