@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
 
 from api.context import org, parse_tags, system
-from engine.services.event_drivers import TooLarge
+from engine.errors import TooLarge
 
 from .common import EntitySchema, TagsQuerySchema
 

@@ -29,7 +29,7 @@ from cryptography.fernet import InvalidToken, MultiFernet
 
 from ..scheduler import cron
 from .. import entities as E
-from ..errors import Conflict, DispatchError, InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound, TooLarge, Unauthenticated
 from ..cloudevents import EVENT_TYPE_PATTERN, parse_http
 from ..ingest import is_cloudevent, wrapped_headers
 from ..jobs import SYNC_EVENT_DRIVER, Jobs
@@ -47,12 +47,6 @@ ENCRYPTED_TOKEN = "encryptedToken"
 TOKEN_NOT_RECOGNIZED = "token not recognized"
 
 Emit = Callable[[str, dict[str, Any]], E.Entity]
-
-
-class Unauthorized(DispatchError):
-    """An ingest request's token does not belong to the driver (401)."""
-
-    status = 401
 
 
 def builtin_type(org: str, name: str) -> E.Entity:
@@ -326,10 +320,10 @@ class EventDriverService:
     def authenticate(self, token: str | None, name: str | None = None) -> E.Entity:
         """The driver whose token is ``token`` (named ``name`` if given), in any org.
 
-        :raises Unauthorized: no such driver; the token is compared in constant time.
+        :raises Unauthenticated: no such driver; the token is compared in constant time.
         """
         if not token:
-            raise Unauthorized(TOKEN_NOT_RECOGNIZED)
+            raise Unauthenticated(TOKEN_NOT_RECOGNIZED)
         candidates = (self.store.list(E.DRIVER, None, fields={"name": name}) if name
                       else self.store.list(E.DRIVER, None))
         found = None
@@ -343,7 +337,7 @@ class EventDriverService:
             if hmac.compare_digest(mine.encode(), token.encode()) and found is None:
                 found = driver
         if found is None:
-            raise Unauthorized(TOKEN_NOT_RECOGNIZED)
+            raise Unauthenticated(TOKEN_NOT_RECOGNIZED)
         return found
 
     def ingest(self, driver: E.Entity, headers: Mapping[str, str], body: bytes
@@ -371,12 +365,6 @@ class EventDriverService:
         emitted = [self.emit(org, event) for event in events]
         log.info("driver.ingested key=%s events=%d", E.key_of(driver), len(emitted))
         return emitted
-
-class TooLarge(DispatchError):
-    """A request body over ``max_body_bytes`` (413)."""
-
-    status = 413
-
 
 def validate_driver_name(name: Any) -> str:
     if not isinstance(name, str) or not DRIVER_NAME.match(name):

@@ -46,9 +46,8 @@ class MissingSecret(InvalidInput):
 
 
 class UndecryptableSecret(DispatchError):
-    """A stored secret does not decrypt with the configured key (the key was changed)."""
-
-    status = 500
+    """A stored secret does not decrypt with the configured key (the key was changed):
+    an internal fault, not the caller's."""
 
 
 class SecretService:

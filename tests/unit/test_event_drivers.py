@@ -8,12 +8,15 @@ import json
 import sys
 
 import pytest
+
+from api.errors import status_of
 from cryptography.fernet import Fernet, MultiFernet
 
 from engine import entities as E
 from engine.errors import Conflict, InvalidInput
 from engine.jobs import SYNC_EVENT_DRIVER, RecordingJobs
-from engine.services.event_drivers import EventDriverService, Unauthorized
+from engine.errors import Unauthenticated
+from engine.services.event_drivers import EventDriverService
 from engine.scheduler.reconciler import Reconciler
 from engine.store import open_store
 
@@ -73,7 +76,7 @@ def test_a_token_authenticates_only_its_own_driver(parts):
     assert service.authenticate(b["token"], "hook")["organizationId"] == "o2"
     assert service.authenticate(b["token"])["organizationId"] == "o2"
     for token, name in ((a["token"], "other"), ("", "hook"), (None, None), ("x", None)):
-        with pytest.raises(Unauthorized, match="token not recognized"):
+        with pytest.raises(Unauthenticated, match="token not recognized"):
             service.authenticate(token, name)
 
 
@@ -101,7 +104,7 @@ def test_ingest_refuses_a_driver_not_ready_and_a_body_over_the_limit(parts):
     service.sync("/dispatch/driver/o/hook")
     with pytest.raises(Exception, match="over the limit of 100") as caught:
         service.ingest(store.get(E.DRIVER, "o", "hook"), {}, b"x" * 101)
-    assert caught.value.status == 413 and not emitted
+    assert status_of(caught.value) == 413 and not emitted
 
 
 def test_an_update_cannot_change_the_type_and_is_synced(parts):
