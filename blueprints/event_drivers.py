@@ -171,7 +171,7 @@ def _body() -> bytes:
 
 
 def _ingest(driver_name: str | None):
-    service = system().event_drivers
+    service = system().ingest
     # the token first: an unknown caller learns nothing, not even the body limit
     driver = service.authenticate(_token(), driver_name)
     records = service.ingest(driver, request.headers, _body())

@@ -22,6 +22,7 @@ from .services.event_drivers import EventDriverService
 from .services.events import EventService
 from .services.functions import FunctionService
 from .services.images import ImageService
+from .services.ingest import IngestService
 from .scheduler.reconciler import Reconciler
 from .services.runs import RunService
 from .services.secrets import SecretService
@@ -76,10 +77,10 @@ class Dispatch:
                                    retention_seconds=settings.event_retention_seconds)
         self.subscriptions = SubscriptionService(self.store, jobs, self.functions)
         self.apis = ApiService(self.store, jobs)
-        self.event_drivers = EventDriverService(
-            self.store, jobs, cipher, self.events.emit, settings.api_url,
-            max_body_bytes=settings.max_body_bytes,
-            allowed_commands=settings.driver_commands)
+        self.event_drivers = EventDriverService(self.store, jobs, cipher, settings.api_url,
+                                                allowed_commands=settings.driver_commands)
+        self.ingest = IngestService(self.store, self.event_drivers, self.events.emit,
+                                    max_body_bytes=settings.max_body_bytes)
         # the scheduler's leader runs these two (engine.scheduler.event_scheduler)
         self.cron = CronScheduler(self.store, self.events.emit,
                                   grace=2 * settings.cron_seconds
