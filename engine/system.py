@@ -24,6 +24,7 @@ from .services.functions import FunctionService
 from .services.images import ImageService
 from .services.ingest import IngestService
 from .scheduler.reconciler import Reconciler
+from .services.routes import RouteTable
 from .services.runs import RunService
 from .services.secrets import SecretService
 from .services.subscriptions import SubscriptionService
@@ -42,7 +43,8 @@ class Dispatch:
         cipher = load_cipher(settings)
         self._oidc_issuers = parse_issuers(settings.oidc_issuers)  # likewise bad JSON
         self._identity: AccessControl | None = None
-        self._identity_lock = threading.Lock()
+        self._routes: RouteTable | None = None
+        self._lazy_lock = threading.Lock()
         self.settings = settings
         self.jobs = jobs
         self.store = store or open_store(settings.store_url)
@@ -96,18 +98,29 @@ class Dispatch:
         """Authentication and authorization (built on first use: only API processes
         use it, and it keeps watches on the store)."""
         if self._identity is None:  # every API request asks: the lock only at first use
-            with self._identity_lock:  # one per process, even if first used by two threads
+            with self._lazy_lock:  # one per process, even if first used by two threads
                 if self._identity is None:
                     self._identity = AccessControl(self.store, self._oidc_issuers,
                                                    enabled=self.settings.auth == "on")
         return self._identity
+
+    @property
+    def routes(self) -> RouteTable:
+        """The gateway's route table (built on first use: only gateway-serving processes
+        use it, and it keeps a watch on the store)."""
+        if self._routes is None:
+            with self._lazy_lock:
+                if self._routes is None:
+                    self._routes = RouteTable(self.store)
+        return self._routes
 
     def close(self) -> None:
         if self._identity is not None:
             self._identity.close()
         self.reconciler.close()
         self.driver_supervisor.close()
-        self.apis.close()
+        if self._routes is not None:
+            self._routes.close()
         self.runs.close()
         self.driver.close()
         self.builder.close()

@@ -77,7 +77,7 @@ def mount(app: Flask, system: Dispatch) -> None:
     gateway = create_gateway_app(system)
     app.extensions["dispatch.gateway"] = gateway
     app.wsgi_app = GatewayDispatcher(app.wsgi_app, gateway.wsgi_app,
-                                     system.apis.routes.is_api_host)
+                                     system.routes.is_api_host)
 
 
 class GatewayDispatcher:
@@ -102,7 +102,7 @@ def _system() -> Dispatch:
 def _handle(path: str) -> Response:
     system = _system()
     try:
-        match = system.apis.routes.match(request.host, request.path, request.method)
+        match = system.routes.match(request.host, request.path, request.method)
     except MethodNotAllowed as exc:
         return errors.dispatch_error_response(exc)
     if match is None:

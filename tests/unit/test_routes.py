@@ -35,8 +35,7 @@ def apis(store):
         return api
 
     service.create_ready = create
-    yield service
-    service.close()
+    return service
 
 
 @pytest.fixture
