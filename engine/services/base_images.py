@@ -131,11 +131,10 @@ class BaseImageService:
         ``INITIALIZED|UPDATING → READY|ERROR``; ``READY`` stays READY while the builder
         has it, else → ``MISSING``; ``MISSING → READY`` once a check succeeds again.
         """
-        kind, org, name = E.parse_key(key)
-        try:
-            base = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        _, org, name = E.parse_key(key)
+        base = self.store.find(key)
+        if base is None:
+            return  # deleted meanwhile: nothing left to do
         try:
             if base["status"] == E.READY:
                 if self.builder.base_present(base_spec(base)):
@@ -170,10 +169,9 @@ class BaseImageService:
         organizations' bases may name the same image). Waits while images being deleted
         still use it."""
         kind, org, name = E.parse_key(key)
-        try:
-            base = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        base = self.store.find(key)
+        if base is None:
+            return  # deleted meanwhile: nothing left to do
         if base["status"] != E.DELETING:
             return
         users = self.images_on(org, name)

@@ -237,10 +237,9 @@ class EventDriverService:
         """The ``sync_event_driver`` job: CREATING/UPDATING → READY (a cron driver's
         cursor (re)started), DELETING → gone (with its cursor). Idempotent."""
         _, org, name = E.parse_key(key)
-        try:
-            driver = self.store.get(E.DRIVER, org, name)
-        except NotFound:
-            return
+        driver = self.store.find(key)
+        if driver is None:
+            return  # deleted meanwhile: nothing left to do
         if driver["status"] == E.DELETING:
             try:
                 cursor = self.store.get(E.SCHEDULE, org, name)

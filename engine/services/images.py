@@ -145,10 +145,9 @@ class ImageService:
         """The ``build_image`` job: ``INITIALIZED|UPDATING → CREATING → READY|ERROR``,
         or nothing while the base image is not READY."""
         kind, org, name = E.parse_key(key)
-        try:
-            image = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        image = self.store.find(key)
+        if image is None:
+            return  # deleted meanwhile: nothing left to do
         if image["status"] not in IMAGE_WAITING:
             return  # built, being built by another job (CREATING), or being deleted
         if self._base_state(image)[1] == "wait":
