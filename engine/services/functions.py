@@ -28,8 +28,6 @@ from ..store import Store
 
 log = logging.getLogger("dispatch.functions")
 
-#: the fields a client sets; everything else is the server's
-SPEC_FIELDS = ("image", "handler", "timeout", "schema", "secrets", "services", "tags")
 SOURCE_SCHEME = "es://"
 #: what makes one version of a function: replaced together by an update
 VERSION_FIELDS = ("faasId", "sourceURL", "image", "handler", "timeout", "schema", "secrets",
