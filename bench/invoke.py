@@ -1,18 +1,30 @@
-"""Invocation latency and throughput, measured side by side with raw Dramatiq.
+"""Invocation latency and throughput, side by side with the original Dispatch.
 
-    python bench/invoke.py --mode embedded|distributed
+    python bench/invoke.py --mode embedded|distributed [--peer] [--functions 100]
 
-Phases, in one run: warm blocking runs of a no-op function at concurrency 1 (p50, p99);
-the same with 1–2 s idle gaps between calls (the broker must not add its idle-poll
-delay); non-blocking runs at concurrency 16 until all are READY (runs/s); and a no-op
-Dramatiq actor's throughput on the same broker (raw jobs/s). The last line is
-``p50_ms=… p99_ms=… idle_p99_ms=… runs_per_s=… raw_jobs_per_s=… ratio=…``.
+Phases, in one run: warm blocking runs of a no-op function at concurrency 1 (p50, p99)
+and from 16 clients with a keep-alive connection each (runs/s), in ``--rounds``
+interleaved rounds; with ``--peer``, the original Dispatch (``../shared/peers/
+dispatch-original/``, started here when its kit is there) gets the same client in the
+same rounds, peer first (peer, ours, peer, ours). Then blocking runs after 1–2 s idle
+gaps (the broker must not add its idle-poll delay); non-blocking runs at concurrency 16
+until all are READY (runs/s); and a no-op Dramatiq actor's throughput on the same broker
+(raw jobs/s). The CPU of every process involved (the server's process tree — API,
+workers, function servers —, etcd and a private Redis in distributed mode) is read from
+/proc around the blocking phases: ``cpu_ms_per_run``. ``--functions N`` adds N no-op
+functions and compares blocking runs/s round-robin over them with one function, then
+prints the server's resident memory. The last line is ``p50_ms=… p99_ms=…
+idle_p99_ms=… runs_per_s=… raw_jobs_per_s=… ratio=… c16_runs_per_s=… cpu_ms_per_run=…``
+plus, with ``--peer``, ``peer_p50_ms=… peer_p99_ms=… peer_c16_runs_per_s=… p50_ratio=…
+p99_ratio=… rps_ratio=…`` (ours over the peer's: below 1 is faster for latencies, above
+1 is faster for runs/s).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import os
 import random
 import signal
@@ -23,10 +35,11 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.cluster import ROOT, Client, Cluster  # noqa: E402
+from bench.cluster import ROOT, Client, Cluster, free_port  # noqa: E402
 from engine.sources import pack  # noqa: E402
 
 NOOP = "def handle(ctx, payload):\n    return payload\n"
@@ -178,31 +191,247 @@ def procfile_worker() -> str:
     raise RuntimeError("the Procfile has no worker")
 
 
+# -- side by side: blocking runs from 16 clients, the peer, CPU and memory -------------------
+
+def blocking_concurrent(port: int, token: str | None, names: list[str], n: int,
+                        concurrency: int = 16) -> tuple[float, list[float]]:
+    """``n`` blocking runs from ``concurrency`` clients, each with its own keep-alive
+    connection, round-robin over ``names``; returns runs/s and the latencies."""
+    local = threading.local()
+    latencies: list[float] = []
+    counter = itertools.count()
+
+    def one(_):
+        if not hasattr(local, "client"):
+            local.client = Client(port, token=token)
+        name = names[next(counter) % len(names)]
+        start = time.perf_counter()
+        status, run = local.client.call("POST", f"/v1/runs?functionName={name}",
+                                        {"input": {"x": 1}, "blocking": True})
+        latencies.append((time.perf_counter() - start) * 1000)
+        assert status == 200 and run["status"] == "READY", run
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(n)))
+    return n / (time.perf_counter() - start), latencies
+
+
+PEER_KIT = Path(os.environ.get("DISPATCH_PEER_KIT")
+                or ROOT.parent / "shared" / "peers" / "dispatch-original")
+
+
+class Peer:
+    """The original Dispatch, started with its kit's ``start.sh`` (a warm ``noop``)."""
+
+    def __init__(self, kit: Path):
+        self.kit = kit
+        out = subprocess.run(["bash", str(kit / "start.sh")], capture_output=True, text=True,
+                             timeout=1800)
+        if out.returncode:
+            raise RuntimeError(f"the peer did not start: {out.stderr.strip()[-2000:]}")
+        env = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+        self.api, self.pid = env["PEER_API"], env["PEER_PID"]
+        self.port = int(self.api.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(self.kit / "stop.sh"), self.pid], capture_output=True,
+                       timeout=120)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2:].split()  # fields from the 3rd on (state, ppid, ...)
+
+
+def process_tree(roots: list[int]) -> list[int]:
+    """``roots`` and every process descending from them, now."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in out:
+            out.append(pid)
+            todo += children.get(pid, [])
+    return out
+
+
+def cpu_seconds(roots: list[int]) -> float:
+    """User + system CPU of the process trees under ``roots``, reaped children included."""
+    total = 0
+    for pid in process_tree(roots):
+        fields = _stat_fields(pid)
+        if fields:  # utime stime cutime cstime are fields 14–17
+            total += sum(int(v) for v in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return total / 1024
+
+
+def private_redis() -> tuple[subprocess.Popen, str]:
+    """A Redis of the bench's own, so that its CPU is the runs' and nobody else's."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    import redis
+
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def fmt(lat: list[float]) -> str:
+    return (f"n={len(lat)} p50={statistics.median(lat):.2f} ms p99={percentile(lat, 99):.2f} ms "
+            f"max={max(lat):.2f} ms")
+
+
+def many_functions(cluster: Cluster, token: str | None, count: int, runs: int,
+                   rounds: int) -> tuple[float, float]:
+    """Blocking runs/s (16 clients) round-robin over ``count`` functions vs one, rounds
+    interleaved; then the server's resident memory with them all warm."""
+    names = [f"many-{i}" for i in range(count)]
+    started = time.perf_counter()
+    local = threading.local()
+
+    def create(name):
+        if not hasattr(local, "client"):
+            local.client = Client(cluster.port, token=token)
+        create_noop(local.client, name)
+
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(create, names))
+    print(f"many functions: {count} created and READY in {time.perf_counter() - started:.1f} s",
+          flush=True)
+    blocking_concurrent(cluster.port, token, names, runs)  # warm: instances for 16 clients
+    one, spread = [], []
+    for _ in range(rounds):
+        one.append(blocking_concurrent(cluster.port, token, ["noop"], runs)[0])
+        spread.append(blocking_concurrent(cluster.port, token, names, runs)[0])
+    print(f"many functions c=16: one function {' '.join(f'{r:.0f}' for r in one)} runs/s; "
+          f"round-robin over {count}: {' '.join(f'{r:.0f}' for r in spread)} runs/s", flush=True)
+    server = [proc.pid for proc in cluster.procs]
+    tree = process_tree(server)
+    print(f"many functions memory: server {rss_mb(server):.0f} MB RSS; with its "
+          f"{len(tree) - len(server)} child processes {rss_mb(tree):.0f} MB", flush=True)
+    return statistics.median(spread) / statistics.median(one), rss_mb(server)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("embedded", "distributed"), default="embedded")
-    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--peer", action="store_true",
+                        help="measure the original Dispatch side by side (its kit: "
+                             "$DISPATCH_PEER_KIT or ../shared/peers/dispatch-original)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
+    parser.add_argument("--calls", type=int, default=500, help="sequential runs per round")
+    parser.add_argument("--c16-runs", type=int, default=1000,
+                        help="blocking runs from 16 clients per round")
     parser.add_argument("--idle-calls", type=int, default=10)
     parser.add_argument("--async-runs", type=int, default=2000)
     parser.add_argument("--raw-jobs", type=int, default=10000)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--functions", type=int, default=0,
+                        help="also compare runs over this many functions with one")
+    parser.add_argument("--redis", default="private",
+                        help="distributed: a Redis URL, or 'private' (the default) to start "
+                             "one of the bench's own, whose CPU is then the runs' alone")
     parser.add_argument("--auth", choices=("on", "off"), default="on",
                         help="on (the default, as users run it): every request is signed")
     args = parser.parse_args()
 
-    cluster = Cluster(args.mode, args.redis, auth=args.auth == "on").start()
+    print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
+          f"({os.cpu_count()} cores)", flush=True)
+    peer = redis_proc = None
+    extra_roots: list[int] = []
+    if args.peer:
+        if (PEER_KIT / "start.sh").exists():
+            peer = Peer(PEER_KIT)
+            print(f"peer: the original Dispatch at {peer.api}", flush=True)
+        else:
+            print(f"peer: no kit at {PEER_KIT}; measuring this Dispatch alone", flush=True)
+    if args.mode == "distributed" and args.redis == "private":
+        redis_proc, args.redis = private_redis()
+        extra_roots.append(redis_proc.pid)
+    elif args.redis == "private":
+        args.redis = "redis://127.0.0.1:6379/14"
+    cluster = Cluster(args.mode, args.redis, auth=args.auth == "on")
+    lat: list[float] = []
+    c16: list[float] = []
+    c16_lat: list[float] = []
+    peer_lat: list[float] = []
+    peer_c16: list[float] = []
+    peer_c16_lat: list[float] = []
+    cpu = 0.0
+    many = ""
     try:
+        cluster.start()
         token = cluster.token()
         client = Client(cluster.port, token=token)
         create_noop(client, "noop")
         create_noop(client, "noop-async")
-        blocking_latencies(client, "noop", 50)  # warm up
+        blocking_latencies(client, "noop", 50)  # warm up, and the instances 16 clients need
+        blocking_concurrent(cluster.port, token, ["noop"], 200)
         floor = http_floor(client, args.calls)
         print(f"http floor (GET /healthz, same server): p50={statistics.median(floor):.2f} ms",
               flush=True)
-        lat = blocking_latencies(client, "noop", args.calls)
-        print(f"blocking c=1: n={len(lat)} p50={statistics.median(lat):.2f} ms "
-              f"p99={percentile(lat, 99):.2f} ms max={max(lat):.2f} ms", flush=True)
+        roots = [proc.pid for proc in cluster.procs] + extra_roots
+        if peer:
+            peer_client = Client(peer.port, token="peer")
+            blocking_latencies(peer_client, "noop", 50)
+            blocking_concurrent(peer.port, "peer", ["noop"], 200)
+            pfloor = http_floor(peer_client, args.calls)
+            print(f"peer http floor (GET /healthz): p50={statistics.median(pfloor):.2f} ms",
+                  flush=True)
+        for r in range(args.rounds):
+            if peer:
+                got = blocking_latencies(peer_client, "noop", args.calls)
+                peer_lat += got
+                print(f"round {r + 1} peer blocking c=1: {fmt(got)}", flush=True)
+            before = cpu_seconds(roots)
+            got = blocking_latencies(client, "noop", args.calls)
+            cpu += cpu_seconds(roots) - before
+            lat += got
+            print(f"round {r + 1} ours blocking c=1: {fmt(got)}", flush=True)
+            if peer:
+                rps, got = blocking_concurrent(peer.port, "peer", ["noop"], args.c16_runs)
+                peer_c16.append(rps)
+                peer_c16_lat += got
+                print(f"round {r + 1} peer blocking c=16: {rps:.0f} runs/s {fmt(got)}",
+                      flush=True)
+            before = cpu_seconds(roots)
+            rps, got = blocking_concurrent(cluster.port, token, ["noop"], args.c16_runs)
+            cpu += cpu_seconds(roots) - before
+            c16.append(rps)
+            c16_lat += got
+            print(f"round {r + 1} ours blocking c=16: {rps:.0f} runs/s {fmt(got)}", flush=True)
+        blocking_runs = args.rounds * (args.calls + args.c16_runs)
+        cpu_ms = cpu * 1000 / blocking_runs
+        print(f"cpu: {cpu:.2f} s over {blocking_runs} blocking runs in "
+              f"{len(process_tree(roots))} processes: {cpu_ms:.2f} ms per run", flush=True)
         idle = blocking_latencies(Client(cluster.port, token=token), "noop", args.idle_calls,
                                   gap=(1.0, 2.0))
         print(f"blocking after 1-2 s idle: n={len(idle)} p50={statistics.median(idle):.2f} ms "
@@ -210,13 +439,34 @@ def main() -> None:
         runs_per_s = async_throughput(cluster.port, cluster.store_url, "noop-async",
                                       args.async_runs, token=token)
         print(f"non-blocking c=16: {args.async_runs} runs, {runs_per_s:.0f} runs/s", flush=True)
+        if args.functions:
+            spread_ratio, server_rss = many_functions(cluster, token, args.functions,
+                                                      args.c16_runs, args.rounds)
+            many = (f" functions={args.functions} spread_ratio={spread_ratio:.2f}"
+                    f" server_rss_mb={server_rss:.0f}")
     finally:
         cluster.stop()
+        if peer:
+            peer.stop()
     raw = raw_dramatiq_throughput(args.mode, args.redis, args.raw_jobs)
     print(f"raw dramatiq no-op ({args.mode} broker): {raw:.0f} jobs/s", flush=True)
-    print(f"p50_ms={statistics.median(lat):.2f} p99_ms={percentile(lat, 99):.2f} "
-          f"idle_p99_ms={percentile(idle, 99):.2f} runs_per_s={runs_per_s:.0f} "
-          f"raw_jobs_per_s={raw:.0f} ratio={runs_per_s / raw:.3f}")
+    if redis_proc is not None:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+    print(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+    line = (f"p50_ms={statistics.median(lat):.2f} p99_ms={percentile(lat, 99):.2f} "
+            f"idle_p99_ms={percentile(idle, 99):.2f} runs_per_s={runs_per_s:.0f} "
+            f"raw_jobs_per_s={raw:.0f} ratio={runs_per_s / raw:.3f} "
+            f"c16_runs_per_s={statistics.median(c16):.0f} "
+            f"c16_p50_ms={statistics.median(c16_lat):.2f} cpu_ms_per_run={cpu_ms:.2f}")
+    if peer:
+        line += (f" peer_p50_ms={statistics.median(peer_lat):.2f}"
+                 f" peer_p99_ms={percentile(peer_lat, 99):.2f}"
+                 f" peer_c16_runs_per_s={statistics.median(peer_c16):.0f}"
+                 f" p50_ratio={statistics.median(lat) / statistics.median(peer_lat):.2f}"
+                 f" p99_ratio={percentile(lat, 99) / percentile(peer_lat, 99):.2f}"
+                 f" rps_ratio={statistics.median(c16) / statistics.median(peer_c16):.2f}")
+    print(line + many)
 
 
 if __name__ == "__main__":
