@@ -135,6 +135,13 @@ class Client:
             self.headers["Authorization"] = f"Bearer {token}"
 
     def call(self, method: str, path: str, body=None) -> tuple[int, object]:
-        self.conn.request(method, path, None if body is None else json.dumps(body), self.headers)
+        data = None if body is None else json.dumps(body)
+        try:
+            self.conn.request(method, path, data, self.headers)
+        except (BrokenPipeError, ConnectionResetError):
+            # the server closed the idle keep-alive connection (the original Dispatch does
+            # after a while): the request never went out, so sending it again is safe
+            self.conn.close()
+            self.conn.request(method, path, data, self.headers)
         response = self.conn.getresponse()
         return response.status, json.loads(response.read() or b"null")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import json
 import os
 import resource
 import select
@@ -96,7 +97,7 @@ class FunctionServer:
     _conn: UnixHTTPConnection
     directory: str
 
-    def call(self, body: bytes, timeout_s: float) -> tuple[int, bytes]:
+    def call(self, body: bytes, timeout_s: float, path: str = "/") -> tuple[int, bytes]:
         """POST one invocation; raises ``TimeoutError``, :class:`ReplyTooLarge` or
         ``OSError``/``HTTPException``."""
         conn = self._conn
@@ -104,7 +105,7 @@ class FunctionServer:
             conn.timeout = timeout_s
             if conn.sock is not None:
                 conn.sock.settimeout(timeout_s)
-        conn.request("POST", "/", body, {"Content-Type": "application/json"})
+        conn.request("POST", path, body, {"Content-Type": "application/json"})
         resp = conn.getresponse()
         if resp.length is not None and resp.length > MAX_REPLY_BYTES:
             raise ReplyTooLarge(resp.length)
@@ -123,8 +124,14 @@ class Instance(FunctionServer):
 
     def __init__(self, iid: str, directory: str, proc: subprocess.Popen, lifeline: int,
                  conn: UnixHTTPConnection, cold_start_ms: float, *, runtime: LanguageRuntime,
-                 cgroup: InstanceCgroup | None = None):
+                 cgroup: InstanceCgroup | None = None, stem_dir: str | None = None,
+                 memory_limit_mb: int = 0):
         self.iid = iid
+        self.memory_limit_mb = memory_limit_mb
+        #: a stem cell's function directory (seen as its ``/function``), until it becomes
+        #: a function's: then it holds that function's files, and goes when it stops
+        self.stem_dir = stem_dir
+        self.stem = stem_dir is not None
         self.directory = directory
         self.proc = proc
         self._lifeline = lifeline
@@ -174,18 +181,68 @@ class Instance(FunctionServer):
         except OSError:
             pass
         shutil.rmtree(self.directory, ignore_errors=True)
+        if self.stem_dir is not None:
+            shutil.rmtree(self.stem_dir, ignore_errors=True)
         if self.cgroup is not None:
             self.cgroup.remove()
 
+    def become(self, src_dir: str, handler: str, timeout_s: float) -> None:
+        """Make a stem cell one version's instance, once: its files appear in the cell's
+        function directory (hard links where the file system allows), and its ``/init``
+        loads the handler. Raises :class:`BuildError` as a failed start would (the cell
+        is then stopped); ``cold_start_ms`` becomes the time this took."""
+        if not self.stem:
+            raise RuntimeError("only a stem cell becomes a function's instance")
+        self.stem = False  # used once, whatever happens
+        started = time.perf_counter()
+        status, data, failure = 0, b"", None
+        try:
+            shutil.copytree(src_dir, self.stem_dir, symlinks=True, dirs_exist_ok=True,
+                            copy_function=_link_or_copy)
+            status, data = self.call(json.dumps({"value": {"main": handler}}).encode(),
+                                     timeout_s, path="/init")
+        except (OSError, http.client.HTTPException, ReplyTooLarge, shutil.Error) as exc:
+            failure = exc
+        if failure is None and status == 200:
+            self.cold_start_ms = (time.perf_counter() - started) * 1000
+            return
+        reason = None
+        if failure is None:
+            try:
+                reason = json.loads(data).get("error")
+            except (ValueError, AttributeError):
+                pass
+        code = self.exit_code(0.5) if reason is None else None
+        out_of_memory = self.cgroup is not None and self.cgroup.oom_killed()
+        self.stop()
+        if out_of_memory:
+            raise BuildError(f"function ran out of memory while loading (limit {self.memory_limit_mb} MB)")
+        if reason:
+            raise BuildError(str(reason))
+        if isinstance(failure, TimeoutError):
+            raise BuildError(f"function server did not load its handler within {timeout_s:g} s")
+        raise BuildError(startup_failure(code, self.directory) if code is not None
+                         else f"function server is not healthy: {failure or status}")
 
-def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instance:
+
+def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor, *,
+                   stem: bool = False) -> Instance:
     """Start a server for ``spec`` and wait until it answers ``/healthz``.
 
     Raises :class:`BuildError` with the server's reason if it exits during
     start-up (e.g. the handler cannot be imported) or does not start in time.
+
+    ``stem``: start a stem cell instead, with the sandbox and limits of ``spec`` but an
+    empty function directory of its own and no handler (``spec``'s are ignored); it
+    becomes one version's instance with :meth:`Instance.become`.
     """
     iid = uuid.uuid4().hex[:12]
     directory = os.path.join(run_dir, iid)
+    stem_dir = None
+    if stem:
+        stem_dir = directory + ".function"
+        os.mkdir(stem_dir, 0o755)
+        spec = dataclasses.replace(spec, handler="", src_dir=stem_dir)
     os.mkdir(directory, 0o700)
     cgroup = None
     if spec.cgroups is not None:
@@ -193,6 +250,8 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
             cgroup = spec.cgroups.create(iid, max_tasks=spec.max_tasks, memory_mb=spec.memory_limit_mb)
         except OSError as exc:
             shutil.rmtree(directory, ignore_errors=True)
+            if stem_dir:
+                shutil.rmtree(stem_dir, ignore_errors=True)
             raise BuildError(f"cannot create the function's cgroups: {exc}") from None
     ready_r, ready_w = os.pipe()
     life_r, life_w = os.pipe()
@@ -225,7 +284,7 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
             _kill(proc)
         os.close(ready_r)
         os.close(life_w)
-        _remove(directory, cgroup)
+        _remove(directory, cgroup, stem_dir)
         raise BuildError(f"cannot start the function server: {exc}") from None
     finally:
         for fd in {ready_w, life_r, gate_r, gate_w, log_fd, out_fd, err_fd}:
@@ -242,7 +301,7 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
         _kill(proc)
         os.close(life_w)
         out_of_memory = cgroup is not None and cgroup.oom_killed()
-        _remove(directory, cgroup)
+        _remove(directory, cgroup, stem_dir)
         if out_of_memory:  # the module's own top level took it all
             raise BuildError(
                 f"function ran out of memory while loading (limit {spec.memory_limit_mb} MB)") from None
@@ -250,7 +309,17 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
             raise BuildError(f"function server is not healthy: {exc}") from None
         raise
     cold_ms = (time.perf_counter() - started) * 1000
-    return Instance(iid, directory, proc, life_w, conn, cold_ms, runtime=spec.runtime, cgroup=cgroup)
+    return Instance(iid, directory, proc, life_w, conn, cold_ms, runtime=spec.runtime, cgroup=cgroup,
+                    stem_dir=stem_dir, memory_limit_mb=spec.memory_limit_mb)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link (a function's files are never written through it: they are bound
+    read-only), or a copy across file systems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _open_log(directory: str, name: str, truncate: bool = True) -> int:
@@ -259,8 +328,10 @@ def _open_log(directory: str, name: str, truncate: bool = True) -> int:
     return os.open(os.path.join(directory, name), flags, 0o600)
 
 
-def _remove(directory: str, cgroup: InstanceCgroup | None) -> None:
+def _remove(directory: str, cgroup: InstanceCgroup | None, stem_dir: str | None = None) -> None:
     shutil.rmtree(directory, ignore_errors=True)
+    if stem_dir:
+        shutil.rmtree(stem_dir, ignore_errors=True)
     if cgroup is not None:
         cgroup.remove()
 
@@ -268,8 +339,9 @@ def _remove(directory: str, cgroup: InstanceCgroup | None) -> None:
 def _command(spec: LaunchSpec, directory: str) -> list[str]:
     runtime = spec.runtime
     interpreter = [spec.interpreter, *runtime.interpreter_options(spec.memory_limit_mb)]
+    handler = ["--handler", spec.handler] if spec.handler else ["--stem"]
     if spec.bwrap is None:
-        return interpreter + [runtime.server_file, "--handler", spec.handler,
+        return interpreter + [runtime.server_file, *handler,
                               "--dir", spec.src_dir, "--socket", os.path.join(directory, "sock")]
     prefix = sandbox.bwrap_command(
         bwrap=spec.bwrap, interpreter=spec.interpreter, src_dir=spec.src_dir,
@@ -278,7 +350,7 @@ def _command(spec: LaunchSpec, directory: str) -> list[str]:
         tmp_size_mb=spec.memory_limit_mb, disable_userns=sandbox.can_disable_userns(spec.bwrap),
         ro_paths=spec.image_paths,
     )
-    return prefix + interpreter + [sandbox.server_path(runtime.server_file), "--handler", spec.handler,
+    return prefix + interpreter + [sandbox.server_path(runtime.server_file), *handler,
                                    "--dir", sandbox.FUNCTION_DIR, "--socket", sandbox.INSTANCE_DIR + "/sock"]
 
 

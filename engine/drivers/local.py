@@ -12,6 +12,11 @@ is killed); memory (a ``MemoryError`` in Python, or the instance is killed: "fun
 out of memory"); processes ("function reached its limit of N processes", the instance is
 killed); the result's size (1 MB, refused by the server); log sizes (64 KB per stream,
 marked ``... [truncated]``). An instance that reached a limit is replaced.
+
+Cold starts take a stem cell (:mod:`.stemcells`) when one is ready: a server already
+started in its sandbox, given the version's files and handler at ``/init``. Warm
+instances are capped over every version (``max_instances``), the least recently used
+idle one stopped to make room.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from .instance import Instance, LaunchSpec, start_instance
 from .invocation import Limits, run_pooled
 from .languages import runtime_for
 from .pool import WarmPools
+from .stemcells import StemCells
 
 log = logging.getLogger("dispatch.driver.local")
 
@@ -59,11 +65,16 @@ class LocalDriver(Driver):
         ``pids.max``, the sandbox's own two included)
     :param idle_seconds: instances unused for this long are stopped
     :param start_timeout: seconds an instance may take to start
+    :param max_instances: warm instances over every version; starting one more stops the
+        least recently used idle one
+    :param stem_cells: pre-started servers kept ready per launch (:mod:`.stemcells`),
+        which a cold start turns into the version's instance; 0 for none
     """
 
     def __init__(self, home: str, *, sandbox: bool | None = None, max_instances_per_version: int = 4,
                  memory_limit_mb: int = 256, cgroups: bool | None = None, max_processes: int = 64,
-                 idle_seconds: float = 600, start_timeout: float = 30.0):
+                 idle_seconds: float = 600, start_timeout: float = 30.0, max_instances: int = 256,
+                 stem_cells: int = 2):
         self._home = os.path.abspath(home)
         self._bwrap = _sandbox_choice(sandbox)
         self._cgroups = _cgroups_choice(cgroups)
@@ -73,7 +84,11 @@ class LocalDriver(Driver):
         self._launcher = ThreadPoolExecutor(1, thread_name_prefix="dispatch-local-launcher")
         self._pools: WarmPools[Instance] = WarmPools(
             setup=self._setup, start=self._start, dispose=_stop_all,
-            max_per_version=max_instances_per_version, idle_seconds=idle_seconds, log=log)
+            max_per_version=max_instances_per_version, idle_seconds=idle_seconds, log=log,
+            max_instances=max_instances)
+        self._stems = StemCells(
+            lambda key: start_instance(key, self._run_dir, self._launcher, stem=True),
+            per_launch=stem_cells, idle_seconds=idle_seconds) if stem_cells > 0 else None
 
     @property
     def sandboxed(self) -> bool:
@@ -116,6 +131,8 @@ class LocalDriver(Driver):
     def close(self) -> None:
         """Stop every instance; busy ones are stopped when their call ends."""
         _stop_all(self._pools.close())
+        if self._stems is not None:
+            self._stems.close()
         self._launcher.shutdown(wait=True)
         if self._cgroups is not None:
             self._cgroups.close()
@@ -129,8 +146,14 @@ class LocalDriver(Driver):
         self._unpack(d, self._src_dir(d))
 
     def _start(self, d: Deployment) -> Instance:
-        """Start an instance of a version (the pools call this)."""
-        return start_instance(self._launch_spec(d), self._run_dir, self._launcher)
+        """Start an instance of a version (the pools call this): a stem cell made the
+        version's when one is ready, else a server started for it."""
+        spec = self._launch_spec(d)
+        cell = self._stems.take(spec) if self._stems is not None else None
+        if cell is None:
+            return start_instance(spec, self._run_dir, self._launcher)
+        cell.become(spec.src_dir, spec.handler, spec.start_timeout_s)
+        return cell
 
     def _launch_spec(self, d: Deployment) -> LaunchSpec:
         runtime = runtime_for(d.language)

@@ -5,7 +5,8 @@ Each version gets a pool of up to ``concurrency`` (or the driver's default) inst
 each serving one invocation at a time. A pool is *prepared* once (its ``setup`` runs and
 one instance is started, so a broken handler fails early); idle instances are reused last
 in, first out; calls beyond the limit wait for a free one; instances idle for too long are
-stopped by a reaper thread; a run of a newer version of a function stops the idle
+stopped by a reaper thread; past ``max_instances`` over every pool, starting one stops
+the least recently used idle instance of any version; a run of a newer version of a function stops the idle
 instances of its older versions; a retired pool takes no new calls and its busy instances
 are stopped when their call ends. Stopping is handed to the driver's ``dispose``, which
 may take its time (removing a container does).
@@ -69,13 +70,17 @@ class WarmPools(Generic[I]):
     :param dispose: stops instances no longer wanted (may return before they are gone)
     :param max_per_version: instances per version unless its deployment sets ``concurrency``
     :param idle_seconds: instances unused for this long are stopped
+    :param max_instances: instances over every pool (None: no bound); starting one more
+        stops the least recently used idle instance, of any version. Busy instances are
+        never stopped for room, so the bound holds while some instance is idle.
     """
 
     def __init__(self, *, setup: Callable[[Deployment], None], start: Callable[[Deployment], I],
                  dispose: Callable[[list[I]], None], max_per_version: int, idle_seconds: float,
-                 log: logging.Logger):
+                 log: logging.Logger, max_instances: int | None = None):
         self._setup, self._start, self._dispose = setup, start, dispose
         self._max = max(1, max_per_version)
+        self._max_total = max_instances
         self._idle_s = idle_seconds
         self._log = log
         self.lock = threading.Lock()
@@ -203,9 +208,36 @@ class WarmPools(Generic[I]):
         if victims:
             self._dispose(victims)
 
+    def _make_room(self, pool: Pool[I]) -> None:
+        """Stop least recently used idle instances while all pools together hold more
+        than ``max_instances`` (the new one, counted in ``pool.count``, included)."""
+        if self._max_total is None:
+            return
+        victims: list[I] = []
+        with self.lock:
+            total = sum(p.count for p in self._pools.values())
+            while total > self._max_total:
+                oldest = None
+                for other in self._pools.values():
+                    for inst in other.idle:
+                        if oldest is None or inst.last_used < oldest[1].last_used:
+                            oldest = (other, inst)
+                if oldest is None:
+                    break
+                other, inst = oldest
+                other.idle.remove(inst)
+                other.count -= 1
+                total -= 1
+                victims.append(inst)
+        if victims:
+            for inst in victims:
+                self._log.info("instance.evicted instance=%s reason=max_instances", inst.iid)
+            self._dispose(victims)
+
     def _started(self, pool: Pool[I]) -> I:
         """Start an instance for a slot already counted in ``pool.count``."""
         d = pool.deployment
+        self._make_room(pool)
         try:
             inst = self._start(d)
         except BaseException as exc:

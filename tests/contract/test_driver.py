@@ -155,7 +155,10 @@ def deploy(request, tmp_path, language, driver_name):
 
 
 def processes_of(dep: Deployment) -> list[int]:
-    """Host PIDs of processes running this deployment's handler."""
+    """Host PIDs of processes running this deployment's handler: named on their command
+    line, or working in a directory holding its module (a stem cell that became its
+    instance was started before the handler was known)."""
+    module = dep.handler.split(".")[0]
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -163,6 +166,9 @@ def processes_of(dep: Deployment) -> list[int]:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
                     if dep.handler.encode() in f.read():
                         pids.append(int(entry))
+                        continue
+                if any(name.startswith(module + ".") for name in os.listdir(f"/proc/{entry}/cwd")):
+                    pids.append(int(entry))
             except OSError:
                 pass
     return pids

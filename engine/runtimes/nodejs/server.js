@@ -5,7 +5,7 @@
  * Self-contained on purpose (Node.js >= 18 built-ins only): it is copied into function
  * images as is and run by every driver, with the same command line as the Python server:
  *
- *     node [--max-old-space-size=MB] server.js [--handler FILE.js] --dir /function [--socket PATH | --port N]
+ *     node [--max-old-space-size=MB] server.js [--handler FILE.js | --stem] --dir /function [--socket PATH | --port N]
  *
  * The handler is `module.exports = function (context, payload) {...}` returning a value
  * or a Promise. `--handler` names its file (`hello.js`, `./lib/hello.js`, `hello`), or an
@@ -67,7 +67,9 @@ const LOG_CAP_BYTES = 64 * 1024;
 const OUTPUT_CAP_BYTES = 1024 * 1024;
 const TRUNCATED_MARK = '... [truncated]';
 const OPENWHISK_SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
-const FLAGS = ['handler', 'dir', 'socket', 'port', 'ready-fd', 'lifeline-fd', 'memory-mb', 'file-mb'];
+const FLAGS = ['handler', 'dir', 'socket', 'port', 'ready-fd', 'lifeline-fd', 'memory-mb', 'file-mb', 'stem'];
+/** flags that take no value */
+const SWITCHES = ['stem'];
 
 class HandlerError extends Error {}
 
@@ -76,6 +78,10 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     let [flag, value] = argv[i].startsWith('--') ? argv[i].slice(2).split(/=(.*)/s) : [argv[i]];
     if (!FLAGS.includes(flag)) usage(`unrecognized argument: ${argv[i]}`);
+    if (SWITCHES.includes(flag)) {
+      args[flag] = true;
+      continue;
+    }
     if (value === undefined) {
       if (i + 1 >= argv.length) usage(`--${flag} needs a value`);
       value = argv[++i];
@@ -364,9 +370,11 @@ function writeActivationLogs(capture, out, err) {
 
 /** Calls the handler with captured output and shapes the protocols' answers. */
 class Runtime {
-  constructor(handler, capture) {
+  constructor(handler, capture, stemDir = null) {
     this.handler = handler; // null until /init loads a native action
     this.capture = capture;
+    // a stem cell's function directory: /init names the handler to load from it
+    this.stemDir = stemDir;
     this.inflight = null;
     this.native = false;
     this.initialized = false;
@@ -437,6 +445,7 @@ class Runtime {
   openwhiskInit(request) {
     if (this.initialized) return [403, '{"error": "Cannot initialize the action more than once."}'];
     const value = request.value && typeof request.value === 'object' ? request.value : {};
+    if (this.stemDir !== null) return this.stemInit(value);
     const env = value.env;
     if (env && typeof env === 'object') {
       for (const [key, item] of Object.entries(env)) process.env[key] = typeof item === 'string' ? item : JSON.stringify(item);
@@ -453,6 +462,21 @@ class Runtime {
         return [502, JSON.stringify({ error: message })];
       }
     }
+    this.initialized = true;
+    return '{"ok": true}';
+  }
+
+  /** A stem cell's `/init`: load `value.main` (the handler) from its directory. */
+  async stemInit(value) {
+    try {
+      process.chdir(this.stemDir);
+      this.handler = await loadHandler(String(value.main || ''), this.stemDir);
+    } catch (err) {
+      const reason = oneLine(err instanceof HandlerError ? err.message : `${err.code || err.name}: ${err.message}`);
+      process.stderr.write(`dispatch-runtime: handler error: ${reason}\n`);
+      return [502, JSON.stringify({ error: reason })];
+    }
+    this.stemDir = null;
     this.initialized = true;
     return '{"ok": true}';
   }
@@ -560,7 +584,7 @@ async function main(argv) {
     process.exit(EXIT_HANDLER_ERROR);
   }
   const capture = FileCapture.usable(args.socket) ? new FileCapture(path.dirname(args.socket)) : new MemoryCapture();
-  const runtime = new Runtime(handler, capture);
+  const runtime = new Runtime(handler, capture, args.stem && !args.handler ? path.resolve(args.dir) : null);
   process.on('uncaughtException', (err) => runtime.stray(err));
   process.on('unhandledRejection', (err) => runtime.stray(err));
   // past RLIMIT_FSIZE a write fails with EFBIG instead of killing the process

@@ -3,7 +3,7 @@
 Self-contained on purpose (standard library only, Python >= 3.9): it is copied into
 function images as is and run by every driver::
 
-    python3 -I server.py [--handler MOD.FUNC] --dir /function [--socket PATH | --port N]
+    python3 -I server.py [--handler MOD.FUNC | --stem] --dir /function [--socket PATH | --port N]
 
 Protocols spoken (one invocation at a time, HTTP/1.1 keep-alive):
 
@@ -30,6 +30,12 @@ Limits: a result whose JSON is over 1 MB (``OUTPUT_CAP_BYTES``) is refused with 
 
 The handler is imported at start-up: if it cannot be, one line saying why is printed to
 stderr (prefixed ``dispatch-runtime: handler error:``) and the process exits with code 3.
+
+``--stem`` starts a pre-warmed "stem cell": the interpreter and this server are loaded,
+the function is not yet known. Its one ``POST /init`` with ``{"value": {"main":
+"MOD.FUNC"}}`` imports the handler from ``--dir`` (filled meanwhile by the driver) as
+``--handler`` would have at start-up, and the server is from then on that function's;
+a handler that cannot be loaded is a 502 ``{"error": "<the one-line reason>"}``.
 Exit codes: 0 after SIGTERM (the request in flight is finished first), 2 bad usage.
 """
 
@@ -177,9 +183,11 @@ def encode_result(result, subject):
 class Runtime:
     """Calls the handler with captured output and shapes the protocols' answers."""
 
-    def __init__(self, handler, capture):
+    def __init__(self, handler, capture, stem_dir=None):
         #: ``handler(ctx, payload)``; None until ``/init`` loads a native action
         self.handler = handler
+        #: a stem cell's function directory: ``/init`` names the handler to load from it
+        self.stem_dir = stem_dir
         self.capture = capture
         #: an OpenWhisk native action's ``main(args)`` (then ``handler`` wraps it)
         self.native = False
@@ -242,6 +250,8 @@ class Runtime:
         value = request.get("value")
         if not isinstance(value, dict):
             value = {}
+        if self.stem_dir is not None:
+            return self.stem_init(value)
         env = value.get("env")
         if isinstance(env, dict):
             for key, item in env.items():
@@ -255,6 +265,19 @@ class Runtime:
                 return 502, json.dumps({"error": str(exc)})
             self.handler = lambda ctx, payload: main(payload)
             self.native = True
+        self.initialized = True
+        return '{"ok": true}'
+
+    def stem_init(self, value):
+        """A stem cell's ``/init``: load ``value["main"]`` (``MOD.FUNC``) from its directory."""
+        try:
+            os.chdir(self.stem_dir)
+            self.handler = load_handler(str(value.get("main") or ""), self.stem_dir)
+        except (HandlerError, OSError) as exc:
+            reason = str(exc).replace("\n", " ")
+            sys.stderr.write("dispatch-runtime: handler error: %s\n" % reason)
+            return 502, json.dumps({"error": reason})
+        self.stem_dir = None
         self.initialized = True
         return '{"ok": true}'
 
@@ -449,6 +472,8 @@ class Server:
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Dispatch Python function server")
     parser.add_argument("--handler", help="MODULE.FUNCTION (none: an OpenWhisk native action, loaded by POST /init)")
+    parser.add_argument("--stem", action="store_true",
+                        help="a stem cell: POST /init names the handler to load from --dir")
     parser.add_argument("--dir", default="/function", help="the function's source directory")
     parser.add_argument("--socket", help="listen on this unix socket instead of TCP")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
@@ -484,7 +509,8 @@ def main(argv=None):
         listener = socket.create_server(("0.0.0.0", args.port), backlog=64)
     listener.setblocking(False)
     capture = Capture(os.path.dirname(args.socket) if args.socket else None)
-    server = Server(listener, Runtime(handler, capture), tcp=not args.socket,
+    stem_dir = os.path.abspath(args.dir) if args.stem and not args.handler else None
+    server = Server(listener, Runtime(handler, capture, stem_dir), tcp=not args.socket,
                     lifeline_fd=args.lifeline_fd)
     signal.signal(signal.SIGTERM, server.on_sigterm)
     if args.ready_fd is not None:
