@@ -138,10 +138,11 @@ class Client:
         data = None if body is None else json.dumps(body)
         try:
             self.conn.request(method, path, data, self.headers)
-        except (BrokenPipeError, ConnectionResetError):
-            # the server closed the idle keep-alive connection (the original Dispatch does
-            # after a while): the request never went out, so sending it again is safe
+            response = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server had closed the idle keep-alive connection (gunicorn after 2 s,
+            # the original Dispatch after a while): the request was not served, send it again
             self.conn.close()
             self.conn.request(method, path, data, self.headers)
-        response = self.conn.getresponse()
+            response = self.conn.getresponse()
         return response.status, json.loads(response.read() or b"null")

@@ -50,6 +50,11 @@ class Settings:
     :param api_url: ``$DISPATCH_API_URL``: where this installation's API answers, as
         custom event drivers reach it to post events; empty when not given (drivers then
         use :data:`DEFAULT_API_URL`, or ``dispatch up`` its own address).
+    :param run_here: ``$DISPATCH_RUN_HERE``: ``on`` (the default) or ``off``. On, a
+        blocking run is executed by the API process that accepted it when that process
+        has a free warm instance of the function (stored already claimed; the queue
+        carries every other run), and a function run blocking gets an instance prepared
+        there in the background.
     :param max_body_bytes: ``$DISPATCH_MAX_BODY_BYTES``: the largest request body the
         gateway and the event endpoints take (413 above it).
     :param openwhisk_api_host: ``$DISPATCH_OPENWHISK_API_HOST``: OpenWhisk's API host
@@ -100,6 +105,7 @@ class Settings:
     cron_seconds: float = 1.0
     api_url: str = ""
     max_body_bytes: int = 1 << 20
+    run_here: bool = True
     driver_commands: tuple[str, ...] = ()
     openwhisk_api_host: str | None = None
     openwhisk_namespace: str = "_"
@@ -147,6 +153,7 @@ class Settings:
             cron_seconds=float(env.get("DISPATCH_CRON_SECONDS") or 1),
             api_url=env.get("DISPATCH_API_URL") or "",
             max_body_bytes=int(env.get("DISPATCH_MAX_BODY_BYTES") or (1 << 20)),
+            run_here=(env.get("DISPATCH_RUN_HERE") or "on").strip().lower() not in ("0", "off", "false", "no"),
             driver_commands=tuple(c.strip() for c in
                                   (env.get("DISPATCH_DRIVER_COMMANDS") or "").split(",")
                                   if c.strip()),

@@ -74,7 +74,8 @@ class Dispatch:
         self.runs = RunService(self.store, jobs, self.driver, self.functions,
                                attempts=settings.run_attempts,
                                claim_grace_seconds=settings.claim_grace_seconds,
-                               steps=[SchemaValidation(), SecretInjection(self.secrets.resolve)])
+                               steps=[SchemaValidation(), SecretInjection(self.secrets.resolve)],
+                               run_here=settings.run_here)
         self.events = EventService(self.store, jobs, self.runs,
                                    retention_seconds=settings.event_retention_seconds)
         self.subscriptions = SubscriptionService(self.store, jobs, self.functions)

@@ -90,5 +90,11 @@ class Driver(abc.ABC):
     def retire(self, deployment: Deployment) -> None:
         """Stop the version's warm instances and drop its files on this host."""
 
+    def has_idle(self, deployment: Deployment) -> bool:
+        """Whether a call of the version would find a warm instance free on this host now
+        (a hint: another caller may take it first). Drivers without warm instances of
+        their own answer False."""
+        return False
+
     def close(self) -> None:
         """Stop every instance this driver started."""

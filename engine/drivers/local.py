@@ -110,6 +110,9 @@ class LocalDriver(Driver):
         """Invoke once on a warm instance, starting one if needed (see :class:`Driver`)."""
         return run_pooled(self._pools, deployment, context, payload, limits=self._limits)
 
+    def has_idle(self, deployment: Deployment) -> bool:
+        return self._pools.has_idle(deployment)
+
     def retire(self, deployment: Deployment) -> None:
         """Stop the version's instances (busy ones when their call ends); drop its files."""
         version_dir = self._version_dir(deployment)

@@ -124,6 +124,12 @@ class WarmPools(Generic[I]):
                            (time.perf_counter() - started) * 1000)
         return pool
 
+    def has_idle(self, deployment: Deployment) -> bool:
+        """Whether the version's pool is prepared and holds an idle instance (a hint, read
+        without the lock)."""
+        pool = self._pools.get(deployment.id)
+        return pool is not None and pool.prepared and not pool.retired and bool(pool.idle)
+
     def acquire(self, pool: Pool[I]) -> tuple[I, float | None]:
         """An idle instance of the pool, or a new one; waits while the pool is full.
         Returns the instance and the cold start to report (None when it was warm)."""

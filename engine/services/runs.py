@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 import uuid
@@ -32,7 +33,7 @@ class RunService:
 
     def __init__(self, store: Store, jobs: Jobs, driver: Driver, functions: FunctionService,
                  attempts: int = 2, claim_grace_seconds: float = 30.0,
-                 steps: list[Step] | None = None):
+                 steps: list[Step] | None = None, run_here: bool = True):
         self.store, self.jobs, self.driver, self.functions = store, jobs, driver, functions
         #: the pipeline around each call (Dispatch's Validator ∘ SecretInjector ∘ …)
         self.steps = list(steps or [])
@@ -41,6 +42,11 @@ class RunService:
         self.claim_grace_seconds = claim_grace_seconds
         self._waiter: SettleWaiter | None = None
         self._functions: EntityCache | None = None
+        #: execute a blocking run in the process that accepted it when the driver has a
+        #: free warm instance of its version here (see :meth:`start`)
+        self.run_here = run_here
+        self._warming: set[str] = set()
+        self._warming_lock = threading.Lock()
 
     # ---- API side -------------------------------------------------------------------
 
@@ -52,6 +58,14 @@ class RunService:
         :param name: the run's name (default: a random UUID). A caller that may start the
             same run twice (event delivery) passes a deterministic one: the second start
             then raises Conflict and queues nothing.
+
+        A blocking run whose version has a free warm instance in this process (the
+        driver's :meth:`~engine.drivers.base.Driver.has_idle`) is executed here, now: it
+        is stored already claimed (``CREATING``, its claim expiring as a worker's would),
+        called, and recorded; the run returned is then settled. The claim makes a lost
+        process harmless as it does for a worker: the reconciler queues the run again
+        once the claim expires. A version with no instance here gets one prepared in
+        the background, for the blocking runs after this one.
         """
         if not function_name:
             raise InvalidInput("functionName is required")
@@ -71,13 +85,39 @@ class RunService:
             attempts=0, waitSeconds=self.wait_seconds(fn.get("timeout") or 0),
             createdAt=time.time(),  # createdTime is whole seconds: this orders runs
         )
+        if run["blocking"] and self.run_here:
+            deployment = self.functions.deployment(fn)
+            if self.driver.has_idle(deployment):
+                now = time.time()
+                run.update(status=E.CREATING, executedTime=int(now), executedAt=now, attempts=1,
+                           claimExpires=now + self.wait_seconds(fn.get("timeout") or 0))
+                run = self.store.add(run)
+                return self._finish(run, self._invoke(run, fn)) or run
+            self._warm(deployment)
         run = self.store.add(run)
         self.jobs.submit(EXECUTE_RUN, E.key_of(run))
         return run
 
+    def _warm(self, deployment) -> None:
+        """Prepare the version on this process's driver in the background, once."""
+        with self._warming_lock:
+            if deployment.id in self._warming:
+                return
+            self._warming.add(deployment.id)
+
+        def prepare() -> None:
+            try:
+                self.driver.prepare(deployment)
+            except Exception as exc:  # the worker's own run of it reports what is wrong
+                log.info("run.warm_failed function=%s reason=%r", deployment.id, exc)
+
+        threading.Thread(target=prepare, name="dispatch-warm", daemon=True).start()
+
     def wait(self, run: E.Entity, timeout: float | None = None) -> E.Entity:
         """The run once it is READY or ERROR (or as it is after ``timeout`` seconds,
         by default the function's timeout plus the claim grace)."""
+        if run["status"] in (E.READY, E.ERROR):
+            return run  # executed where it was started
         timeout = run.get("waitSeconds", self.claim_grace_seconds) if timeout is None else timeout
         if self._waiter is None:
             self._waiter = SettleWaiter(self.store, E.prefix(E.RUN))
@@ -165,7 +205,9 @@ class RunService:
         return self.driver.run(self.functions.deployment(call.function), call.context,
                                call.payload)
 
-    def _finish(self, run: E.Entity, outcome: Outcome) -> None:
+    def _finish(self, run: E.Entity, outcome: Outcome) -> E.Entity | None:
+        """Record the outcome; returns the run as stored, or None if it changed meanwhile
+        (its claim expired and the reconciler took it back)."""
         now = time.time()
         run.update(
             status=E.ERROR if outcome.error else E.READY, output=outcome.payload,
@@ -182,10 +224,11 @@ class RunService:
             run = self.store.update(run)
         except (StaleRevision, NotFound):
             log.warning("run.result_dropped key=%s (the run changed meanwhile)", E.key_of(run))
-            return
+            return None
         if self._waiter is not None:
             self._waiter.settled(E.key_of(run), run)
         log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
+        return run
 
     def close(self) -> None:
         for follower in (self._waiter, self._functions):
