@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import time
 
 import pytest
@@ -30,15 +31,26 @@ class ScriptedDriver(Driver):
         self.fail_prepare: str | None = None
         self.outcome = Outcome(payload={"ok": True})
         self.calls: list[tuple[dict, object]] = []
+        #: what has_idle answers: whether a warm instance is free in this process
+        self.idle = False
+        #: raised by run() instead of answering (a process lost mid-call)
+        self.lost: BaseException | None = None
+        self.prepared_event = threading.Event()
 
     def prepare(self, deployment: Deployment) -> None:
         deployment.source()  # the source must be loadable
         if self.fail_prepare:
             raise BuildError(self.fail_prepare)
         self.prepared.append(deployment.version)
+        self.prepared_event.set()
+
+    def has_idle(self, deployment):
+        return self.idle
 
     def run(self, deployment, context, payload):
         self.calls.append((context, payload))
+        if self.lost is not None:
+            raise self.lost
         return self.outcome
 
     def retire(self, deployment):
@@ -348,3 +360,70 @@ def test_runs_stay_in_creation_order_whatever_order_they_finish_in(parts, source
     runs.execute(E.key_of(second))
     runs.execute(E.key_of(first))  # finishes last: the highest revision
     assert [r["name"] for r in runs.list("default", "hello")] == [second["name"], first["name"]]
+
+
+class ProcessLost(BaseException):
+    """Stands for the process dying mid-call: nothing after it runs."""
+
+
+def test_a_blocking_run_with_a_free_instance_here_is_executed_where_it_was_started(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    driver.idle = True
+    run = runs.start("default", "hello", {"input": {"name": "x"}, "blocking": True})
+    assert run["status"] == E.READY and run["output"] == {"ok": True}
+    assert jobs.submitted == []  # no queue, no worker
+    assert runs.wait(run) is run
+    stored = store.get(E.RUN, "default", run["name"])
+    assert stored["status"] == E.READY and stored["attempts"] == 1
+    assert stored["executedTime"] and stored["finishedTime"] and "durationMs" in stored
+    assert "claimExpires" not in stored and stored["logs"] == {"stdout": [], "stderr": []}
+    assert driver.calls == [({"secrets": {}, "event": None, "httpContext": None}, {"name": "x"})]
+    # a non-blocking run still goes through the queue
+    queued = runs.start("default", "hello", {"input": {}})
+    assert queued["status"] == E.INITIALIZED and jobs.submitted == [(EXECUTE_RUN, E.key_of(queued))]
+
+
+def test_a_run_executed_where_it_was_started_survives_that_process(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    driver.idle, driver.lost = True, ProcessLost()
+    with pytest.raises(ProcessLost):
+        runs.start("default", "hello", {"input": {"name": "x"}, "blocking": True})
+    [run] = store.list(E.RUN, "default")
+    assert run["status"] == E.CREATING and run["attempts"] == 1  # durable, and claimed
+    reconciler = Reconciler(store, jobs, stuck_seconds=5, run_attempts=2)
+    assert reconciler.reconcile_once(now=run["claimExpires"] - 1) == {}
+    assert reconciler.reconcile_once(now=run["claimExpires"] + 1) == {"retried_run": 1}
+    driver.idle, driver.lost = False, None
+    drain(jobs, functions, runs)
+    done = store.get(E.RUN, "default", run["name"])
+    assert done["status"] == E.READY and done["output"] == {"ok": True} and done["attempts"] == 2
+
+
+def test_a_blocking_run_without_an_instance_here_is_queued_and_one_is_prepared(parts, source):
+    store, jobs, driver, functions, runs = parts
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    driver.prepared.clear()
+    driver.prepared_event.clear()
+    run = runs.start("default", "hello", {"blocking": True})
+    assert run["status"] == E.INITIALIZED and jobs.submitted == [(EXECUTE_RUN, E.key_of(run))]
+    assert driver.prepared_event.wait(30)
+    version = store.get(E.FUNCTION, "default", "hello")["faasId"]
+    assert driver.prepared == [version]
+    runs.start("default", "hello", {"blocking": True})
+    assert driver.prepared == [version]  # once per version
+
+
+def test_run_here_off_queues_every_run(source):
+    store, jobs, driver = open_store("memory://"), RecordingJobs(), ScriptedDriver()
+    functions = FunctionService(store, jobs, driver, ImageCatalog())
+    runs = RunService(store, jobs, driver, functions, run_here=False)
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    driver.idle = True
+    run = runs.start("default", "hello", {"blocking": True})
+    assert run["status"] == E.INITIALIZED and jobs.submitted == [(EXECUTE_RUN, E.key_of(run))]
