@@ -7,7 +7,6 @@ They are stored under ``/dispatch/<kind>/<org>/<name>``.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from typing import Any
@@ -60,12 +59,6 @@ SETTLED = (READY, ERROR)
 ENVELOPE = (
     "id", "kind", "name", "organizationId", "createdTime", "modifiedTime",
     "revision", "status", "reason", "tags", "delete",
-)
-
-NAME_PATTERN = re.compile(r"^[\w\d][\w\d\-]*$")
-NAME_MESSAGE = (
-    "should start with letter or number and may only contain letters, numbers, "
-    "underscores and dashes"
 )
 
 

@@ -20,6 +20,13 @@ class InvalidInput(DispatchError):
     status = 400
 
 
+class TooLarge(DispatchError):
+    """A request body (or a part of it: a function's unpacked source) is over its limit;
+    the message names the limit."""
+
+    status = 413
+
+
 class NotFound(DispatchError):
     """The entity does not exist (or is not usable, as with a function not READY)."""
 

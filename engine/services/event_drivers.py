@@ -20,7 +20,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import re
 import secrets as random
 import uuid
 from typing import Any, Callable, Iterable, Mapping
@@ -29,19 +28,18 @@ from cryptography.fernet import InvalidToken, MultiFernet
 
 from .. import cron
 from .. import entities as E
-from ..errors import Conflict, DispatchError, InvalidInput, NotFound
+from ..errors import Conflict, DispatchError, InvalidInput, NotFound, TooLarge
 from ..events import EVENT_TYPE_PATTERN, parse_http
 from ..ingest import is_cloudevent, wrapped_headers
 from ..jobs import SYNC_EVENT_DRIVER, Jobs
 from ..store import Store
-from .functions import validate_name
+from ..names import validate_name, validate_names
 
 log = logging.getLogger("dispatch.event_drivers")
 
 CRON, WEBHOOK = cron.CRON, "webhook"
 BUILTIN_TYPES = (CRON, WEBHOOK)
 #: Dispatch's driver name pattern (stricter than other entities')
-DRIVER_NAME = re.compile(r"^[a-z0-9][a-z0-9\-]*$")
 #: the stored field holding the Fernet token of a driver's ingest token
 ENCRYPTED_TOKEN = "encryptedToken"
 TOKEN_NOT_RECOGNIZED = "token not recognized"
@@ -189,13 +187,13 @@ class EventDriverService:
     def create(self, org: str, spec: dict[str, Any]) -> E.Entity:
         """Store a driver CREATING and submit its sync; nothing is stored on bad input."""
         name = spec.get("name") or f"{spec.get('type') or 'driver'}-{uuid.uuid4().hex[:8]}"
-        name = validate_driver_name(name)
+        name = validate_name(name, lower=True)
         type_name = spec.get("type")
         if not isinstance(type_name, str) or not type_name:
             raise InvalidInput("type is required (cron, webhook, or a driver type's name)")
         dtype = self._type_of(org, type_name)
         config = self._config(dtype, spec.get("config"))
-        secrets = validate_secret_names(spec.get("secrets"))
+        secrets = validate_names(spec.get("secrets"))
         entity = E.new(E.DRIVER, org, name, status=E.CREATING, type=type_name,
                        config=config, secrets=secrets, expose=bool(dtype.get("expose")),
                        tags=list(spec.get("tags") or []), missedTicks=0)
@@ -228,7 +226,7 @@ class EventDriverService:
             if spec.get("config") is not None:
                 entity["config"] = self._config(dtype, spec["config"])
             if spec.get("secrets") is not None:
-                entity["secrets"] = validate_secret_names(spec["secrets"])
+                entity["secrets"] = validate_names(spec["secrets"])
             if spec.get("tags") is not None:
                 entity["tags"] = list(spec["tags"])
             return dict(entity, status=E.UPDATING, reason=[])
@@ -371,24 +369,3 @@ class EventDriverService:
         emitted = [self.emit(org, event) for event in events]
         log.info("driver.ingested key=%s events=%d", E.key_of(driver), len(emitted))
         return emitted
-
-class TooLarge(DispatchError):
-    """A request body over ``max_body_bytes`` (413)."""
-
-    status = 413
-
-
-def validate_driver_name(name: Any) -> str:
-    if not isinstance(name, str) or not DRIVER_NAME.match(name):
-        raise InvalidInput(f"name {name!r} must start with a lower-case letter or a number "
-                           "and may only contain lower-case letters, numbers and dashes")
-    return name
-
-
-def validate_secret_names(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(s, str) and E.NAME_PATTERN.match(s)
-                                              for s in value):
-        raise InvalidInput("secrets must be a list of secret names")
-    return list(value)

@@ -21,6 +21,7 @@ from ..builders.base import BuildError, Builder
 from ..drivers.base import Deployment, Driver
 from ..errors import FunctionBuildError, InvalidInput, NotFound, StaleRevision
 from ..images import ImageCatalog, ImageRef
+from ..names import validate_name, validate_names
 from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, DELETE_IMAGE, Jobs
 from ..sources import decode
 from ..steps.validation import check_schema
@@ -57,14 +58,6 @@ def version_of(fn: E.Entity, faas_id: str) -> E.Entity | None:
     if previous and previous["faasId"] == faas_id:
         return {**fn, **previous}
     return serving_version(fn)
-
-
-def validate_name(name: Any, field: str = "name") -> str:
-    if not isinstance(name, str) or not name:
-        raise InvalidInput(f"{field} is required")
-    if not E.NAME_PATTERN.match(name):
-        raise InvalidInput(f"{field} {name!r} {E.NAME_MESSAGE}")
-    return name
 
 
 class FunctionService:
@@ -174,11 +167,7 @@ class FunctionService:
             raise InvalidInput("schema must be an object with 'in' and 'out' JSON Schemas")
         for direction in ("in", "out"):
             check_schema(schema.get(direction), f"schema.{direction}")
-        secrets = spec.get("secrets") or []
-        if not isinstance(secrets, list) or not all(isinstance(n, str) for n in secrets):
-            raise InvalidInput("secrets must be a list of secret names")
-        for secret in secrets:
-            validate_name(secret, "secrets[]")
+        secrets = validate_names(spec.get("secrets"), "secrets")
         concurrency = spec.get("concurrency") or 0
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 0:
             raise InvalidInput("concurrency must be a non-negative number of instances")

@@ -13,6 +13,7 @@ from ..cache import EntityCache
 from ..drivers.base import Driver, Outcome
 from ..errors import InvalidInput, NotFound, StaleRevision
 from ..jobs import EXECUTE_RUN, Jobs
+from ..names import validate_name, validate_names
 from ..steps import Call, Step, run_pipeline
 from ..store import Store
 from ..waiter import SettleWaiter
@@ -53,19 +54,20 @@ class RunService:
             same run twice (event delivery) passes a deterministic one: the second start
             then raises Conflict and queues nothing.
         """
+        name = str(uuid.uuid4()) if name is None else validate_name(name)
         if not function_name:
             raise InvalidInput("functionName is required")
         fn = serving_version(self._function(org, function_name))
         if fn is None:
             raise NotFound(f"function {function_name} is not READY")
         run = E.new(
-            E.RUN, org, name or str(uuid.uuid4()),
+            E.RUN, org, name,
             functionName=function_name, functionId=fn["id"], faasId=fn["faasId"],
             blocking=bool(body.get("blocking")), input=body.get("input"), output=None,
             error=None, logs={"stdout": [], "stderr": []},
             # the function's secrets, then the run's own: later names win on a clash
-            secrets=list(fn.get("secrets") or []) + _names(body.get("secrets"), "secrets"),
-            services=_names(body.get("services"), "services"),
+            secrets=list(fn.get("secrets") or []) + validate_names(body.get("secrets"), "secrets"),
+            services=validate_names(body.get("services"), "services"),
             tags=list(body.get("tags") or []), event=body.get("event"),
             httpContext=body.get("httpContext"), executedTime=None, finishedTime=None,
             attempts=0, waitSeconds=self.wait_seconds(fn.get("timeout") or 0),
@@ -192,11 +194,3 @@ class RunService:
         for follower in (self._waiter, self._functions):
             if follower is not None:
                 follower.close()
-
-
-def _names(value: Any, field: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput(f"{field} must be a list of names")
-    return list(value)
