@@ -9,6 +9,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from engine.errors import DispatchError
 
+from .body import body_limit_message
+
 log = logging.getLogger("dispatch.api")
 
 
@@ -49,7 +51,7 @@ def register(app: Flask) -> None:
         if exc.code == 413 and exc.description == RequestEntityTooLarge.description:
             # werkzeug's own refusal: name the limit it applied
             limit = current_app.config.get("MAX_CONTENT_LENGTH")
-            return error_response(413, f"request body is larger than the limit of {limit} bytes")
+            return error_response(413, body_limit_message(limit))
         return error_response(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(Exception)

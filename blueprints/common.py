@@ -1,8 +1,18 @@
-"""Schemas every resource shares: the entity envelope and tags."""
+"""What every resource shares: the Blueprint class, the entity envelope and tags."""
 
 from __future__ import annotations
 
+import flask_smorest
 from marshmallow import EXCLUDE, Schema, fields
+
+from api.body import DispatchParser
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint whose JSON bodies are read within the depth limit and
+    whose ``PUT`` needs a body (:class:`api.body.DispatchParser`)."""
+
+    ARGUMENTS_PARSER = DispatchParser()
 
 
 class TagSchema(Schema):

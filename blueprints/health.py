@@ -5,11 +5,11 @@ from __future__ import annotations
 import platform
 import sys
 
-from flask_smorest import Blueprint
-
 from api.context import system
 from api.errors import error_response
 from engine import __version__
+
+from .common import Blueprint
 
 blp = Blueprint("health", __name__, description="Health and version")
 

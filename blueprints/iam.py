@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields
 
 from api.context import org, system
 from engine.errors import NotFound
 
-from .common import EntitySchema
+from .common import Blueprint, EntitySchema
 
 blp = Blueprint("iam", __name__, url_prefix="/v1/iam",
                 description="Identity: organizations, service accounts and policies")

@@ -10,12 +10,11 @@ server's own and is never shown.
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
 
 from api.context import org, parse_tags, system
 
-from .common import EntitySchema, TagsQuerySchema
+from .common import Blueprint, EntitySchema, TagsQuerySchema
 
 blp = Blueprint("image", __name__, url_prefix="/v1",
                 description="Base images (language runtimes) and images (dependencies on them)")

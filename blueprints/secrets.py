@@ -9,12 +9,11 @@ DELETE → 204 with no body. Its basePath was ``/v1/secret`` with paths ``/``, s
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields
 
 from api.context import org, parse_tags, system
 
-from .common import EntitySchema, TagsQuerySchema
+from .common import Blueprint, EntitySchema, TagsQuerySchema
 
 blp = Blueprint("secret", __name__, url_prefix="/v1/secret",
                 description="Secrets: maps of strings, encrypted at rest, given to runs")

@@ -22,7 +22,7 @@ def is_cloudevent(headers: Mapping[str, str], body: bytes) -> bool:
         return False
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(value, dict) and ("specversion" in value or "cloudEventsVersion" in value)
 
@@ -40,6 +40,8 @@ def wrapped_headers(driver: E.Entity, headers: Mapping[str, str], body: bytes
     if not content_type and body:
         try:
             json.loads(body)
+            content_type = "application/json"
+        except RecursionError:  # JSON, refused as too deep when the event is read
             content_type = "application/json"
         except ValueError:
             content_type = "text/plain"

@@ -21,6 +21,7 @@ from ..builders.base import BuildError, Builder
 from ..drivers.base import Deployment, Driver
 from ..errors import FunctionBuildError, InvalidInput, NotFound, StaleRevision
 from ..images import ImageCatalog, ImageRef
+from ..limits import CONCURRENCY_MAX, TIMEOUT_MAX_MS, check_count
 from ..names import validate_name, validate_names
 from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, DELETE_IMAGE, Jobs
 from ..sources import decode
@@ -159,18 +160,15 @@ class FunctionService:
         module, dot, attr = handler.rpartition(".")
         if language.startswith("python") and not (dot and module and attr):
             raise InvalidInput(f"handler {handler!r} must be MODULE.FUNCTION, e.g. hello.handle")
-        timeout = spec.get("timeout") or 0
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
-            raise InvalidInput("timeout must be a non-negative number of milliseconds")
+        timeout = check_count(spec.get("timeout"), "timeout", TIMEOUT_MAX_MS, "milliseconds")
         schema = spec.get("schema") or {}
         if not isinstance(schema, dict):
             raise InvalidInput("schema must be an object with 'in' and 'out' JSON Schemas")
         for direction in ("in", "out"):
             check_schema(schema.get(direction), f"schema.{direction}")
         secrets = validate_names(spec.get("secrets"), "secrets")
-        concurrency = spec.get("concurrency") or 0
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 0:
-            raise InvalidInput("concurrency must be a non-negative number of instances")
+        concurrency = check_count(spec.get("concurrency"), "concurrency", CONCURRENCY_MAX,
+                                  "instances")
         network = spec.get("network") or False
         if not isinstance(network, bool):
             raise InvalidInput("network must be true or false")
