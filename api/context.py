@@ -27,7 +27,9 @@ def org() -> str:
 
 
 def parse_tags(values: list[str] | None) -> dict[str, str] | None:
-    """Dispatch's ``?tags=app=NAME`` filter: only ``app``/``application`` keys exist."""
+    """Dispatch's ``?tags=app=NAME`` filter: only ``app``/``application`` keys exist; an
+    empty ``tags=`` filters nothing out."""
+    values = [value for value in values or () if value]
     if not values:
         return None
     tags: dict[str, str] = {}
