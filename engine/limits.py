@@ -19,6 +19,9 @@ TIMEOUT_MAX_MS = 15 * 60 * 1000
 CONCURRENCY_MAX = 256
 #: ``limit`` of a list request
 LIST_LIMIT_MAX = 10_000
+#: the largest stored run (its input, output, logs and error together, as JSON): under
+#: etcd's default request limit of 1.5 MiB with room for the key and the transaction
+RUN_RECORD_MAX_BYTES = 1_310_720
 #: ``since`` (Unix seconds) and other times given by a client: before the year 10000
 TIME_MAX = 253_402_300_799
 
@@ -69,5 +72,6 @@ def check_count(value: Any, field: str, maximum: int, unit: str = "") -> int:
     return value
 
 
-__all__ = ["CONCURRENCY_MAX", "JSON_DEPTH_MAX", "LIST_LIMIT_MAX", "TIMEOUT_MAX_MS",
+__all__ = ["CONCURRENCY_MAX", "JSON_DEPTH_MAX", "LIST_LIMIT_MAX", "RUN_RECORD_MAX_BYTES",
+           "TIMEOUT_MAX_MS",
            "TIME_MAX", "check_count", "check_depth", "load_json"]
