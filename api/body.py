@@ -8,6 +8,7 @@ the same way: 413 naming ``$DISPATCH_MAX_BODY_BYTES`` (or the app's own
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import current_app, request
@@ -15,7 +16,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from engine.errors import InvalidInput, TooLarge
-from engine.limits import load_json
+from engine.limits import check_depth, depth_message
 
 
 def body_limit_message(limit: int) -> str:
@@ -47,7 +48,7 @@ def read_body(limit: int | None = None) -> bytes:
 
 
 class DispatchParser(FlaskParser):
-    """webargs' parser with JSON read by :func:`engine.limits.load_json` (deep nesting is
+    """webargs' parser with JSON nesting bounded (:data:`engine.limits.JSON_DEPTH_MAX`:
     a 400 naming the limit; the stock parser lets ``RecursionError`` become a 500), and a
     ``PUT`` with no body refused (a replacement needs the entity: the document says the
     body is required)."""
@@ -60,7 +61,13 @@ class DispatchParser(FlaskParser):
             return core.missing
         if not is_json_request(req):
             return core.missing
-        return load_json(data)
+        try:
+            value = json.loads(data)
+        except RecursionError:
+            raise InvalidInput(depth_message("request body")) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            return self._handle_invalid_json_error(exc, req)  # webargs' own 400
+        return check_depth(value, "request body")
 
 
 __all__ = ["DispatchParser", "body_limit", "body_limit_message", "check_declared_length",

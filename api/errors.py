@@ -52,7 +52,10 @@ def register(app: Flask) -> None:
             # werkzeug's own refusal: name the limit it applied
             limit = current_app.config.get("MAX_CONTENT_LENGTH")
             return error_response(413, body_limit_message(limit))
-        return error_response(exc.code or 500, exc.description or exc.name)
+        response = error_response(exc.code or 500, exc.description or exc.name)
+        if getattr(exc, "valid_methods", None):  # a 405 says what is allowed
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

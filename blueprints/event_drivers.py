@@ -16,7 +16,7 @@ from marshmallow import EXCLUDE, Schema, fields
 from api.body import read_body
 from api.context import org, parse_tags, system
 
-from .common import Blueprint, EntitySchema, TagsQuerySchema
+from .common import Blueprint, EntitySchema, TagsQuerySchema, name_field
 
 blp = Blueprint("event_driver", __name__, url_prefix="/v1/event",
                 description="Event drivers (cron, webhook, custom) and their types")
@@ -62,7 +62,7 @@ class LastMissedSchema(Schema):
 
 
 class DriverSchema(EntitySchema):
-    name = fields.String(allow_none=True, metadata={"description": "random if left out"})
+    name = name_field(allow_none=True, metadata={"description": "random if left out"})
     type = fields.String(required=True)
     config = fields.List(fields.Nested(ConfigSchema), allow_none=True)
     secrets = fields.List(fields.String(), allow_none=True)

@@ -20,7 +20,7 @@ from api.context import org, parse_tags, system
 from engine.cloudevents import parse_http
 from engine.limits import LIST_LIMIT_MAX
 
-from .common import Blueprint, EntitySchema, TagsQuerySchema
+from .common import Blueprint, EntitySchema, TagsQuerySchema, name_field
 
 blp = Blueprint("event", __name__, url_prefix="/v1/event",
                 description="Events: emit CloudEvents; subscriptions run functions on them")
@@ -36,8 +36,8 @@ class EventQuerySchema(Schema):
 
 
 class SubscriptionSchema(EntitySchema):
-    name = fields.String(allow_none=True,
-                         metadata={"description": "random (petname + 6 digits) if left out"})
+    name = name_field(allow_none=True,
+                      metadata={"description": "random (petname + 6 digits) if left out"})
     eventType = fields.String(required=True)
     function = fields.String(required=True)
     secrets = fields.List(fields.String(), allow_none=True,

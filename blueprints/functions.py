@@ -9,7 +9,7 @@ from marshmallow.validate import Range
 from api.context import org, parse_tags, system
 from engine.limits import CONCURRENCY_MAX, TIMEOUT_MAX_MS
 
-from .common import Blueprint, EntitySchema, TagsQuerySchema
+from .common import Blueprint, EntitySchema, TagsQuerySchema, name_field
 
 blp = Blueprint("function", __name__, url_prefix="/v1/function",
                 description="Functions: source built onto an image, run by a driver")
@@ -46,7 +46,7 @@ class FunctionSchema(EntitySchema):
 
 
 class FunctionUpdateSchema(FunctionSchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
 
 
 @blp.route("")

@@ -21,7 +21,7 @@ from marshmallow import fields
 from api.context import org, system
 from engine.errors import NotFound
 
-from .common import Blueprint, EntitySchema
+from .common import Blueprint, EntitySchema, name_field
 
 blp = Blueprint("iam", __name__, url_prefix="/v1/iam",
                 description="Identity: organizations, service accounts and policies")
@@ -46,7 +46,7 @@ class OrganizationSchema(EntitySchema):
 
 
 class OrganizationUpdateSchema(OrganizationSchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
 
 
 @blp.route("/organization", strict_slashes=False)
@@ -109,7 +109,7 @@ class ServiceAccountSchema(EntitySchema):
 
 
 class ServiceAccountUpdateSchema(ServiceAccountSchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
 
 
 @blp.route("/serviceaccount", strict_slashes=False)
@@ -159,7 +159,7 @@ class PolicySchema(EntitySchema):
 
 
 class PolicyUpdateSchema(PolicySchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
 
 
 @blp.route("/policy", strict_slashes=False)

@@ -44,7 +44,8 @@ class RunQuerySchema(Schema):
         unknown = EXCLUDE
 
     functionName = fields.String()
-    since = fields.Integer(validate=Range(0, TIME_MAX),
+    # Dispatch's CLI sends Go's zero time, -62135596800
+    since = fields.Integer(validate=Range(-TIME_MAX, TIME_MAX),
                            metadata={"description": "Unix seconds: runs modified after"})
     tags = fields.List(fields.String())
     limit = fields.Integer(validate=Range(1, LIST_LIMIT_MAX),

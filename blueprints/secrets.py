@@ -13,7 +13,7 @@ from marshmallow import fields
 
 from api.context import org, parse_tags, system
 
-from .common import Blueprint, EntitySchema, TagsQuerySchema
+from .common import Blueprint, EntitySchema, TagsQuerySchema, name_field
 
 blp = Blueprint("secret", __name__, url_prefix="/v1/secret",
                 description="Secrets: maps of strings, encrypted at rest, given to runs")
@@ -34,7 +34,7 @@ class SecretSchema(EntitySchema):
 
 
 class SecretUpdateSchema(SecretSchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
     secrets = fields.Dict(allow_none=True,
                           metadata={"description": "the new values; left out: kept as they are"})
 

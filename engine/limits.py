@@ -22,7 +22,7 @@ LIST_LIMIT_MAX = 10_000
 #: the largest stored run (its input, output, logs and error together, as JSON): under
 #: etcd's default request limit of 1.5 MiB with room for the key and the transaction
 RUN_RECORD_MAX_BYTES = 1_310_720
-#: ``since`` (Unix seconds) and other times given by a client: before the year 10000
+#: ``since`` (Unix seconds) and other times given by a client: within ± the year 10000
 TIME_MAX = 253_402_300_799
 
 

@@ -55,7 +55,8 @@ HIDDEN_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: a failed run's error type → the gateway's status
 ERROR_STATUS = {"InputError": 400, "FunctionError": 502, "SystemError": 500}
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+# TRACE too: the route table answers it (405 with Allow on an API's path, else 404)
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
 
 
 class GatewayError(DispatchError):

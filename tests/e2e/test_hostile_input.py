@@ -136,7 +136,7 @@ def test_numeric_fields_beyond_their_maximum_are_a_400_naming_the_field(org, fie
 
 
 @pytest.mark.parametrize("query, field", [
-    ("limit=0", "limit"), ("limit=100000000", "limit"), ("since=-1", "since"),
+    ("limit=0", "limit"), ("limit=100000000", "limit"), ("since=-" + "9" * 40, "since"),
     ("since=" + "9" * 40, "since"),
 ])
 def test_list_bounds_are_a_400_naming_the_field(org, query, field):
@@ -155,3 +155,29 @@ def test_a_put_with_no_body_is_refused(org, path):
 def test_empty_tags_filters_nothing_out(org):
     r = org.get(f"{org.base}/v1/function?tags=")
     assert r.status_code == 200 and [f["name"] for f in r.json()] == ["echo"]
+
+
+@pytest.mark.parametrize("path", ["/v1/function", "/v1/function/echo", "/healthz",
+                                  "/v1/iam/policy", "/openapi.json"])
+def test_trace_on_an_api_path_is_a_405_saying_what_is_allowed(org, path):
+    r = org.request("TRACE", org.base + path)
+    refused(r, 405)
+    assert "GET" in r.headers["Allow"]
+
+
+def test_trace_through_the_gateway_answers_from_the_route_table(org):
+    r = requests.request("TRACE", f"{org.base}/{org.org}/echo")
+    refused(r, 405)
+    assert r.headers["Allow"] == "POST"
+    refused(requests.request("TRACE", f"{org.base}/{org.org}/nothing-here"), 404)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/v1/version"])
+def test_health_and_version_match_their_declared_schema(org, path):
+    doc = org.get(f"{org.base}/openapi.json").json()
+    declared = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+    ref = declared["schema"]["$ref"].rsplit("/", 1)[1]
+    properties = doc["components"]["schemas"][ref]["properties"]
+    body = org.get(org.base + path).json()
+    assert body["version"] and set(body) <= set(properties)
+    assert all(isinstance(body[k], str) for k in body)
