@@ -160,7 +160,7 @@ def _token() -> str | None:
 
 
 def _ingest(driver_name: str | None):
-    service = system().event_drivers
+    service = system().ingest
     # the token first: an unknown caller learns nothing, not even the body limit
     driver = service.authenticate(_token(), driver_name)
     records = service.ingest(driver, request.headers, read_body())

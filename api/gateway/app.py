@@ -36,10 +36,10 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine import entities as E
-from engine.errors import DispatchError, NotFound
+from engine.errors import (BehindFailed, DeadlineExceeded, DispatchError, InvalidInput,
+                           MethodNotAllowed, NotFound, RunFailed, UnsupportedMedia)
 from engine.limits import load_json
-from engine.identity.errors import PermissionDenied
-from engine.services.routes import Match, MethodNotAllowed
+from engine.services.routes import Match
 from engine.system import Dispatch
 
 from .. import errors
@@ -53,18 +53,8 @@ API_SEGMENTS = frozenset({"v1", "healthz", "docs", "openapi.json", "oidc", ""})
 #: request headers a function never sees
 HIDDEN_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-#: a failed run's error type → the gateway's status
-ERROR_STATUS = {"InputError": 400, "FunctionError": 502, "SystemError": 500}
 # TRACE too: the route table answers it (405 with Allow on an API's path, else 404)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
-
-
-class GatewayError(DispatchError):
-    """A request the gateway refuses; ``status`` is given per instance."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def create_gateway_app(system: Dispatch) -> Flask:
@@ -90,7 +80,7 @@ def mount(app: Flask, system: Dispatch) -> None:
     gateway = create_gateway_app(system)
     app.extensions["dispatch.gateway"] = gateway
     app.wsgi_app = GatewayDispatcher(app.wsgi_app, gateway.wsgi_app,
-                                     system.apis.routes.is_api_host)
+                                     system.routes.is_api_host)
 
 
 class GatewayDispatcher:
@@ -115,11 +105,9 @@ def _system() -> Dispatch:
 def _handle(path: str) -> Response:
     system = _system()
     try:
-        match = system.apis.routes.match(request.host, request.path, request.method)
+        match = system.routes.match(request.host, request.path, request.method)
     except MethodNotAllowed as exc:
-        response = errors.error_response(405, exc.message)
-        response.headers["Allow"] = ", ".join(exc.allowed)
-        return response
+        return errors.dispatch_error_response(exc)
     if match is None:
         return errors.error_response(404, "no API found with those values")
     api = match.api
@@ -127,10 +115,8 @@ def _handle(path: str) -> Response:
         response = _serve(system, match)
     except GatewayUnauthenticated as exc:
         response = exc.response
-    except PermissionDenied as exc:
-        response = errors.error_response(403, exc.message)
-    except DispatchError as exc:  # GatewayError, TooLarge, InvalidInput…
-        response = errors.error_response(exc.status, exc.message)
+    except DispatchError as exc:
+        response = errors.dispatch_error_response(exc)
     except RequestEntityTooLarge:  # werkzeug's, reading a form
         response = errors.error_response(413, body_limit_message(limit_of_app()))
     if api.get("cors"):
@@ -144,7 +130,7 @@ def _serve(system: Dispatch, match: Match) -> Response:
         return _preflight(api)  # routes match a non-listed OPTIONS only on CORS APIs
     protocols = api.get("protocols") or ["http", "https"]
     if request.scheme not in protocols:
-        raise GatewayError(400, f"Please use {protocols[0].upper()} protocol")
+        raise InvalidInput(f"Please use {protocols[0].upper()} protocol")
     authenticate(system, api)  # bearer APIs: 401/403 before the body is read
     limit = system.settings.max_body_bytes
     check_declared_length(limit)
@@ -155,7 +141,7 @@ def _serve(system: Dispatch, match: Match) -> Response:
         run = system.runs.start(match.org, api["function"], body)
     except NotFound as exc:
         # the API is fine, what stands behind it is not: a gateway's 502
-        raise GatewayError(502, f"api {api['name']}: {exc.message}") from None
+        raise BehindFailed(f"api {api['name']}: {exc.message}") from None
     log.info("gateway.run api=%s run=%s blocking=%s", E.key_of(api), run["name"], blocking)
     if not blocking:
         response = _json({"name": run["name"], "status": run["status"]}, 202)
@@ -168,9 +154,8 @@ def _serve(system: Dispatch, match: Match) -> Response:
     if run["status"] == E.ERROR:
         error = run.get("error") or {}
         kind = error.get("type") or "SystemError"
-        raise GatewayError(ERROR_STATUS.get(kind, 500),
-                           f"{what} failed: {kind}: {error.get('message') or ''}".rstrip())
-    raise GatewayError(504, f"{what} did not finish in time (status {run['status']})")
+        raise RunFailed(kind, f"{what} failed: {kind}: {error.get('message') or ''}".rstrip())
+    raise DeadlineExceeded(f"{what} did not finish in time (status {run['status']})")
 
 
 def _preflight(api: E.Entity) -> Response:
@@ -198,10 +183,10 @@ def read_input(limit: int) -> Any:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            raise GatewayError(415, "request body without a content type must be UTF-8 "
-                                    "text") from None
-    raise GatewayError(415, "request body type is not supported: "
-                            f"{request.headers.get('Content-Type')}")
+            raise UnsupportedMedia("request body without a content type must be UTF-8 "
+                                   "text") from None
+    raise UnsupportedMedia("request body type is not supported: "
+                           f"{request.headers.get('Content-Type')}")
 
 
 def http_context(match: Match) -> dict[str, Any]:
