@@ -43,7 +43,7 @@ def org(server, tmp_path_factory):
     r = session.post(f"{server.url}/v1/api", json={"name": "echo", "function": "echo",
                                                    "uris": ["/echo"], "methods": ["POST"]})
     assert r.status_code == 200, r.text
-    routes = server.system.apis.routes
+    routes = server.system.routes
     wait_until(lambda: routes.match(None, f"/{name}/echo", "POST") is not None, 10,
                what="the api routed")
     r = session.post(f"{server.url}/v1/event/drivers",
@@ -114,7 +114,7 @@ def test_a_gzip_bomb_source_is_a_400_naming_the_unpacked_limit(org):
     ("a" * (NAME_MAX + 1), ("name", f"limit of {NAME_MAX}")),
     ("a" * 100_000, ("name", f"limit of {NAME_MAX}")),
     ("ok\n", ("name", "should start with")),
-])
+], ids=["one-too-long", "100000-long", "trailing-newline"])
 def test_malformed_names_are_refused_before_anything_is_stored(org, name, words):
     r = org.post(f"{org.base}/v1/secret", json={"name": name, "secrets": {}})
     refused(r, 400, *words)
