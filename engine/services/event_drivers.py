@@ -31,7 +31,7 @@ from ..crypto import Unsealable, seal, unseal
 from ..errors import Conflict, InvalidInput, NotFound
 from ..jobs import SYNC_EVENT_DRIVER, Jobs
 from ..store import Store
-from ..names import validate_name, validate_names
+from ..names import NAME_MAX, validate_name, validate_names
 
 log = logging.getLogger("dispatch.event_drivers")
 
@@ -172,7 +172,9 @@ class EventDriverService:
 
     def create(self, org: str, spec: dict[str, Any]) -> E.Entity:
         """Store a driver CREATING and submit its sync; nothing is stored on bad input."""
-        name = spec.get("name") or f"{spec.get('type') or 'driver'}-{uuid.uuid4().hex[:8]}"
+        # a made-up name fits the name limit whatever the type's name: 54 + 1 + 8
+        prefix = str(spec.get("type") or "driver")[:NAME_MAX - 9]
+        name = spec.get("name") or f"{prefix}-{uuid.uuid4().hex[:8]}"
         name = validate_name(name, lower=True)
         type_name = spec.get("type")
         if not isinstance(type_name, str) or not type_name:

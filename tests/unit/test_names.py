@@ -73,3 +73,10 @@ def test_lists_of_names_name_the_position_of_the_bad_one():
         validate_names(["a", "b c"])
     with pytest.raises(InvalidInput, match=r"^secrets\[0\] is required$"):
         validate_names([""])
+
+
+def test_a_made_up_event_driver_name_fits_the_limit_whatever_its_type(system):
+    long_type = "t" * NAME_MAX
+    system.event_drivers.create_type("default", {"name": long_type, "image": "x"})
+    driver = system.event_drivers.create("default", {"type": long_type})
+    assert len(driver["name"]) <= NAME_MAX and driver["name"].startswith("t" * 54 + "-")
