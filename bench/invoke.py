@@ -361,6 +361,10 @@ def main() -> None:
                              "one of the bench's own, whose CPU is then the runs' alone")
     parser.add_argument("--auth", choices=("on", "off"), default="on",
                         help="on (the default, as users run it): every request is signed")
+    parser.add_argument("--against", metavar="NAME=VALUE[,NAME=VALUE]",
+                        help="also run a second Dispatch of this mode with these environment "
+                             "settings (e.g. DISPATCH_RUN_HERE=off) in the same interleaved "
+                             "rounds: what a setting buys, measured side by side")
     args = parser.parse_args()
 
     print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
@@ -379,7 +383,13 @@ def main() -> None:
     elif args.redis == "private":
         args.redis = "redis://127.0.0.1:6379/14"
     cluster = Cluster(args.mode, args.redis, auth=args.auth == "on")
-    lat: list[float] = []
+    other = None
+    if args.against:
+        other = Cluster(args.mode, args.redis.rstrip("0123456789") + "13"
+                        if args.mode == "distributed" else args.redis, auth=args.auth == "on")
+        other.env.update(item.split("=", 1) for item in args.against.split(","))
+    other_lat: list[float] = []
+    other_c16: list[float] = []
     c16: list[float] = []
     c16_lat: list[float] = []
     peer_lat: list[float] = []
@@ -406,11 +416,22 @@ def main() -> None:
             pfloor = http_floor(peer_client, args.calls)
             print(f"peer http floor (GET /healthz): p50={statistics.median(pfloor):.2f} ms",
                   flush=True)
+        if other:
+            other.start()
+            other_token = other.token()
+            other_client = Client(other.port, token=other_token)
+            create_noop(other_client, "noop")
+            blocking_latencies(other_client, "noop", 50)
+            blocking_concurrent(other.port, other_token, ["noop"], 200)
         for r in range(args.rounds):
             if peer:
                 got = blocking_latencies(peer_client, "noop", args.calls)
                 peer_lat += got
                 print(f"round {r + 1} peer blocking c=1: {fmt(got)}", flush=True)
+            if other:
+                got = blocking_latencies(other_client, "noop", args.calls)
+                other_lat += got
+                print(f"round {r + 1} [{args.against}] blocking c=1: {fmt(got)}", flush=True)
             before = cpu_seconds(roots)
             got = blocking_latencies(client, "noop", args.calls)
             cpu += cpu_seconds(roots) - before
@@ -421,6 +442,11 @@ def main() -> None:
                 peer_c16.append(rps)
                 peer_c16_lat += got
                 print(f"round {r + 1} peer blocking c=16: {rps:.0f} runs/s {fmt(got)}",
+                      flush=True)
+            if other:
+                rps, got = blocking_concurrent(other.port, other_token, ["noop"], args.c16_runs)
+                other_c16.append(rps)
+                print(f"round {r + 1} [{args.against}] blocking c=16: {rps:.0f} runs/s {fmt(got)}",
                       flush=True)
             before = cpu_seconds(roots)
             rps, got = blocking_concurrent(cluster.port, token, ["noop"], args.c16_runs)
@@ -446,6 +472,8 @@ def main() -> None:
                     f" server_rss_mb={server_rss:.0f}")
     finally:
         cluster.stop()
+        if other:
+            other.stop()
         if peer:
             peer.stop()
     raw = raw_dramatiq_throughput(args.mode, args.redis, args.raw_jobs)
@@ -466,6 +494,11 @@ def main() -> None:
                  f" p50_ratio={statistics.median(lat) / statistics.median(peer_lat):.2f}"
                  f" p99_ratio={percentile(lat, 99) / percentile(peer_lat, 99):.2f}"
                  f" rps_ratio={statistics.median(c16) / statistics.median(peer_c16):.2f}")
+    if other:
+        line += (f" against_p50_ms={statistics.median(other_lat):.2f}"
+                 f" against_c16_runs_per_s={statistics.median(other_c16):.0f}"
+                 f" against_p50_ratio={statistics.median(lat) / statistics.median(other_lat):.2f}"
+                 f" against_rps_ratio={statistics.median(c16) / statistics.median(other_c16):.2f}")
     print(line + many)
 
 
