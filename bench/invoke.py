@@ -390,6 +390,7 @@ def main() -> None:
         other.env.update(item.split("=", 1) for item in args.against.split(","))
     other_lat: list[float] = []
     other_c16: list[float] = []
+    lat: list[float] = []
     c16: list[float] = []
     c16_lat: list[float] = []
     peer_lat: list[float] = []
