@@ -390,6 +390,7 @@ def main() -> None:
         other.env.update(item.split("=", 1) for item in args.against.split(","))
     other_lat: list[float] = []
     other_c16: list[float] = []
+    other_cpu = 0.0
     lat: list[float] = []
     c16: list[float] = []
     c16_lat: list[float] = []
@@ -424,13 +425,16 @@ def main() -> None:
             create_noop(other_client, "noop")
             blocking_latencies(other_client, "noop", 50)
             blocking_concurrent(other.port, other_token, ["noop"], 200)
+            other_roots = [proc.pid for proc in other.procs] + extra_roots
         for r in range(args.rounds):
             if peer:
                 got = blocking_latencies(peer_client, "noop", args.calls)
                 peer_lat += got
                 print(f"round {r + 1} peer blocking c=1: {fmt(got)}", flush=True)
             if other:
+                before = cpu_seconds(other_roots)
                 got = blocking_latencies(other_client, "noop", args.calls)
+                other_cpu += cpu_seconds(other_roots) - before
                 other_lat += got
                 print(f"round {r + 1} [{args.against}] blocking c=1: {fmt(got)}", flush=True)
             before = cpu_seconds(roots)
@@ -445,7 +449,9 @@ def main() -> None:
                 print(f"round {r + 1} peer blocking c=16: {rps:.0f} runs/s {fmt(got)}",
                       flush=True)
             if other:
+                before = cpu_seconds(other_roots)
                 rps, got = blocking_concurrent(other.port, other_token, ["noop"], args.c16_runs)
+                other_cpu += cpu_seconds(other_roots) - before
                 other_c16.append(rps)
                 print(f"round {r + 1} [{args.against}] blocking c=16: {rps:.0f} runs/s {fmt(got)}",
                       flush=True)
@@ -499,7 +505,8 @@ def main() -> None:
         line += (f" against_p50_ms={statistics.median(other_lat):.2f}"
                  f" against_c16_runs_per_s={statistics.median(other_c16):.0f}"
                  f" against_p50_ratio={statistics.median(lat) / statistics.median(other_lat):.2f}"
-                 f" against_rps_ratio={statistics.median(c16) / statistics.median(other_c16):.2f}")
+                 f" against_rps_ratio={statistics.median(c16) / statistics.median(other_c16):.2f}"
+                 f" against_cpu_ms_per_run={other_cpu * 1000 / blocking_runs:.2f}")
     print(line + many)
 
 
