@@ -8,6 +8,13 @@ Threads borrow connections from a small pool, so reads run concurrently; writes 
 process take a Python lock before ``BEGIN IMMEDIATE`` so that threads queue on it rather
 than in SQLite's sleeping busy handler, which is left to arbitrate between processes.
 
+Entity writes are committed in groups: a writer queues its write and takes the lock;
+whoever holds it commits every write queued by then in one transaction, each inside a
+savepoint of its own, so that one write's Conflict or stale revision undoes that write
+alone. A writer whose write a previous holder committed finds it done and returns. Under
+concurrent writes, one ``BEGIN``/``COMMIT`` (and one WAL append) serves many writes; a
+lone write costs what it did.
+
 ``watch`` is woken at once by writes made through this store object. Writes made by other
 processes (or other store objects) are noticed by a poller thread that reads the latest
 revision every :data:`POLL_INTERVAL` seconds while any watch is open: those reach a
@@ -56,6 +63,18 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 
 
+class _Write:
+    """One entity write waiting for a group commit."""
+
+    __slots__ = ("op", "done", "result", "error")
+
+    def __init__(self, op) -> None:
+        self.op = op
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
 class SqliteStore(Store):
     """The store in the SQLite file at ``path`` (its directory is created if missing)."""
 
@@ -66,6 +85,9 @@ class SqliteStore(Store):
         self._idle: list[sqlite3.Connection] = []
         self._pool_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        #: entity writes waiting for the next group commit (guarded by _pending_lock)
+        self._pending: list[_Write] = []
+        self._pending_lock = threading.Lock()
         self._writes = 0
         self._closed = False
         self._closing = threading.Event()  # ends the poller's sleep at close()
@@ -121,6 +143,51 @@ class SqliteStore(Store):
                         db.execute("ROLLBACK")
                     raise
 
+    def _write(self, op) -> Any:
+        """Run ``op(db)`` inside a write transaction, grouped with the writes queued
+        meanwhile by other threads (see the module's documentation); returns what it
+        returns, or raises what it raised."""
+        item = _Write(op)
+        with self._pending_lock:
+            self._pending.append(item)
+        with self._write_lock:
+            if not item.done:  # nobody committed it yet: commit it, and all queued with it
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                self._commit_group(group)
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def _commit_group(self, group: list["_Write"]) -> None:
+        """One transaction for ``group``; each write in a savepoint (call with the lock)."""
+        try:
+            with self._connection() as db:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for item in group:
+                        db.execute("SAVEPOINT write")
+                        try:
+                            item.result = item.op(db)
+                        except Exception as exc:  # this write's own failure undoes it alone
+                            db.execute("ROLLBACK TO write")
+                            item.error = exc
+                        db.execute("RELEASE write")
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+        except BaseException as exc:  # nothing of the group was written
+            for item in group:
+                if item.error is None:
+                    item.result, item.error = None, exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for item in group:
+                item.done = True
+
     @staticmethod
     def _current(db: sqlite3.Connection) -> int:
         row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
@@ -159,7 +226,8 @@ class SqliteStore(Store):
         key, stored = codec.for_add(entity)
         value = codec.encode(stored)
         kind, org, name = entities.parse_key(key)
-        with self._transaction() as db:
+
+        def write(db: sqlite3.Connection) -> int:
             if db.execute("SELECT 1 FROM entities WHERE key = ?", (key,)).fetchone():
                 raise codec.already_exists(stored)
             revision = self._log(db, key, value)
@@ -168,6 +236,9 @@ class SqliteStore(Store):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (key, kind, org, name, revision, value),
             )
+            return revision
+
+        revision = self._write(write)
         self._published(revision, key)
         return codec.decode(value, revision)
 
@@ -211,7 +282,8 @@ class SqliteStore(Store):
         key, stored = codec.for_update(entity)
         value = codec.encode(stored)
         expected = entity.get("revision")
-        with self._transaction() as db:
+
+        def write(db: sqlite3.Connection) -> int:
             stored_revision = self._stored_revision(db, key)
             if stored_revision != expected:
                 raise codec.stale(key, expected, stored_revision)
@@ -220,18 +292,25 @@ class SqliteStore(Store):
                 "UPDATE entities SET revision = ?, value = ? WHERE key = ? AND revision = ?",
                 (revision, value, key, expected),
             )
+            return revision
+
+        revision = self._write(write)
         self._published(revision, key)
         return codec.decode(value, revision)
 
     def delete(self, kind: str, org: str, name: str, revision: int | None = None) -> None:
         """Remove the entity (if ``revision`` is given, only if it still matches)."""
         key = entities.key(kind, org, name)
-        with self._transaction() as db:
+
+        def write(db: sqlite3.Connection) -> int:
             stored_revision = self._stored_revision(db, key)
             if revision is not None and stored_revision != revision:
                 raise codec.stale(key, revision, stored_revision)
             written = self._log(db, key, None)
             db.execute("DELETE FROM entities WHERE key = ?", (key,))
+            return written
+
+        written = self._write(write)
         self._published(written, key)
 
     @staticmethod

@@ -1,0 +1,77 @@
+"""The SQLite store's group commit: writes queued while another thread commits go out
+together in one transaction, and one write's failure undoes that write alone."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from engine import entities as E
+from engine.errors import Conflict, StaleRevision
+from engine.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(str(tmp_path / "dispatch.db"))
+    yield s
+    s.close()
+
+
+def queued(store: SqliteStore, count: int) -> None:
+    """Wait until ``count`` writes are queued (the test holds the write lock meanwhile)."""
+    changed = threading.Event()
+    for _ in range(2000):
+        with store._pending_lock:
+            if len(store._pending) >= count:
+                return
+        changed.wait(0.005)
+    raise AssertionError(f"{count} writes were never queued together")
+
+
+def test_writes_queued_meanwhile_commit_together_and_a_failed_one_undoes_only_itself(store):
+    existing = store.add(E.new(E.RUN, "org", "taken", status=E.READY))
+    stale = dict(existing)
+    store.update(dict(existing, status=E.ERROR))  # `stale` now holds an old revision
+    results: dict[str, object] = {}
+
+    def write(label, call):
+        try:
+            results[label] = call()
+        except Exception as exc:  # noqa: BLE001 - what the write raised is the result
+            results[label] = exc
+
+    calls = {f"add{i}": (lambda i=i: store.add(E.new(E.RUN, "org", f"run{i}", status=E.READY)))
+             for i in range(5)}
+    calls["duplicate"] = lambda: store.add(E.new(E.RUN, "org", "taken", status=E.READY))
+    calls["stale"] = lambda: store.update(dict(stale, status=E.CREATING))
+    before = store.revision()
+    store._write_lock.acquire()  # a commit in progress: everything after it queues
+    threads = [threading.Thread(target=write, args=item) for item in calls.items()]
+    try:
+        for t in threads:
+            t.start()
+        queued(store, len(calls))
+    finally:
+        store._write_lock.release()
+    for t in threads:
+        t.join()
+    assert isinstance(results["duplicate"], Conflict)
+    assert isinstance(results["stale"], StaleRevision)
+    revisions = sorted(results[f"add{i}"]["revision"] for i in range(5))
+    # five writes, one after the other in the change log, nothing of the failed ones
+    assert revisions == list(range(before + 1, before + 6))
+    assert store.revision() == before + 5
+    assert store.get(E.RUN, "org", "taken")["status"] == E.ERROR
+    assert sorted(r["name"] for r in store.list(E.RUN, "org")) == [
+        "run0", "run1", "run2", "run3", "run4", "taken"]
+
+
+def test_a_lone_write_still_commits_at_once(store):
+    run = store.add(E.new(E.RUN, "org", "one", status=E.INITIALIZED))
+    updated = store.update(dict(run, status=E.READY))
+    assert updated["revision"] == run["revision"] + 1
+    store.delete(E.RUN, "org", "one")
+    with pytest.raises(Exception):
+        store.get(E.RUN, "org", "one")
