@@ -53,8 +53,8 @@ def up(ctx: click.Context, host: str | None, port: int | None, home: str | None)
     # off (DISPATCH_AUTH=off) there is nobody to be, and stale credentials are dropped
     admin = {}
     if settings.auth == "on":
-        account = ADMIN if organization == ADMIN_ORG else f"{ADMIN_ORG}/{ADMIN}"
-        admin = {"service_account": account,
+        # qualified: the admin signs as itself whatever --organization a command names
+        admin = {"service_account": f"{ADMIN_ORG}/{ADMIN}",
                  "jwt_private_key": os.path.join(settings.home, ADMIN_KEY_FILE)}
     context = config.Context(
         host=DEFAULT_HOST if host in _WILDCARDS else host,
