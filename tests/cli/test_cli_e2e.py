@@ -238,7 +238,7 @@ def test_dispatch_up_writes_the_context_and_serves(dispatch, isolated_env, hello
             "127.0.0.1", port, "http", "default")
         # auth is on: the context signs as the admin the server bootstrapped
         assert (stored["serviceAccount"], stored["jwtPrivateKey"]) == (
-            "admin", str(isolated_env / "dispatch-home" / "admin.key"))
+            "default/admin", str(isolated_env / "dispatch-home" / "admin.key"))
 
         name = unique("up")  # everything below with no connection flags or credentials
         dispatch("create", "function", "--wait", name, hello_file, "--image", "python3")
