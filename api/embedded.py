@@ -14,12 +14,11 @@ import threading
 import dramatiq
 from cryptography.hazmat.primitives import serialization
 
-from engine.scheduler import event_scheduler
 from engine.errors import NotFound
 from engine.identity.bootstrap import (
     ADMIN, DEFAULT_ORG, bootstrap, public_key_of, write_private_key,
 )
-from engine.scheduler.leader import start_thread
+from engine.scheduler.runner import SchedulerThreads
 from engine.settings import Settings
 from tasks.actors import assemble
 from tasks.broker import make_broker
@@ -62,9 +61,7 @@ class EmbeddedServer:
         self.http = HttpServer(self.app, host, port, threads=http_threads)
         self.host, self.port = host, self.http.port
         self.url = f"http://{host}:{self.port}"
-        self._threads: list[threading.Thread] = []
-        self._stop_reconciler: threading.Event | None = None
-        self._stop_events: threading.Event | None = None
+        self.scheduler = SchedulerThreads(self.system, follow=False)
         self._stop_lock = threading.Lock()
         self._stopped = False
 
@@ -72,17 +69,11 @@ class EmbeddedServer:
         if self.admin_key_path is not None:
             self._bootstrap()
         self.worker.start()
-        # no reconciler.follow() here: on SQLite its pass filters statuses in SQL, and a
-        # watch-fed index would cost this one process a read on every write
-        thread, self._stop_reconciler = start_thread(
-            self.system.store, "reconciler", self.settings.reconcile_seconds,
-            self.system.reconciler.reconcile_once)
         # custom event drivers post to this server unless DISPATCH_API_URL says otherwise
-        if not os.environ.get("DISPATCH_API_URL"):
+        if not self.settings.api_url:
             self.system.event_drivers.api_url = self.url
-        events, self._stop_events = event_scheduler.start(self.system)
+        self.scheduler.start()
         self.http.start()
-        self._threads = [thread, *events]
         log.info("embedded.listening url=%s home=%s store=%s", self.url, self.settings.home,
                  self.settings.store_url)
         return self
@@ -114,15 +105,11 @@ class EmbeddedServer:
             if self._stopped:
                 return
             self._stopped = True
-            if self._stop_reconciler is not None:
-                self._stop_reconciler.set()
-            if self._stop_events is not None:
-                self._stop_events.set()
+            self.scheduler.stop()
             self.http.stop()
             self.worker.stop()
             self.system.close()
-            for thread in self._threads:
-                thread.join(timeout=5)
+            self.scheduler.join(timeout=5)
 
 
 def session_secret(home: str) -> str:
