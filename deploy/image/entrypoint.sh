@@ -4,6 +4,14 @@
 # ${…} defaults); any other command runs as given (`dispatch --help`, `python3 -m …`).
 set -eu
 PROCFILE=/usr/lib/dispatch/Procfile
+# DISPATCH_BOOTSTRAP_PUBLIC_KEY (the admin's public key itself, as platforms give secrets
+# in the environment) becomes the file DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE names
+if [ -n "${DISPATCH_BOOTSTRAP_PUBLIC_KEY:-}" ] && [ -z "${DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE:-}" ]; then
+  DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE=${DISPATCH_HOME:-/var/lib/dispatch}/bootstrap.pub
+  (umask 077 && printf '%s\n' "$DISPATCH_BOOTSTRAP_PUBLIC_KEY" >"$DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE")
+  export DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE
+fi
+unset DISPATCH_BOOTSTRAP_PUBLIC_KEY
 case ${1:-} in
   *[!a-z]*|'') ;;
   *)
