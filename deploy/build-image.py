@@ -38,7 +38,7 @@ PODMAN_SOCKET = "unix:///run/podman/podman.sock"
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 #: what the image is built from: the package, the Procfile its entrypoint reads
 PACKAGE_DIRS = ("engine", "api", "tasks", "blueprints", "cli")
-CONTEXT_FILES = ("setup.py", "Procfile", "deploy/image/entrypoint.sh")
+CONTEXT_FILES = ("setup.py", "Procfile", "deploy/image/entrypoint.sh", "deploy/image/dispatch_nondumpable.py")
 CONTAINERFILE = "deploy/Containerfile"
 INFRA_CONTAINERFILE = "deploy/image/infra.Containerfile"
 INFRA_TAG = "bookworm"

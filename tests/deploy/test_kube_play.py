@@ -213,6 +213,25 @@ def test_both_worker_pods_take_runs(cli):
     assert all(taken(c) for c in WORKERS), {c: taken(c) for c in WORKERS}
 
 
+def test_a_function_cannot_read_the_workers_environment(cli):
+    """Functions run unconfined in the worker's pod, but every Python process of the image
+    is non-dumpable: the worker's environment (its secret key) stays out of reach."""
+    with open(os.path.join(cli.cwd, "peek.py"), "w") as f:
+        f.write("import os\n"
+                "def handle(ctx, payload):\n"
+                "    seen = {}\n"
+                "    for pid in sorted({1, os.getppid()}):\n"
+                "        try:\n"
+                "            seen[str(pid)] = 'DISPATCH_SECRET_KEY' in open(f'/proc/{pid}/environ').read()\n"
+                "        except OSError as exc:\n"
+                "            seen[str(pid)] = type(exc).__name__\n"
+                "    return seen\n")
+    cli("create", "function", "peek", "peek.py", "--image", "python3")
+    run = json.loads(cli("exec", "peek", "--wait"))
+    assert run["status"] == "READY", run
+    assert len(run["output"]) == 2 and set(run["output"].values()) == {"PermissionError"}, run["output"]
+
+
 def test_the_worker_probe_is_ready(deployment):
     done = subprocess.run(["podman", "exec", WORKERS[1], "python3", "-m", "tasks.probe"],
                           capture_output=True, text=True, timeout=60)
