@@ -62,6 +62,12 @@ def bounded(check: Callable[[], None], timeout: float) -> str | None:
     return outcome[0] if outcome else f"no answer within {timeout:g} s"
 
 
+def shown(url: str) -> str:
+    """``url`` without the credentials it may hold (``redis://user:password@host``)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m tasks.probe", description=__doc__.split("\n\n")[0])
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per check (default 5)")
@@ -78,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         why = bounded(check, args.timeout)
         if why is not None:
-            problems.append(f"{what} {url.split('@')[-1]} unavailable: {why}")
+            problems.append(f"{what} {shown(url)} unavailable: {why}")
     if problems:
         print("not ready: " + "; ".join(problems), file=sys.stderr)
         return 1
