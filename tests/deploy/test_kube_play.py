@@ -31,6 +31,8 @@ PORTS = (18080, 18081, 23790, 23800, 16379, 15000)
 KUBE_PLAY = os.path.join(ROOT, "deploy", "kube-play.py")
 SECOND_WORKER = ("--only", "dispatch-worker", "--suffix", "b")
 WORKERS = ("dispatch-worker-pod-0-worker", "dispatch-worker-b-pod-0-worker")
+PODS = [f"{name}-pod-0" for name in ("dispatch-api", "dispatch-gateway", "dispatch-worker", "dispatch-worker-b",
+                                     "dispatch-scheduler", "etcd", "redis", "registry")]
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -122,7 +124,7 @@ def deployment(dispatch_image, tmp_path_factory):
         kube_play("down", overlay, *SECOND_WORKER, state_dir=state, check=False)
         kube_play("down", overlay, state_dir=state, check=False)
         left = subprocess.run(["podman", "pod", "ps", "--format", "{{.Name}}"], capture_output=True, text=True)
-        assert not [p for p in left.stdout.split() if p.startswith(("dispatch-", "etcd-pod", "redis-pod", "registry-pod"))]
+        assert not set(left.stdout.split()) & set(PODS), left.stdout
 
 
 class Cli:
