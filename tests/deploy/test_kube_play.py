@@ -34,7 +34,7 @@ WORKERS = ("dispatch-worker-pod-0-worker", "dispatch-worker-b-pod-0-worker")
 PODS = [f"{name}-pod-0" for name in ("dispatch-api", "dispatch-gateway", "dispatch-worker", "dispatch-worker-b",
                                      "dispatch-scheduler", "etcd", "redis", "registry")]
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(900)
 
 
 def kube_play(*args: str, state_dir: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -115,11 +115,11 @@ def deployment(dispatch_image, tmp_path_factory):
     try:
         kube_play("up", overlay, state_dir=state)
         kube_play("up", overlay, *SECOND_WORKER, state_dir=state)
-        wait_for("the api", healthz)
+        wait_for("the api", healthz, timeout=300)  # image pulls and starts on a loaded machine
         yield overlay
     finally:
-        # every worker's log, for a failure's diagnosis, before it goes
-        for container in WORKERS:
+        # the processes' logs, for a failure's diagnosis, before they go
+        for container in (*WORKERS, "dispatch-api-pod-0-api", "dispatch-gateway-pod-0-gateway"):
             print(f"--- {container}\n{logs(container)[-3000:]}")
         kube_play("down", overlay, *SECOND_WORKER, state_dir=state, check=False)
         kube_play("down", overlay, state_dir=state, check=False)
@@ -171,14 +171,14 @@ def test_a_function_runs_on_the_played_deployment(cli):
 def test_an_event_triggers_a_subscription(cli):
     cli("create", "subscription", "hello", "--event-type", "user.created", "--name", "on-user")
     wait_for("the subscription", lambda: json.loads(cli("get", "subscriptions", "on-user", "-o", "json"))
-             .get("status") == "READY", timeout=60)
+             .get("status") == "READY", timeout=180)
     cli("emit", "user.created", "--data", '{"name": "evt"}')
 
     def delivered() -> bool:
         runs = json.loads(cli("get", "runs", "hello", "-o", "json"))
         return any(r.get("status") == "READY" and (r.get("output") or {}).get("event") == "user.created"
                    for r in runs)
-    wait_for("the event's run", delivered, timeout=60)
+    wait_for("the event's run", delivered, timeout=180)
 
 
 def test_a_gateway_route_runs_the_function(cli):
@@ -194,7 +194,7 @@ def test_a_gateway_route_runs_the_function(cli):
             if exc.code == 404:  # the gateway's route table has not seen the API yet
                 return False
             raise
-    wait_for("the gateway route", answered, timeout=60)
+    wait_for("the gateway route", answered, timeout=180)
 
 
 def test_both_worker_pods_take_runs(cli):
