@@ -162,7 +162,7 @@ def cli(deployment, tmp_path_factory):
 
 
 def test_a_function_runs_on_the_played_deployment(cli):
-    cli("create", "function", "hello", "hello.py", "--image", "python3")
+    cli("create", "function", "hello", "hello.py", "--image", "python3", "--wait")
     run = json.loads(cli("exec", "hello", "--input", '{"name": "pod"}', "--wait"))
     assert run["status"] == "READY", run
     assert run["output"]["hello"] == "pod"
@@ -228,7 +228,7 @@ def test_a_function_cannot_read_the_workers_environment(cli):
                 "        except OSError as exc:\n"
                 "            seen[str(pid)] = type(exc).__name__\n"
                 "    return seen\n")
-    cli("create", "function", "peek", "peek.py", "--image", "python3")
+    cli("create", "function", "peek", "peek.py", "--image", "python3", "--wait")
     run = json.loads(cli("exec", "peek", "--wait"))
     assert run["status"] == "READY", run
     assert len(run["output"]) == 2 and set(run["output"].values()) == {"PermissionError"}, run["output"]
