@@ -54,9 +54,9 @@ class Settings:
         use :data:`DEFAULT_API_URL`, or ``dispatch up`` its own address).
     :param run_here: ``$DISPATCH_RUN_HERE``: ``on`` (the default) or ``off``. On, a
         blocking run is executed by the API process that accepted it when that process
-        has a free warm instance of the function (stored already claimed; the queue
-        carries every other run), and a function run blocking gets an instance prepared
-        there in the background.
+        has warm instances of the function (stored already claimed; the queue carries
+        every other run), and a function run blocking gets an instance prepared there
+        in the background.
     :param max_body_bytes: ``$DISPATCH_MAX_BODY_BYTES``: the largest request body the
         gateway and the event endpoints take (413 above it).
     :param openwhisk_api_host: ``$DISPATCH_OPENWHISK_API_HOST``: OpenWhisk's API host

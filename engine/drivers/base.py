@@ -90,10 +90,10 @@ class Driver(abc.ABC):
     def retire(self, deployment: Deployment) -> None:
         """Stop the version's warm instances and drop its files on this host."""
 
-    def has_idle(self, deployment: Deployment) -> bool:
-        """Whether a call of the version would find a warm instance free on this host now
-        (a hint: another caller may take it first). Drivers without warm instances of
-        their own answer False."""
+    def warm_here(self, deployment: Deployment) -> bool:
+        """Whether the version is prepared on this host, with warm instances of its own
+        here (a call may still wait for a free one, as any call may). Drivers without
+        warm instances of their own answer False."""
         return False
 
     def close(self) -> None:

@@ -96,8 +96,8 @@ class DockerDriver(Driver):
         """Invoke once on a warm container, starting one if needed (see :class:`Driver`)."""
         return run_pooled(self._pools, deployment, context, payload, limits=self._limits)
 
-    def has_idle(self, deployment: Deployment) -> bool:
-        return self._pools.has_idle(deployment)
+    def warm_here(self, deployment: Deployment) -> bool:
+        return self._pools.warm_here(deployment)
 
     def retire(self, deployment: Deployment) -> None:
         """Remove the version's containers (busy ones when their call ends)."""

@@ -124,11 +124,11 @@ class WarmPools(Generic[I]):
                            (time.perf_counter() - started) * 1000)
         return pool
 
-    def has_idle(self, deployment: Deployment) -> bool:
-        """Whether the version's pool is prepared and holds an idle instance (a hint, read
-        without the lock)."""
+    def warm_here(self, deployment: Deployment) -> bool:
+        """Whether the version's pool is prepared and not retired (a hint, read without
+        the lock)."""
         pool = self._pools.get(deployment.id)
-        return pool is not None and pool.prepared and not pool.retired and bool(pool.idle)
+        return pool is not None and pool.prepared and not pool.retired
 
     def acquire(self, pool: Pool[I]) -> tuple[I, float | None]:
         """An idle instance of the pool, or a new one; waits while the pool is full.

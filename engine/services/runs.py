@@ -54,8 +54,8 @@ class RunService:
         self.claim_grace_seconds = claim_grace_seconds
         self._waiter: SettleWaiter | None = None
         self._functions: EntityCache | None = None
-        #: execute a blocking run in the process that accepted it when the driver has a
-        #: free warm instance of its version here (see :meth:`start`)
+        #: execute a blocking run in the process that accepted it when the driver has
+        #: warm instances of its version here (see :meth:`start`)
         self.run_here = run_here
         self._warming: set[str] = set()
         self._warming_lock = threading.Lock()
@@ -73,10 +73,11 @@ class RunService:
             same run twice (event delivery) passes a deterministic one: the second start
             then raises Conflict and queues nothing.
 
-        A blocking run whose version has a free warm instance in this process (the
-        driver's :meth:`~engine.drivers.base.Driver.has_idle`) is executed here, now: it
-        is stored already claimed (``CREATING``, its claim expiring as a worker's would),
-        called, and recorded; the run returned is then settled. The claim makes a lost
+        A blocking run whose version has warm instances in this process (the driver's
+        :meth:`~engine.drivers.base.Driver.warm_here`) is executed here, now: it is
+        stored already claimed (``CREATING``, its claim expiring as a worker's would),
+        called (waiting for a free instance if all are busy, as a worker's call would),
+        and recorded; the run returned is then settled. The claim makes a lost
         process harmless as it does for a worker: the reconciler queues the run again
         once the claim expires. A version with no instance here gets one prepared in
         the background, for the blocking runs after this one.
@@ -106,7 +107,7 @@ class RunService:
                            f"of {self.record_max_bytes} bytes")
         if run["blocking"] and self.run_here:
             deployment = self.functions.deployment(fn)
-            if self.driver.has_idle(deployment):
+            if self.driver.warm_here(deployment):
                 now = time.time()
                 run.update(status=E.CREATING, executedTime=int(now), executedAt=now, attempts=1,
                            claimExpires=now + self.wait_seconds(fn.get("timeout") or 0))

@@ -31,7 +31,7 @@ class ScriptedDriver(Driver):
         self.fail_prepare: str | None = None
         self.outcome = Outcome(payload={"ok": True})
         self.calls: list[tuple[dict, object]] = []
-        #: what has_idle answers: whether a warm instance is free in this process
+        #: what warm_here answers: whether the version has warm instances in this process
         self.idle = False
         #: raised by run() instead of answering (a process lost mid-call)
         self.lost: BaseException | None = None
@@ -44,7 +44,7 @@ class ScriptedDriver(Driver):
         self.prepared.append(deployment.version)
         self.prepared_event.set()
 
-    def has_idle(self, deployment):
+    def warm_here(self, deployment):
         return self.idle
 
     def run(self, deployment, context, payload):
@@ -366,7 +366,7 @@ class ProcessLost(BaseException):
     """Stands for the process dying mid-call: nothing after it runs."""
 
 
-def test_a_blocking_run_with_a_free_instance_here_is_executed_where_it_was_started(parts, source):
+def test_a_blocking_run_with_warm_instances_here_is_executed_where_it_was_started(parts, source):
     store, jobs, driver, functions, runs = parts
     functions.create("default", spec(source))
     drain(jobs, functions, runs)
