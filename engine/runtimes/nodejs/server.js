@@ -47,6 +47,11 @@
  * A handler that cannot be loaded: one line saying why on stderr (prefixed
  * `dispatch-runtime: handler error:`) and exit code 3. Exit codes: 0 after SIGTERM (the
  * request in flight is finished first) or when the lifeline fd reaches EOF, 2 bad usage.
+ *
+ * `--stem` starts a pre-warmed "stem cell": node and this server are loaded, the function
+ * is not yet known. Its one `POST /init` with `{"value": {"main": "FILE.js"}}` loads the
+ * handler from `--dir` (filled meanwhile by the driver) as `--handler` would have at
+ * start-up; a handler that cannot be loaded is a 502 `{"error": "<the reason>"}`.
  */
 
 const fs = require('fs');
