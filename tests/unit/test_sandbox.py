@@ -269,8 +269,11 @@ def function(tmp_path):
 
 @pytest.fixture
 def limited(home):
-    """A sandboxed driver with small limits, in real cgroups."""
-    driver = LocalDriver(os.path.join(home, "limited"), sandbox=True, cgroups=True, memory_limit_mb=200)
+    """A sandboxed driver with small limits, in real cgroups; without stem cells, so that
+    every cgroup under its run directory is a function's instance (stem cells get the
+    same cgroups and limits: tests/unit/test_stem_cells.py)."""
+    driver = LocalDriver(os.path.join(home, "limited"), sandbox=True, cgroups=True, memory_limit_mb=200,
+                         stem_cells=0)
     driver.home = os.path.join(home, "limited")
     yield driver
     driver.close()

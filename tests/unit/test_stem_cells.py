@@ -177,3 +177,19 @@ def test_a_nodejs_stem_cell_becomes_the_version(make_driver, tmp_path):
     ready_cells(driver)
     with pytest.raises(BuildError, match="not a function"):
         driver.prepare(node_deploy("module.exports = 42;\n"))
+
+
+def test_a_stem_cell_runs_in_cgroups_of_its_own_with_the_instances_limits(make_driver, deploy):
+    driver = make_driver(stem_cells=1, max_processes=40, memory_limit_mb=200)
+    if driver.cgroups is None:
+        pytest.skip("this host gives no cgroups")
+    driver.run(deploy(), {}, None)
+    cells = ready_cells(driver)
+    second = deploy()
+    driver.run(second, {}, None)
+    inst = driver._pools._pools[second.id].idle[0]
+    assert inst.iid in cells and inst.cgroup is not None
+    with open(os.path.join(inst.cgroup.paths["pids"], "pids.max")) as f:
+        assert f.read().strip() == "40"
+    with open(os.path.join(inst.cgroup.paths["pids"], "cgroup.procs")) as f:
+        assert inst.proc.pid in {int(line) for line in f if line.strip()}
