@@ -1,0 +1,440 @@
+"""What each task kind does during a replay (a mixin of the interpreter's replay).
+
+Each ``task_<kind>(name, task, ref, input, scope, entry, descriptor)`` gets the task's
+transformed input and returns ``(raw output, flow directive or None)``.
+
+Activity specs (``Activity.spec``) by kind, every expression already evaluated:
+
+- ``function`` — ``{"function": name, "input": any, "tags": {}}``: a ``call:`` of a
+  Dispatch function (``with`` is its input; without ``with``, the task's input);
+  ``tags`` are the task's ``metadata.tags`` if any.
+- ``http`` — ``{"method" (upper case), "endpoint" (final URL), "headers", "query",
+  "body", "output": "content|response|raw", "redirect": bool}``; an endpoint
+  ``authentication`` (basic or bearer, inline, ``use:``d, or from a secret) becomes the
+  ``Authorization`` header.
+- ``timer`` — ``{"seconds": float, "purpose": "wait|retry|timeout"}``.
+- ``emit`` — ``{"event": {"specversion": "1.0", …the event's attributes and data}}``
+  (``id`` and ``time`` are the host's to fill when absent).
+- ``listen`` — ``{"to": the DSL's listen.to as written, "read": "data|envelope|raw"}``;
+  its value is the consumed events (a single event is taken as a list of one); the
+  task's output is that list, or with ``foreach``, the list of each item's output.
+- ``workflow`` — ``{"name", "namespace", "version" ("latest" by default), "input"}``
+  (``input`` defaults to the task's input).
+- ``script`` — ``{"language": "python|js", "code", "arguments", "environment",
+  "stdin", "return": "stdout|stderr|code|all|none", "await": bool}``.
+
+With ``run.await: false`` the host records the result once the process started; the
+task's output is then its input.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+from typing import Any
+
+from engine.workflows import durations
+from engine.workflows.definition import SCRIPT_LANGUAGES, task_kind, task_name
+from engine.workflows.expressions import (ExpressionError, evaluate, evaluate_field,
+                                          evaluate_template, expand_uri_template,
+                                          is_expression)
+from engine.workflows.flow import End, Scope, Waiting, truthy
+from engine.workflows.problems import WorkflowFault, fault
+
+
+class TaskKinds:
+    """The task kinds; mixed into the interpreter's replay."""
+
+    # -- data and flow ---------------------------------------------------------------
+
+    def task_set(self, name, task, ref, inp, scope, entry, descriptor):
+        value = task["set"]
+        how = evaluate if isinstance(value, str) else evaluate_template
+        variables = self.variables(scope, descriptor, inp)
+        return self.expression(how, value, inp, variables, f"{ref}/set", ref), None
+
+    def task_switch(self, name, task, ref, inp, scope, entry, descriptor):
+        variables = self.variables(scope, descriptor, inp)
+        default = None
+        for j, case in enumerate(task["switch"]):
+            cname, body = next(iter(case.items()))
+            when = body.get("when")
+            if when is None:
+                default = body
+            elif truthy(self.expression(evaluate, when, inp, variables,
+                                        f"{ref}/switch/{j}/{cname}/when", ref)):
+                return inp, body.get("then", "continue")
+        return inp, (default or {}).get("then", "continue")
+
+    def task_do(self, name, task, ref, inp, scope, entry, descriptor):
+        return self.run_list(task["do"], f"{ref}/do", inp, scope), None
+
+    def task_for(self, name, task, ref, inp, scope, entry, descriptor):
+        loop = task["for"]
+        variables = self.variables(scope, descriptor, inp)
+        items = self.expression(evaluate, loop["in"], inp, variables, f"{ref}/for/in", ref)
+        if items is None:
+            items = []
+        if isinstance(items, dict):
+            items = list(items.values())
+        if not isinstance(items, list):
+            raise fault("expression", f"{ref}/for/in: expected an array to iterate, got "
+                                      f"{type(items).__name__}", ref)
+        if len(items) > self.limits.max_iterations:
+            self.limit(f"for over {len(items)} items; the limit is "
+                       f"{self.limits.max_iterations} (max_iterations)", ref)
+        each, at = loop.get("each", "item"), loop.get("at", "index")
+        data = inp
+        for i, item in enumerate(items):
+            iteration = scope.iteration(f"for={i}", {each: item, at: i})
+            if "while" in task and not truthy(self.expression(
+                    evaluate, task["while"], data,
+                    self.variables(iteration, descriptor, inp), f"{ref}/while", ref)):
+                break
+            data = self.run_list(task["do"], f"{ref}/do", data, iteration)
+        return data, None
+
+    def task_fork(self, name, task, ref, inp, scope, entry, descriptor):
+        fork = task["fork"]
+        branches = fork["branches"]
+        compete = bool(fork.get("compete"))
+        if len(branches) > self.limits.max_branches:
+            self.limit(f"fork with {len(branches)} branches; the limit is "
+                       f"{self.limits.max_branches} (max_branches)", ref)
+        start_clock, start_context = self.clock, self.context
+        pending_mark = len(self.pending)
+        outcomes = []  # (state, value, clock, context, history start, history end)
+        for i, item in enumerate(branches):
+            bname = task_name(item)
+            self.clock = start_clock
+            if compete:
+                self.context = start_context
+            hist = len(self.history)
+            try:
+                out, directive = self.run_task(bname, item[bname],
+                                               f"{ref}/fork/branches/{i}/{bname}", inp, scope)
+                if directive == "end":
+                    raise End(out)
+                outcomes.append(("done", out, self.clock, self.context, hist,
+                                 len(self.history)))
+            except Waiting:
+                outcomes.append(("waiting", None, None, None, hist, len(self.history)))
+            except WorkflowFault as f:
+                outcomes.append(("fault", f.error, self.clock, None, hist, len(self.history)))
+        if compete:
+            return self._compete(branches, outcomes, ref, entry, pending_mark, start_context)
+        faults = [(o[2], i) for i, o in enumerate(outcomes) if o[0] == "fault"]
+        if faults:
+            clock, i = min(faults)
+            del self.pending[pending_mark:]
+            self._abandon(outcomes, keep=None)
+            self.clock = clock
+            raise WorkflowFault(outcomes[i][1])
+        if any(o[0] == "waiting" for o in outcomes):
+            raise Waiting()
+        self.clock = max([start_clock] + [o[2] for o in outcomes])
+        return [o[1] for o in outcomes], None
+
+    def _compete(self, branches, outcomes, ref, entry, pending_mark, start_context):
+        previous = self.previous.get(entry["id"]) or {}
+        names = [task_name(item) for item in branches]
+        winner = None
+        if previous.get("winner") in names:
+            i = names.index(previous["winner"])
+            if outcomes[i][0] == "done":
+                winner = i
+        if winner is None:
+            done = [(o[2], i) for i, o in enumerate(outcomes) if o[0] == "done"]
+            if done:
+                winner = min(done)[1]
+        if winner is not None:
+            state, out, clock, context, _, _ = outcomes[winner]
+            del self.pending[pending_mark:]
+            self._abandon(outcomes, keep=winner)
+            self.clock, self.context = clock, context
+            entry["winner"] = names[winner]
+            return out, None
+        self.context = start_context
+        if all(o[0] == "fault" for o in outcomes):
+            clock, i = min((o[2], i) for i, o in enumerate(outcomes))
+            self.clock = clock
+            raise WorkflowFault(outcomes[i][1])
+        raise Waiting()
+
+    def _abandon(self, outcomes, keep):
+        for i, o in enumerate(outcomes):
+            if i != keep:
+                self.cancel_entries(o[4], o[5])
+
+    def task_try(self, name, task, ref, inp, scope, entry, descriptor):
+        catch = task.get("catch") or {}
+        retry = catch.get("retry")
+        if isinstance(retry, str):
+            retry = (self.uses.get("retries") or {})[retry]
+        as_name = catch.get("as", "error")
+        first_start = self.clock
+        attempt = 1
+        while True:
+            attempt_start = self.clock
+            attempt_scope = scope.try_attempt(attempt)
+            entry["attempts"] = attempt
+            try:
+                return self.run_list(task["try"], f"{ref}/try", inp, attempt_scope), None
+            except WorkflowFault as f:
+                error = f.error
+                variables = self.variables(scope, descriptor, inp, {as_name: error})
+                if not self._catches(catch, error, inp, variables, ref):
+                    raise
+                timer_id = attempt_scope.instance(f"{ref}/catch/retry")
+                delay = self._retry_delay(retry, attempt, timer_id, inp, variables, ref) \
+                    if retry else None
+                if delay is not None and self._retries(retry, error, attempt, delay,
+                                                       first_start, attempt_start, inp,
+                                                       variables, ref):
+                    self.activity(timer_id, "timer", f"{ref}/catch/retry",
+                                  lambda: {"seconds": delay, "purpose": "retry"})
+                    attempt += 1
+                    continue
+                if catch.get("do"):
+                    caught = scope.with_variables({as_name: error})
+                    return self.run_list(catch["do"], f"{ref}/catch/do", inp, caught), None
+                return inp, None
+
+    def _catches(self, catch, error, inp, variables, ref) -> bool:
+        wanted = (catch.get("errors") or {}).get("with") or {}
+        for key, expected in wanted.items():
+            actual = error.get("detail" if key == "details" else key)
+            if actual != expected:
+                return False
+        if "when" in catch and not truthy(self.expression(
+                evaluate, catch["when"], inp, variables, f"{ref}/catch/when", ref)):
+            return False
+        if "exceptWhen" in catch and truthy(self.expression(
+                evaluate, catch["exceptWhen"], inp, variables, f"{ref}/catch/exceptWhen", ref)):
+            return False
+        return True
+
+    def _retry_delay(self, retry, attempt, timer_id, inp, variables, ref) -> float:
+        """The wait after failed attempt ``attempt``: ``delay`` × 1 (constant), ×
+        attempt (linear) or × 2^(attempt-1) (exponential), plus a jitter drawn
+        deterministically (seeded by the retry timer's id) within ``jitter``."""
+        path = f"{ref}/catch/retry"
+        base = self.duration(retry["delay"], inp, variables, f"{path}/delay", ref) \
+            if "delay" in retry else 0.0
+        backoff = retry.get("backoff") or {}
+        if "exponential" in backoff:
+            base *= 2 ** (attempt - 1)
+        elif "linear" in backoff:
+            base *= attempt
+        jitter = retry.get("jitter")
+        if jitter:
+            low = self.duration(jitter["from"], inp, variables, f"{path}/jitter/from", ref)
+            high = self.duration(jitter["to"], inp, variables, f"{path}/jitter/to", ref)
+            base += random.Random(timer_id).uniform(min(low, high), max(low, high))
+        return round(base, 3)
+
+    def _retries(self, retry, error, attempt, delay, first_start, attempt_start, inp,
+                 variables, ref) -> bool:
+        """Whether failed attempt ``attempt`` is retried: ``limit.attempt.count`` is the
+        number of retries (attempts = count + 1); ``limit.duration`` bounds the time
+        from the first attempt's start to the next attempt's start;
+        ``limit.attempt.duration`` stops retrying after an attempt that lasted longer;
+        ``when``/``exceptWhen`` see the error as ``$error`` (or the ``catch.as`` name)."""
+        path = f"{ref}/catch/retry"
+        limit = retry.get("limit") or {}
+        count = (limit.get("attempt") or {}).get("count")
+        if count is not None and attempt > count:
+            return False
+        if "duration" in limit:
+            most = self.duration(limit["duration"], inp, variables, f"{path}/limit/duration",
+                                 ref)
+            if self.clock - first_start + delay > most:
+                return False
+        if "duration" in (limit.get("attempt") or {}):
+            most = self.duration(limit["attempt"]["duration"], inp, variables,
+                                 f"{path}/limit/attempt/duration", ref)
+            if self.clock - attempt_start > most:
+                return False
+        retry_variables = self.variables(variables.scope, variables.task, inp,
+                                         {**(variables.extra or {}), "error": error})
+        if "when" in retry and not truthy(self.expression(
+                evaluate, retry["when"], inp, retry_variables, f"{path}/when", ref)):
+            return False
+        if "exceptWhen" in retry and truthy(self.expression(
+                evaluate, retry["exceptWhen"], inp, retry_variables, f"{path}/exceptWhen",
+                ref)):
+            return False
+        return True
+
+    def task_raise(self, name, task, ref, inp, scope, entry, descriptor):
+        error = task["raise"]["error"]
+        if isinstance(error, str):
+            error = self.uses["errors"][error]
+        variables = self.variables(scope, descriptor, inp)
+        error = self.expression(evaluate_template, error, inp, variables, f"{ref}/raise/error",
+                                ref)
+        error = {k: v for k, v in error.items() if v is not None}
+        error.setdefault("instance", ref)
+        raise WorkflowFault(error)
+
+    # -- activities ------------------------------------------------------------------
+
+    def task_wait(self, name, task, ref, inp, scope, entry, descriptor):
+        variables = self.variables(scope, descriptor, inp)
+        seconds = self.duration(task["wait"], inp, variables, f"{ref}/wait", ref)
+        self.activity(scope.instance(ref), "timer", ref,
+                      lambda: {"seconds": seconds, "purpose": "wait"}, entry)
+        return inp, None
+
+    def task_emit(self, name, task, ref, inp, scope, entry, descriptor):
+        variables = self.variables(scope, descriptor, inp)
+
+        def spec():
+            event = self.expression(evaluate_template, task["emit"]["event"].get("with") or {},
+                                    inp, variables, f"{ref}/emit/event/with", ref)
+            return {"event": {"specversion": "1.0", **event}}
+
+        self.activity(scope.instance(ref), "emit", ref, spec, entry)
+        return inp, None
+
+    def task_listen(self, name, task, ref, inp, scope, entry, descriptor):
+        listen = task["listen"]
+        value = self.activity(scope.instance(ref), "listen", ref,
+                              lambda: {"to": listen["to"], "read": listen.get("read", "data")},
+                              entry)
+        events = value if isinstance(value, list) else [value]
+        foreach = task.get("foreach")
+        if not foreach:
+            return events, None
+        item_name, at = foreach.get("item", "item"), foreach.get("at", "index")
+        outputs = []
+        for i, event in enumerate(events):
+            iteration = scope.iteration(f"each={i}", {item_name: event, at: i})
+            out = event
+            if foreach.get("do"):
+                out = self.run_list(foreach["do"], f"{ref}/foreach/do", event, iteration)
+            out = self.task_output(foreach, out, event, f"{ref}/foreach", iteration,
+                                   descriptor)
+            outputs.append(out)
+        return outputs, None
+
+    def task_run(self, name, task, ref, inp, scope, entry, descriptor):
+        run = task["run"]
+        variables = self.variables(scope, descriptor, inp)
+        wait = run.get("await", True)
+        if "workflow" in run:
+            target = run["workflow"]
+
+            def spec():
+                given = self.expression(evaluate_template, target.get("input", inp), inp,
+                                        variables, f"{ref}/run/workflow/input", ref)
+                return {"name": target["name"], "namespace": target["namespace"],
+                        "version": target.get("version", "latest"), "input": given,
+                        "await": wait}
+
+            value = self.activity(scope.instance(ref), "workflow", ref, spec, entry)
+        else:
+            script = run["script"]
+
+            def spec():
+                evaluated = self.expression(
+                    evaluate_template, {k: script.get(k) for k in
+                                        ("arguments", "environment", "stdin")},
+                    inp, variables, f"{ref}/run/script", ref)
+                return {"language": SCRIPT_LANGUAGES[script["language"]],
+                        "code": script["code"], "arguments": evaluated["arguments"] or [],
+                        "environment": evaluated["environment"] or {},
+                        "stdin": evaluated["stdin"], "return": run.get("return", "stdout"),
+                        "await": wait}
+
+            value = self.activity(scope.instance(ref), "script", ref, spec, entry)
+        return (value if wait else inp), None
+
+    def task_call(self, name, task, ref, inp, scope, entry, descriptor):
+        call = task["call"]
+        variables = self.variables(scope, descriptor, inp)
+        if call == "http":
+            return self._http(task["with"], ref, inp, scope, entry, variables), None
+        function = (self.uses.get("functions") or {}).get(call)
+        args = task.get("with")
+        given = inp if args is None else self.expression(
+            evaluate_template, args, inp, variables, f"{ref}/with", ref)
+        if function is not None:
+            return self._custom_function(call, function, ref, given, scope, entry,
+                                         descriptor), None
+        return self._dispatch_function(call, given, task, ref, scope, entry), None
+
+    def _dispatch_function(self, function, given, task, ref, scope, entry):
+        tags = ((task.get("metadata") or {}).get("tags")) or {}
+        return self.activity(scope.instance(ref), "function", ref,
+                             lambda: {"function": function, "input": given,
+                                      "tags": dict(tags)}, entry)
+
+    def _custom_function(self, fname, function, ref, given, scope, entry, descriptor):
+        """A function under ``use.functions``: its task definition runs in place of the
+        call (its activities carry the call site's id), with its own input and output
+        handling; ``{call: dispatch, with: {function: N}}`` is the Dispatch function N."""
+        if function.get("call") == "dispatch":
+            return self._dispatch_function(function["with"]["function"], given, function,
+                                           ref, scope, entry)
+        fref = f"/use/functions/{fname}"
+        variables = self.variables(scope, descriptor, given)
+        finp = self.task_input(function, given, ref, variables)
+        body = getattr(self, f"task_{task_kind(function)}")
+        out, _ = body(fname, function, ref, finp, scope, entry, descriptor)
+        return self.task_output(function, out, finp, ref, scope, descriptor)
+
+    def _http(self, args, ref, inp, scope, entry, variables):
+        def spec():
+            path = f"{ref}/with"
+            endpoint = args["endpoint"]
+            auth = None
+            if isinstance(endpoint, dict):
+                auth = endpoint.get("authentication")
+                endpoint = endpoint["uri"]
+            if is_expression(endpoint):
+                url = self.expression(evaluate, endpoint, inp, variables, f"{path}/endpoint",
+                                      ref)
+                if not isinstance(url, str):
+                    raise fault("expression", f"{path}/endpoint: the endpoint expression "
+                                              f"gave {type(url).__name__}, not a string", ref)
+            else:
+                try:
+                    url = expand_uri_template(endpoint, inp)
+                except ExpressionError as e:
+                    raise fault("expression", f"{path}/endpoint: {e}", ref) from None
+            rest = self.expression(evaluate_template, {k: args.get(k) for k in
+                                                       ("method", "headers", "query", "body")},
+                                   inp, variables, path, ref)
+            headers = dict(rest["headers"] or {})
+            if auth is not None:
+                headers["Authorization"] = self._authorization(auth, inp, variables, ref)
+            return {"method": str(rest["method"]).upper(), "endpoint": url,
+                    "headers": headers, "query": rest["query"] or {}, "body": rest["body"],
+                    "output": args.get("output", "content"),
+                    "redirect": bool(args.get("redirect", False))}
+
+        return self.activity(scope.instance(ref), "http", ref, spec, entry)
+
+    def _authorization(self, auth, inp, variables, ref) -> str:
+        """The ``Authorization`` header of a basic or bearer policy."""
+        if "use" in auth:
+            auth = self.uses["authentications"][auth["use"]]
+        path = f"{ref}/with/endpoint/authentication"
+        for scheme in ("basic", "bearer"):
+            policy = auth.get(scheme)
+            if policy is None:
+                continue
+            if isinstance(policy, dict) and "use" in policy:
+                secret = self.secrets.get(policy["use"])
+                if not isinstance(secret, dict):
+                    raise fault("authorization", f"secret {policy['use']!r} is not available",
+                                ref)
+                policy = secret
+            policy = self.expression(evaluate_template, policy, inp, variables, path, ref)
+            if scheme == "basic":
+                raw = f"{policy.get('username', '')}:{policy.get('password', '')}"
+                return "Basic " + base64.b64encode(raw.encode()).decode()
+            token = policy.get("token") if isinstance(policy, dict) else policy
+            return f"Bearer {token}"
+        raise fault("configuration", f"{path}: no basic or bearer policy", ref)
