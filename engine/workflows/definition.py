@@ -153,11 +153,29 @@ def timeout_seconds(timeout: Any, uses: dict) -> float | None:
     return durations.seconds(timeout["after"])
 
 
+_CALL_TITLES = {"CallAsyncAPI": "asyncapi", "CallGRPC": "grpc", "CallHTTP": "http",
+                "CallOpenAPI": "openapi", "CallA2A": "a2a", "CallMCP": "mcp",
+                "CallFunction": "*"}
+
+
 @lru_cache(maxsize=1)
-def _validator() -> jsonschema.protocols.Validator:
+def _validators():
+    """The schema's validators: the document with task lists left shallow, and one per
+    task kind (and per call kind). Validating each task against its own kind's schema
+    once, instead of the schema's ``oneOf`` over every kind at every depth, keeps a
+    1,000-task document to well under a second."""
     text = resources.files("engine.workflows").joinpath("schema/workflow.yaml").read_text()
     schema = yaml.safe_load(text)
-    return jsonschema.Draft202012Validator(schema)
+    shallow = copy.deepcopy(schema)
+    shallow["$defs"]["taskList"]["items"]["additionalProperties"] = {"type": "object"}
+    root = jsonschema.Draft202012Validator(shallow)
+    base = schema["$id"]
+    kinds = {k: root.evolve(schema={"$ref": f"{base}#/$defs/{k}Task"})
+             for k in TASK_KINDS if k != "call"}
+    calls = {_CALL_TITLES[alt["title"]]: root.evolve(
+                 schema={"$ref": f"{base}#/$defs/callTask/oneOf/{i}"})
+             for i, alt in enumerate(schema["$defs"]["callTask"]["oneOf"])}
+    return root, kinds, calls
 
 
 def load(document: dict) -> Workflow:
@@ -166,12 +184,29 @@ def load(document: dict) -> Workflow:
     if not isinstance(document, dict):
         raise InvalidInput("/: a workflow definition must be an object")
     document = copy.deepcopy(document)
-    _Checker(document).check_structure()
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+    checker = _Checker(document)
+    checker.check_structure()
+    root, kinds, calls = _validators()
+    error = _best(root.iter_errors(document))
     if error is not None:
         raise InvalidInput(f"{_pointer(error.absolute_path)}: {error.message}")
-    _Checker(document).check()
+    for path, task in checker.tasks():
+        kind = task_kind(task)
+        validator = (calls.get(task["call"], calls["*"]) if kind == "call" else kinds[kind])
+        error = _best(validator.iter_errors(task))
+        if error is not None:
+            where = _pointer(error.absolute_path) if error.absolute_path else ""
+            raise InvalidInput(f"{path}{where}: {error.message}")
+    checker.check()
     return Workflow(document)
+
+
+def _best(errors) -> jsonschema.ValidationError | None:
+    """The most telling schema error: a property "not evaluated" only because its own
+    value was invalid says less than that value's error."""
+    errors = list(errors)
+    telling = [e for e in errors if e.validator != "unevaluatedProperties"]
+    return jsonschema.exceptions.best_match(telling or errors)
 
 
 def _pointer(path) -> str:
@@ -204,6 +239,19 @@ class _Checker:
                 if not isinstance(task, dict) or task_kind(task) is None:
                     _fail(f"{path}/{i}/{name}", "not a task: expected one of "
                           + ", ".join(sorted(TASK_KINDS)))
+
+    def tasks(self) -> Iterator[tuple[str, dict]]:
+        """Every task of the document's task lists (also inside ``use.functions``)."""
+        roots = [(self.document.get("do"), "/do")]
+        for name, function in (self.uses.get("functions") or {}).items():
+            if isinstance(function, dict):
+                roots.extend((sub, subpath) for sub, subpath in
+                             _children(function, f"/use/functions/{name}"))
+        for items, path in roots:
+            for lpath, lst in self._task_lists_raw(items, path):
+                for i, item in enumerate(lst):
+                    name, task = next(iter(item.items()))
+                    yield f"{lpath}/{i}/{name}", task
 
     def _task_lists_raw(self, items, path) -> Iterator[tuple[str, Any]]:
         yield path, items
