@@ -167,38 +167,45 @@ class TaskKinds:
                 self.cancel_entries(o[4], o[5])
 
     def task_try(self, name, task, ref, inp, scope, entry, descriptor):
+        """Run the ``try`` list; an error the ``catch`` matches (``errors.with``,
+        ``when``, ``exceptWhen``) runs ``catch.do`` (on the attempt's input, with the
+        error as ``$error`` or the ``as`` name; its output is the try's output, or with a
+        retry, the next attempt's input). With a ``retry`` policy the attempt is retried
+        after the backoff delay while the policy allows, and once it does not the error
+        propagates (as the reference implementation does). Without a policy the error is
+        caught: the output is catch.do's, or the input."""
         catch = task.get("catch") or {}
         retry = catch.get("retry")
         if isinstance(retry, str):
             retry = (self.uses.get("retries") or {})[retry]
         as_name = catch.get("as", "error")
         first_start = self.clock
-        attempt = 1
+        attempt, data = 1, inp
         while True:
             attempt_start = self.clock
             attempt_scope = scope.try_attempt(attempt)
             entry["attempts"] = attempt
             try:
-                return self.run_list(task["try"], f"{ref}/try", inp, attempt_scope), None
+                return self.run_list(task["try"], f"{ref}/try", data, attempt_scope), None
             except WorkflowFault as f:
                 error = f.error
-                variables = self.variables(scope, descriptor, inp, {as_name: error})
-                if not self._catches(catch, error, inp, variables, ref):
+                variables = self.variables(scope, descriptor, data, {as_name: error})
+                if not self._catches(catch, error, data, variables, ref):
                     raise
-                timer_id = attempt_scope.instance(f"{ref}/catch/retry")
-                delay = self._retry_delay(retry, attempt, timer_id, inp, variables, ref) \
-                    if retry else None
-                if delay is not None and self._retries(retry, error, attempt, delay,
-                                                       first_start, attempt_start, inp,
-                                                       variables, ref):
-                    self.activity(timer_id, "timer", f"{ref}/catch/retry",
-                                  lambda: {"seconds": delay, "purpose": "retry"})
-                    attempt += 1
-                    continue
+                handled = data
                 if catch.get("do"):
-                    caught = scope.with_variables({as_name: error})
-                    return self.run_list(catch["do"], f"{ref}/catch/do", inp, caught), None
-                return inp, None
+                    caught = attempt_scope.with_variables({as_name: error})
+                    handled = self.run_list(catch["do"], f"{ref}/catch/do", data, caught)
+                if not retry:
+                    return handled, None
+                timer_id = attempt_scope.instance(f"{ref}/catch/retry")
+                delay = self._retry_delay(retry, attempt, timer_id, data, variables, ref)
+                if not self._retries(retry, error, attempt, delay, first_start,
+                                     attempt_start, data, variables, ref):
+                    raise
+                self.activity(timer_id, "timer", f"{ref}/catch/retry",
+                              lambda: {"seconds": delay, "purpose": "retry"})
+                attempt, data = attempt + 1, handled
 
     def _catches(self, catch, error, inp, variables, ref) -> bool:
         wanted = (catch.get("errors") or {}).get("with") or {}
