@@ -33,6 +33,7 @@ import yaml
 
 from engine.sources import pack
 
+from . import yaml12
 from .function_spec import read_json_schema
 
 
@@ -194,7 +195,7 @@ def _documents(path: str) -> list[tuple[int, Any]]:
     """``(number, document)`` for each non-empty document, numbered from 1 as in the file."""
     try:
         with open(path, encoding="utf-8") as f:
-            raw = list(yaml.safe_load_all(f))
+            raw = list(yaml12.load_all(f))
     except OSError as exc:
         raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -286,7 +287,7 @@ def _definition(document: Document, path_value: Any, workdir: str) -> dict[str, 
     path = os.path.join(workdir, path_value)
     try:
         with open(path, encoding="utf-8") as f:
-            definition = yaml.safe_load(f)
+            definition = yaml12.load(f)
     except OSError as exc:
         raise click.ClickException(
             f"{document.label}: definitionPath {path_value}: cannot read {path}: "

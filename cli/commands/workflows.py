@@ -19,7 +19,7 @@ from typing import Any
 import click
 import yaml
 
-from .. import options
+from .. import options, yaml12
 from ..output import Column, field, show, show_document, show_outcome, timestamp
 from .create import create
 from .delete import delete
@@ -54,7 +54,7 @@ def read_definition(path: str) -> dict[str, Any]:
     """The workflow document in ``path`` (YAML or JSON), checked to be a mapping."""
     try:
         with open(path, encoding="utf-8") as f:
-            document = yaml.safe_load(f)
+            document = yaml12.load(f)
     except OSError as exc:
         raise click.BadParameter(f"cannot read {path}: {exc.strerror or exc}",
                                  param_hint="FILE") from None

@@ -321,9 +321,10 @@ def test_cancel_stops_a_waiting_execution_and_a_finished_one_is_a_409(base):
 
 
 def test_suspend_holds_an_execution_until_resumed(base, server):
-    create(base, "pausable", doc("pausable", [{"nap": {"wait": {"seconds": 1}}},
+    create(base, "pausable", doc("pausable", [{"nap": {"wait": {"seconds": 3}}},
                                               {"next": {"set": {"done": True}}}]))
     execution = start(base, "pausable", {}, blocking=False)
+    wait_execution(base, execution["name"], ("waiting",))  # its timer is set
     r = requests.post(f"{base}/v1/executions/{execution['name']}/suspend")
     assert r.status_code == 200 and r.json()["status"] == "suspended"
     # the timer fires meanwhile; its result is recorded, but nothing goes on

@@ -1,0 +1,36 @@
+"""YAML with YAML 1.2's booleans: only ``true`` and ``false`` (any case).
+
+PyYAML follows YAML 1.1, where ``on``, ``off``, ``yes`` and ``no`` are booleans too, so a
+workflow's ``schedule: {on: …}`` would arrive as ``{true: …}``. Workflow documents (and
+the seed files that may hold them) are read with this loader instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import IO, Any, Iterator
+
+import yaml
+
+
+class Loader(yaml.SafeLoader):
+    """:class:`yaml.SafeLoader` resolving only true/false as booleans."""
+
+
+Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+Loader.add_implicit_resolver("tag:yaml.org,2002:bool",
+                             re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                             list("tTfF"))
+
+
+def load(stream: str | IO[str]) -> Any:
+    """One document."""
+    return yaml.load(stream, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def load_all(stream: str | IO[str]) -> Iterator[Any]:
+    """Every document of a multi-document stream."""
+    return yaml.load_all(stream, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
