@@ -36,7 +36,7 @@ import requests
 
 from .. import entities as E
 from ..errors import Conflict, DispatchError, InvalidInput, NotFound, StaleRevision
-from ..events import normalize
+from ..cloudevents import normalize
 from ..jobs import ADVANCE_EXECUTION, RUN_ACTIVITY, Jobs
 from ..store import Store
 from ..workflows.problems import ERRORS
@@ -276,7 +276,8 @@ class ActivityService:
                 self.finish(record, error=problem("runtime", 404, "Workflow not found",
                                                   exc.message, record["reference"]))
             except (InvalidInput, Conflict) as exc:
-                self.finish(record, error=problem("validation", exc.status,
+                status = 409 if isinstance(exc, Conflict) else 400
+                self.finish(record, error=problem("validation", status,
                                                   "Invalid sub-workflow input",
                                                   exc.message, record["reference"]))
             return  # the child's end queues this job again
@@ -302,7 +303,7 @@ class ActivityService:
         try:
             value = self.scripts.run(record["spec"])
         except DispatchError as exc:
-            self.finish(record, error=problem("runtime", exc.status, "Script failed",
+            self.finish(record, error=problem("runtime", 500, "Script failed",
                                               exc.message, record["reference"]))
             return
         self.finish(record, value=value)

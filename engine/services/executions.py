@@ -35,7 +35,7 @@ from .. import entities as E
 from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
 from ..jobs import ADVANCE_EXECUTION, RUN_ACTIVITY, Jobs
 from ..store import Store
-from ..waiter import SettleWaiter
+from ..store.waiter import SettleWaiter
 from ..workflows.definition import Workflow, load
 from ..workflows.interpreter import ActivityResult, Limits, interpret
 

@@ -3,7 +3,7 @@
 
 Every start is named from what caused it, so a cause seen twice starts one execution:
 
-* ``cron`` / ``every``: the scheduler's leader (:mod:`engine.event_scheduler`, the same
+* ``cron`` / ``every``: the scheduler's leader (:mod:`engine.scheduler.event_scheduler`, the same
   HA pass that fires cron event drivers) starts one execution per due time, named from
   (workflow id, scheduled time); a cursor entity (``Schedule`` ``workflow.<name>``)
   advances by compare-and-swap after the starts, so two schedulers or a leader killed
@@ -27,7 +27,7 @@ from typing import Any
 from croniter import croniter
 
 from .. import entities as E
-from ..cron import due_times, iso
+from ..scheduler.cron import due_times, iso
 from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
 from ..store import Store
 from ..workflows import durations

@@ -60,13 +60,14 @@ import time
 from typing import Callable
 
 from .. import entities as E
-from ..cache import EntityCache
+from ..store.cache import EntityCache
 from ..errors import NotFound, StaleRevision
-from ..jobs import (ADVANCE_EXECUTION, RUN_ACTIVITY, BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
-                    DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT, EXECUTE_RUN,
-                    SYNC_API, SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
+from ..jobs import (ADVANCE_EXECUTION, BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION,
+                    DELETE_BASE_IMAGE, DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT,
+                    EXECUTE_RUN, RUN_ACTIVITY, SYNC_API, SYNC_EVENT_DRIVER,
+                    SYNC_SUBSCRIPTION, Jobs)
 from ..store import Store
-from .runs import notify_settled, system_error
+from ..services.runs import notify_settled, system_error
 
 log = logging.getLogger("dispatch.reconciler")
 
