@@ -23,8 +23,10 @@ problem (``/do/1/check/switch/0/high/when: jq compile error: …``):
    reusable errors, retries, timeouts and authentications that are named exist; every
    duration parses.
 
-A function declared under ``use.functions`` as ``{call: dispatch, with: {function:
-NAME}}`` is the Dispatch function ``NAME`` (so a workflow can give it another name).
+Dispatch functions can also be named explicitly: a task ``{call: dispatch, with:
+{function: NAME, input: …}}``, or a function declared under ``use.functions`` as
+``{call: dispatch, with: {function: NAME}}`` (so a workflow can give it another name;
+the call site's ``with`` is the input).
 """
 
 from __future__ import annotations

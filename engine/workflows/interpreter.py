@@ -55,6 +55,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
 import jsonschema
@@ -141,6 +142,10 @@ def interpret(workflow: Workflow, input: Any, results: Mapping[str, ActivityResu
                    limits).run(cancelled)
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+@lru_cache(maxsize=65536)
 def _epoch(value: str | None) -> float | None:
     if not value:
         return None
@@ -213,6 +218,8 @@ class _Replay(TaskKinds):
         self.secrets = dict(secrets)
         self.pending: list[Activity] = []
         self.history: list[dict] = []
+        #: ``$authorization`` ({scheme, parameter}) of http tasks, by instance id
+        self.authorizations: dict[str, dict] = {}
         self.context: Any = {}
         execution = (runtime or {}).get("execution") or {}
         started = execution.get("startedAt") or min(
@@ -356,7 +363,9 @@ class _Replay(TaskKinds):
 
     def task_output(self, task: dict, out: Any, inp: Any, ref: str, scope: Scope,
                     descriptor: dict) -> Any:
-        variables = _Variables(self, scope, descriptor, input=inp)
+        authorization = self.authorizations.get(scope.instance(ref))
+        variables = _Variables(self, scope, descriptor, input=inp,
+                               extra={"authorization": authorization} if authorization else None)
         spec = task.get("output") or {}
         if spec.get("as") is not None:
             out = self.expression(evaluate_field, spec["as"], out, variables,
@@ -490,7 +499,7 @@ class _Replay(TaskKinds):
             return
         if isinstance(value, str) and len(value) * 4 < self.limits.max_state_bytes:
             return
-        size = len(json.dumps(value, separators=(",", ":"), default=str))
+        size = len(_JSON.encode(value))
         if size > self.limits.max_state_bytes:
             self.limit(f"{what} is {size} bytes of JSON; the limit is "
                        f"{self.limits.max_state_bytes} (max_state_bytes)", ref)

@@ -6,8 +6,11 @@ transformed input and returns ``(raw output, flow directive or None)``.
 Activity specs (``Activity.spec``) by kind, every expression already evaluated:
 
 - ``function`` — ``{"function": name, "input": any, "tags": {}}``: a ``call:`` of a
-  Dispatch function (``with`` is its input; without ``with``, the task's input);
-  ``tags`` are the task's ``metadata.tags`` if any.
+  Dispatch function (``with`` is its input; without ``with``, the task's input), or
+  ``call: dispatch`` with ``with: {function: NAME, input: …}`` (input defaults to the
+  task's input), or a name declared under ``use.functions`` as ``{call: dispatch, with:
+  {function: NAME}}`` (the call site's ``with`` is the input); ``tags`` are the task's
+  ``metadata.tags`` if any.
 - ``http`` — ``{"method" (upper case), "endpoint" (final URL), "headers", "query",
   "body", "output": "content|response|raw", "redirect": bool}``; an endpoint
   ``authentication`` (basic or bearer, inline, ``use:``d, or from a secret) becomes the
@@ -364,17 +367,32 @@ class TaskKinds:
             return self._http(task["with"], ref, inp, scope, entry, variables), None
         function = (self.uses.get("functions") or {}).get(call)
         args = task.get("with")
-        given = inp if args is None else self.expression(
-            evaluate_template, args, inp, variables, f"{ref}/with", ref)
+
+        def given():
+            return inp if args is None else self.expression(
+                evaluate_template, args, inp, variables, f"{ref}/with", ref)
+
         if function is not None:
-            return self._custom_function(call, function, ref, given, scope, entry,
+            return self._custom_function(call, function, ref, given(), scope, entry,
                                          descriptor), None
+        if call == "dispatch":
+            # call: dispatch, with: {function: NAME, input: ANY}
+            def given():
+                if "input" not in args:
+                    return inp
+                return self.expression(evaluate_template, args["input"], inp, variables,
+                                       f"{ref}/with/input", ref)
+            return self._dispatch_function(args["function"], given, task, ref, scope,
+                                           entry), None
         return self._dispatch_function(call, given, task, ref, scope, entry), None
 
     def _dispatch_function(self, function, given, task, ref, scope, entry):
+        """Ask for the Dispatch function ``function``; ``given()`` is its input (only
+        evaluated when the activity is asked for: a replay over a recorded result does
+        not re-evaluate the arguments)."""
         tags = ((task.get("metadata") or {}).get("tags")) or {}
         return self.activity(scope.instance(ref), "function", ref,
-                             lambda: {"function": function, "input": given,
+                             lambda: {"function": function, "input": given(),
                                       "tags": dict(tags)}, entry)
 
     def _custom_function(self, fname, function, ref, given, scope, entry, descriptor):
@@ -382,8 +400,8 @@ class TaskKinds:
         call (its activities carry the call site's id), with its own input and output
         handling; ``{call: dispatch, with: {function: N}}`` is the Dispatch function N."""
         if function.get("call") == "dispatch":
-            return self._dispatch_function(function["with"]["function"], given, function,
-                                           ref, scope, entry)
+            return self._dispatch_function(function["with"]["function"], lambda: given,
+                                           function, ref, scope, entry)
         fref = f"/use/functions/{fname}"
         variables = self.variables(scope, descriptor, given)
         finp = self.task_input(function, given, ref, variables)
@@ -392,12 +410,18 @@ class TaskKinds:
         return self.task_output(function, out, finp, ref, scope, descriptor)
 
     def _http(self, args, ref, inp, scope, entry, variables):
+        endpoint = args["endpoint"]
+        authorization = None
+        if isinstance(endpoint, dict) and endpoint.get("authentication") is not None:
+            authorization = self._authorization(endpoint["authentication"], inp, variables, ref)
+            scheme, _, parameter = authorization.partition(" ")
+            self.authorizations[scope.instance(ref)] = {"scheme": scheme,
+                                                        "parameter": parameter}
+
         def spec():
             path = f"{ref}/with"
             endpoint = args["endpoint"]
-            auth = None
             if isinstance(endpoint, dict):
-                auth = endpoint.get("authentication")
                 endpoint = endpoint["uri"]
             if is_expression(endpoint):
                 url = self.expression(evaluate, endpoint, inp, variables, f"{path}/endpoint",
@@ -414,8 +438,8 @@ class TaskKinds:
                                                        ("method", "headers", "query", "body")},
                                    inp, variables, path, ref)
             headers = dict(rest["headers"] or {})
-            if auth is not None:
-                headers["Authorization"] = self._authorization(auth, inp, variables, ref)
+            if authorization is not None:
+                headers["Authorization"] = authorization
             return {"method": str(rest["method"]).upper(), "endpoint": url,
                     "headers": headers, "query": rest["query"] or {}, "body": rest["body"],
                     "output": args.get("output", "content"),
