@@ -29,6 +29,7 @@ from .services.ingest import IngestService
 from .scheduler.reconciler import Reconciler
 from .services.routes import RouteTable
 from .services.runs import RunService
+from .services.scripts import ScriptRunner
 from .services.secrets import SecretService
 from .services.subscriptions import SubscriptionService
 from .services.workflow_triggers import WorkflowTriggers
@@ -89,7 +90,7 @@ class Dispatch:
             self.store, jobs, self.secrets.resolve,
             retention_seconds=settings.execution_retention_seconds)
         self.activities = ActivityService(self.store, jobs, self.runs, self.executions,
-                                          self.events.emit)
+                                          self.events.emit, scripts=ScriptRunner(sandbox))
         self.listeners = ListenerService(self.store, self.activities.finish)
         self.workflow_triggers = WorkflowTriggers(self.store, self.executions,
                                                   grace=2 * settings.cron_seconds

@@ -426,3 +426,21 @@ def test_gateway_route_to_a_workflow_answers_with_its_output(base, functions):
         requests.post(f"{base}/default/gw", json={"n": 5})), what="the route")
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"n": 7}
+
+
+def test_run_script_runs_sandboxed_code(base):
+    create(base, "scripted", doc("scripted", [
+        {"compute": {"run": {"script": {
+            "language": "python", "arguments": ["${ .n | tostring }"],
+            "code": "import sys, json\nprint(json.dumps({'double': 2 * int(sys.argv[1])}))"}}}},
+        {"parse": {"set": {"result": "${ fromjson }"}}},
+    ]))
+    execution = start(base, "scripted", {"n": 21})
+    assert execution["status"] == "completed", execution
+    assert execution["output"] == {"result": {"double": 42}}
+    create(base, "offline", doc("offline", [
+        {"reach": {"run": {"script": {"language": "python", "code":
+            "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:6379', timeout=2)"}}}}]))
+    faulted = start(base, "offline", {})
+    assert faulted["status"] == "faulted"  # no network in the sandbox
+    assert faulted["error"]["type"].endswith("/errors/runtime")
