@@ -39,10 +39,9 @@ from importlib import resources
 from typing import Any, Iterator
 
 import jsonschema
-import yaml
 
 from engine.errors import InvalidInput
-from engine.workflows import durations
+from engine.workflows import durations, yaml12
 from engine.workflows.expressions import ExpressionError, compile_expression, expressions_in
 
 #: task kinds, in the order a task's kind is recognized (``for`` before ``do``)
@@ -167,7 +166,7 @@ def _validators():
     once, instead of the schema's ``oneOf`` over every kind at every depth, keeps a
     1,000-task document to well under a second."""
     text = resources.files("engine.workflows").joinpath("schema/workflow.yaml").read_text()
-    schema = yaml.safe_load(text)
+    schema = yaml12.load(text)  # the schema has an `on` property (schedule.on)
     shallow = copy.deepcopy(schema)
     shallow["$defs"]["taskList"]["items"]["additionalProperties"] = {"type": "object"}
     root = jsonschema.Draft202012Validator(shallow)
@@ -231,6 +230,11 @@ class _Checker:
     # -- structure (before the schema, for clearer messages) -------------------------
 
     def check_structure(self) -> None:
+        schedule = self.document.get("schedule")
+        if isinstance(schedule, dict) and True in schedule:
+            _fail("/schedule", "the key `on` was read as the boolean true (YAML 1.1): read "
+                               "workflow documents with YAML 1.2 booleans "
+                               "(engine.workflows.yaml12.load)")
         for path, items in self._task_lists_raw(self.document.get("do"), "/do"):
             if not isinstance(items, list):
                 _fail(path, "a task list must be a list of single-key objects {name: task}")

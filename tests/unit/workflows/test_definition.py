@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from engine.errors import InvalidInput
+from engine.workflows import yaml12
 from engine.workflows.definition import load
 
 from .driver import document
@@ -49,7 +50,7 @@ SUPPORTED = [name for name in ALL if name not in UNSUPPORTED]
 
 
 def example(name: str) -> dict:
-    return yaml.safe_load((EXAMPLES / name).read_text())
+    return yaml12.load((EXAMPLES / name).read_text())
 
 
 def test_the_examples_are_all_accounted_for():
@@ -177,3 +178,13 @@ def test_a_thousand_tasks_load():
     branches = [{f"b{i}": {"call": "echo", "with": {"i": "${ .x }"}}} for i in range(1000)]
     wf = load(document([{"fan": {"fork": {"branches": branches}}}]))
     assert len(wf.document["do"][0]["fan"]["fork"]["branches"]) == 1000
+
+
+def test_schedule_on_loads_from_json_and_yaml_1_2_but_not_yaml_1_1():
+    on = {"one": {"with": {"type": "t"}}}
+    assert load(document([{"a": {"set": {"v": 1}}}], schedule={"on": on})).schedule == {"on": on}
+    text = (EXAMPLES / "schedule-event-driven.yaml").read_text()
+    assert "on" in load(yaml12.load(text)).schedule
+    with pytest.raises(InvalidInput) as e:
+        load(yaml.safe_load(text))
+    assert e.value.message.startswith("/schedule: the key `on` was read as the boolean true")
