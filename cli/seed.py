@@ -32,8 +32,8 @@ import click
 import yaml
 
 from engine.sources import pack
+from engine.workflows import yaml12
 
-from . import yaml12
 from .function_spec import read_json_schema
 
 
@@ -195,7 +195,8 @@ def _documents(path: str) -> list[tuple[int, Any]]:
     """``(number, document)`` for each non-empty document, numbered from 1 as in the file."""
     try:
         with open(path, encoding="utf-8") as f:
-            raw = list(yaml12.load_all(f))
+            # YAML 1.2 booleans: a Workflow's `schedule: {on: …}` stays `on`
+            raw = list(yaml.load_all(f, Loader=yaml12.Loader))  # noqa: S506 - safe
     except OSError as exc:
         raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

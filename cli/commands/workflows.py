@@ -19,7 +19,9 @@ from typing import Any
 import click
 import yaml
 
-from .. import options, yaml12
+from engine.workflows import yaml12
+
+from .. import options
 from ..output import Column, field, show, show_document, show_outcome, timestamp
 from .create import create
 from .delete import delete

@@ -38,6 +38,7 @@ from ..store import Store
 from ..store.waiter import SettleWaiter
 from ..workflows.definition import Workflow, load
 from ..workflows.interpreter import ActivityResult, Limits, interpret
+from .listeners import remove_of_execution
 
 log = logging.getLogger("dispatch.executions")
 
@@ -253,9 +254,14 @@ class ExecutionService:
                 self.jobs.submit(ADVANCE_EXECUTION, key, delay=wait)
                 return
             records = activity_records(self.store, org, name)
-            outcome = self._replay(execution, records)
             started = {r["activityId"] for r in records}
-            changed = self._apply(execution, outcome)
+            finished = sum(1 for r in records if r["status"] in (SUCCEEDED, FAILED))
+            if (execution["status"] != PENDING and not execution.get("cancelRequested")
+                    and execution.get("resultsApplied") == finished
+                    and started.issuperset(execution.get("pendingActivities") or ())):
+                return  # the state already reflects every result: nothing to replay
+            outcome = self._replay(execution, records)
+            changed = self._apply(execution, outcome, finished)
             if changed is not None:
                 try:
                     execution = self.store.update(changed)
@@ -298,13 +304,17 @@ class ExecutionService:
         names = (workflow.document.get("use") or {}).get("secrets") or []
         return {n: self.resolve_secrets(execution["organizationId"], [n]) for n in names}
 
-    def _apply(self, execution: E.Entity, outcome) -> E.Entity | None:
-        """The execution with the outcome applied, or None if nothing changed."""
+    def _apply(self, execution: E.Entity, outcome, finished: int) -> E.Entity | None:
+        """The execution with the outcome applied, or None if nothing changed.
+
+        :param finished: how many recorded results the outcome reflects
+        """
         status = outcome.status
         if execution["status"] == SUSPENDED and status not in FINISHED:
             status = SUSPENDED
         new = {"status": status, "tasks": outcome.history, "output": outcome.output,
-               "error": outcome.error}
+               "error": outcome.error, "resultsApplied": finished,
+               "pendingActivities": [a.id for a in outcome.pending]}
         if all(execution.get(k) == v for k, v in new.items()):
             return None
         now = time.time()
@@ -359,6 +369,7 @@ class ExecutionService:
                 self.store.delete(E.ACTIVITY, org, record["name"])
             except NotFound:
                 pass
+        remove_of_execution(self.store, execution)
         self.store.delete(E.EXECUTION, org, name, revision=execution["revision"])
 
     def close(self) -> None:
