@@ -28,7 +28,12 @@ _BUILTIN_VARIABLES = {"__loc__", "ENV", "__prog_args", "__v", "__d"}
 
 
 class ExpressionError(Exception):
-    """An expression failed to compile or to evaluate; the message is jq's."""
+    """An expression failed to compile or to evaluate; the message is jq's. ``where`` is
+    the JSON path of the failing string inside an evaluated template (or ``""``)."""
+
+    def __init__(self, message: str, where: str = ""):
+        super().__init__(message)
+        self.where = where
 
 
 def is_expression(value: Any) -> bool:
@@ -98,9 +103,23 @@ def evaluate_template(value: Any, data: Any, variables) -> Any:
     if isinstance(value, str):
         return evaluate(value, data, variables) if is_expression(value) else value
     if isinstance(value, dict):
-        return {k: evaluate_template(v, data, variables) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            try:
+                out[k] = evaluate_template(v, data, variables)
+            except ExpressionError as e:
+                e.where = f"/{_escape(str(k))}{e.where}"
+                raise
+        return out
     if isinstance(value, list):
-        return [evaluate_template(v, data, variables) for v in value]
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(evaluate_template(v, data, variables))
+            except ExpressionError as e:
+                e.where = f"/{i}{e.where}"
+                raise
+        return out
     return value
 
 

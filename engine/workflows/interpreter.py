@@ -449,7 +449,7 @@ class _Replay(TaskKinds):
         settled = bool(previous and previous.get("status") == "completed")
         timer = self.results.get(timer_id)
         fired = None
-        if timer is not None and not settled:
+        if timer is not None and timer.ok and not settled:  # a cancelled timer never fired
             fired = _epoch(timer.finished)
             if fired is None:
                 started = _epoch(timer.started)
@@ -462,8 +462,9 @@ class _Replay(TaskKinds):
                 del self.pending[mark:]
                 self.clock = max(self.clock, fired)
                 raise WorkflowFault(error) from None
-            self.pending.append(Activity(timer_id, "timer", timer_ref,
-                                         {"seconds": seconds, "purpose": "timeout"}))
+            if timer is None:
+                self.pending.append(Activity(timer_id, "timer", timer_ref,
+                                             {"seconds": seconds, "purpose": "timeout"}))
             raise
         except WorkflowFault:
             if fired is not None and self.clock > fired:
@@ -481,7 +482,7 @@ class _Replay(TaskKinds):
         try:
             return how(text, data, variables)
         except ExpressionError as e:
-            raise fault("expression", f"{path}: {e}", ref) from None
+            raise fault("expression", f"{path}{e.where}: {e}", ref) from None
 
     def validate(self, value: Any, schema: dict, ref: str, what: str) -> None:
         try:

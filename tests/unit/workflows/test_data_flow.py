@@ -133,7 +133,7 @@ def test_an_expression_failing_at_run_time_faults_naming_the_task():
     assert outcome.error["type"] == error_type("expression")
     assert outcome.error["status"] == 400
     assert outcome.error["instance"] == "/do/1/broken"
-    assert outcome.error["detail"].startswith("/do/1/broken/set: ")
+    assert outcome.error["detail"].startswith("/do/1/broken/set/v: ")
     assert outcome.history[1]["status"] == "faulted"
 
 
@@ -155,3 +155,9 @@ def test_secrets_are_readable_but_redacted_from_history_and_output():
     text = repr(outcome.history) + repr(outcome.output)
     assert "s3cr3t" not in text
     assert outcome.history[0]["output"] == {"token": "********", "note": "Bearer ********"}
+
+
+def test_expression_errors_name_the_exact_field_of_a_template():
+    doc = document([{"c": {"call": "fn", "with": {"list": [1, "${ .a.b.c }"]}}}])
+    outcome = run(doc, {"a": 5})
+    assert outcome.error["detail"].startswith("/do/0/c/with/list/1: Cannot index number")

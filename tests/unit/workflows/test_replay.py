@@ -169,3 +169,13 @@ def test_a_thousand_branch_fork_replays_to_completion():
     assert done.status == "completed"
     assert done.output == {"n": 1000, "last": {"i": 999, "x": 7}}
     assert len(done.history) == 1002
+
+
+def test_a_cancelled_timeout_timer_never_fires():
+    doc = document([{"slow": {"call": "slow", "timeout": {"after": {"seconds": 30}}}}])
+    host = Host(doc, {})
+    call, timer = host.replay().pending
+    host.results[timer.id] = ActivityResult(timer.id, False, error={"detail": "cancelled"},
+                                            started=iso(START), finished=iso(START))
+    outcome = host.replay()
+    assert outcome.status == "running" and [a.id for a in outcome.pending] == [call.id]
