@@ -17,7 +17,8 @@ problem (``/do/1/check/switch/0/high/when: jq compile error: …``):
    authentication, external schema resources, event ``correlate``, and
    ``evaluate`` other than ``jq``/``strict``;
 4. every ``${ }`` expression, and every field the spec types as a runtime expression,
-   compiles with jq;
+   compiles with jq, and reads (``$secret.NAME``) only secrets declared under
+   ``use.secrets``;
 5. every ``then`` (and switch case ``then``) names ``continue``, ``exit``, ``end`` or a
    task of its own list; names are unique in a list; a switch has at most one default;
    reusable errors, retries, timeouts and authentications that are named exist; every
@@ -51,6 +52,9 @@ BUILTIN_CALLS = ("http", "grpc", "openapi", "asyncapi", "a2a", "mcp")
 DIRECTIVES = ("continue", "exit", "end")
 SCRIPT_LANGUAGES = {"python": "python", "js": "js", "javascript": "js"}
 _CATALOG_CALL = re.compile(r"[:/@]")
+#: ``$secret.NAME`` / ``$secrets["NAME"]`` in an expression
+_SECRET_REFERENCE = re.compile(
+    r"\$secrets?(?:\??\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*\"([^\"]+)\"\s*\])")
 
 
 @dataclass(frozen=True)
@@ -388,6 +392,11 @@ class _Checker:
             compile_expression(text)
         except ExpressionError as e:
             _fail(path, f"jq compile error: {e}")
+        declared = self.uses.get("secrets") or []
+        for name in _SECRET_REFERENCE.findall(text):
+            name = name[0] or name[1]
+            if name not in declared:
+                _fail(path, f"secret {name!r} is not declared under use.secrets")
 
     def _compile_all(self, value: Any, path: str) -> None:
         for p, text in expressions_in(value, path):

@@ -188,3 +188,14 @@ def test_schedule_on_loads_from_json_and_yaml_1_2_but_not_yaml_1_1():
     with pytest.raises(InvalidInput) as e:
         load(yaml.safe_load(text))
     assert e.value.message.startswith("/schedule: the key `on` was read as the boolean true")
+
+
+def test_expressions_may_only_read_declared_secrets():
+    ok = document([{"a": {"set": {"t": "${ $secret.api.token }",
+                                  "u": "${ $secrets[\"db-pass\"] }"}}}],
+                  use={"secrets": ["api", "db-pass"]})
+    load(ok)
+    bad = document([{"a": {"set": {"t": "${ $secret.other }"}}}], use={"secrets": ["api"]})
+    with pytest.raises(InvalidInput) as e:
+        load(bad)
+    assert e.value.message == "/do/0/a/set/t: secret 'other' is not declared under use.secrets"
