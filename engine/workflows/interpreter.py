@@ -391,11 +391,12 @@ class _Replay(TaskKinds):
             self.limit(f"the history reached {self.limits.max_history} task executions "
                        f"(max_history)", ref)
         previous = self.previous.get(instance)
+        result = self.results.get(instance)  # the task's own activity, if it has one
+        started = (result.started if result is not None and result.started else
+                   previous.get("startedTime") if previous else self.now)
         entry = {"id": instance, "name": name, "reference": ref, "status": "running",
                  "input": self.redact(raw), "output": None, "error": None,
-                 "attempts": scope.attempt,
-                 "startedTime": previous.get("startedTime") if previous else self.now,
-                 "finishedTime": None}
+                 "attempts": scope.attempt, "startedTime": started, "finishedTime": None}
         self.history.append(entry)
         return entry
 

@@ -179,3 +179,14 @@ def test_a_cancelled_timeout_timer_never_fires():
                                             started=iso(START), finished=iso(START))
     outcome = host.replay()
     assert outcome.status == "running" and [a.id for a in outcome.pending] == [call.id]
+
+
+def test_task_started_at_is_the_activity_start_in_every_replay():
+    doc = document([{"c": {"call": "f", "output": {"as": "${ $task.startedAt.iso8601 }"}}}])
+    host = Host(doc, {})
+    [call] = host.replay().pending
+    host.clock = START + dt.timedelta(seconds=50)
+    host.replay()
+    host.record(call, "x", started=START + dt.timedelta(seconds=3), seconds=1)
+    outputs = {host.replay().output for _ in range(3)}
+    assert outputs == {"2026-01-01T00:00:03Z"}
