@@ -87,3 +87,24 @@ def test_cancel_execution(dispatch, own_org, tmp_path):
     eventually(lambda: dispatch.json("get", "execution", "nap-1")["status"] == "cancelled")
     result = dispatch("cancel", "execution", "nap-1", expect=1)
     assert "cancelled already" in result.stderr
+
+
+def test_a_subscription_may_start_a_workflow(dispatch, own_org, tmp_path):
+    path = tmp_path / "on-event.yaml"
+    path.write_text("document: {dsl: '1.0.0', namespace: t, name: on-event, version: '1.0.0'}\n"
+                    "do:\n  - a:\n      set:\n        got: ${ .n }\n")
+    dispatch("create", "workflow", "on-event", path)
+    dispatch("create", "subscription", "--workflow", "on-event", "--event-type", "t.ping",
+             "--name", "pings")
+    from tests.cli.test_cli_e2e import eventually
+
+    assert eventually(lambda: dispatch.json("get", "subscription", "pings")["status"]
+                      == "READY")
+    dispatch("emit", "t.ping", "--data", '{"n": 5}')
+    done = eventually(lambda: [e for e in dispatch.json("get", "executions", "--workflow",
+                                                        "on-event")
+                               if e["status"] == "completed"])
+    assert done and done[0]["output"] == {"got": 5}
+    result = dispatch("create", "subscription", "f", "--workflow", "on-event",
+                      "--event-type", "t.x", expect=2)
+    assert "one of them" in result.stderr

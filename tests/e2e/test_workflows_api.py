@@ -444,3 +444,16 @@ def test_run_script_runs_sandboxed_code(base):
     faulted = start(base, "offline", {})
     assert faulted["status"] == "faulted"  # no network in the sandbox
     assert faulted["error"]["type"].endswith("/errors/runtime")
+
+
+def test_schedule_after_starts_again_once_an_execution_completes(base):
+    create(base, "again", doc("again", [{"t": {"set": {"ran": True}}}],
+                              schedule={"after": {"seconds": 1}}))
+    first = start(base, "again", {})
+    assert first["status"] == "completed"
+    follower = wait_until(lambda: [e for e in requests.get(
+        f"{base}/v1/executions", params={"workflowName": "again"}).json()
+        if e["trigger"].get("after") == first["name"] and e["status"] == "completed"],
+        what="the execution started after the first")
+    assert follower[0]["createdTime"] >= first["finishedTime"]
+    requests.delete(f"{base}/v1/workflow/again")  # ends the chain
