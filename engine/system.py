@@ -34,7 +34,7 @@ from .services.secrets import SecretService
 from .services.subscriptions import SubscriptionService
 from .services.workflow_triggers import WorkflowTriggers
 from .services.workflows import WorkflowService
-from .settings import Settings
+from .settings import DEFAULT_API_URL, Settings
 from .steps.secrets import SecretInjection
 from .steps.validation import SchemaValidation
 from .store import Store, open_store
@@ -100,7 +100,8 @@ class Dispatch:
                                         self.workflow_triggers.finished]
         self.subscriptions = SubscriptionService(self.store, jobs, self.functions)
         self.apis = ApiService(self.store, jobs)
-        self.event_drivers = EventDriverService(self.store, jobs, cipher, settings.api_url,
+        self.event_drivers = EventDriverService(self.store, jobs, cipher,
+                                                settings.api_url or DEFAULT_API_URL,
                                                 allowed_commands=settings.driver_commands)
         self.ingest = IngestService(self.store, self.event_drivers, self.events.emit,
                                     max_body_bytes=settings.max_body_bytes)
