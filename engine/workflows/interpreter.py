@@ -54,20 +54,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
 import jsonschema
 
 from engine.workflows import durations
-from engine.workflows.definition import Workflow, task_kind, task_name, timeout_seconds
-from engine.workflows.expressions import (ExpressionError, evaluate, evaluate_field,
-                                          evaluate_template)
+from engine.workflows.definition import Workflow
+from engine.workflows.structure import task_kind, task_name, timeout_seconds
+from engine.workflows.expressions import ExpressionError, evaluate, evaluate_field
 from engine.workflows.problems import (LimitExceeded, WorkflowFault, error_type, fault,
                                        normalized, problem)
 from engine.workflows.flow import End as _End, Scope, Waiting as _Waiting, truthy
-from engine.workflows.tasks import TaskKinds
+from engine.workflows.calls import ActivityTasks
+from engine.workflows.tasks import FlowTasks
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Activity:
     ``id``: the instance id (module docstring); ``kind``: ``function``, ``http``,
     ``timer``, ``emit``, ``listen``, ``workflow`` or ``script``; ``reference``: the
     JSON pointer of the task that asked; ``spec``: what the host needs, expressions
-    already evaluated (see ``engine/workflows/tasks.py`` for each kind).
+    already evaluated (see :mod:`engine.workflows.calls` for each kind).
     """
 
     id: str
@@ -203,7 +204,7 @@ class _Variables:
         return None
 
 
-class _Replay(TaskKinds):
+class _Replay(FlowTasks, ActivityTasks):
     """One replay of an execution (single use)."""
 
     def __init__(self, workflow, input, results, previous_history, now, runtime, secrets,

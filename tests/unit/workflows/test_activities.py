@@ -6,7 +6,7 @@ import base64
 
 from engine.workflows.problems import error_type
 
-from .driver import Host, document, echo, run
+from .driver import Host, document, run
 
 
 def ask(doc, input=None, **kwargs):

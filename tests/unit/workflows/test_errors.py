@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from engine.workflows.problems import error_type
 
-from .driver import Fail, Host, communication, document, echo, run
+from .driver import Fail, Host, communication, document, run
 
 RUNTIME_ERROR = error_type("runtime")
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from engine.workflows.definition import load
 from engine.workflows.problems import error_type
 
-from .driver import Fail, Host, communication
+from .driver import Host, communication
 from .test_definition import SUPPORTED, example
 
 

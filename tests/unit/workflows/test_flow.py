@@ -7,7 +7,7 @@ import pytest
 from engine.workflows.interpreter import Limits
 from engine.workflows.problems import error_type
 
-from .driver import Fail, Host, communication, document, echo, run
+from .driver import Host, communication, document, echo, run
 
 
 def names(outcome):

@@ -8,7 +8,7 @@ from engine.workflows.definition import load
 from engine.workflows.interpreter import ActivityResult, Limits, interpret
 from engine.workflows.problems import error_type
 
-from .driver import RUNTIME, START, Host, communication, document, echo, iso, run
+from .driver import RUNTIME, START, Host, document, iso, run
 
 TIMEOUT = error_type("timeout")
 
