@@ -190,3 +190,12 @@ def test_task_started_at_is_the_activity_start_in_every_replay():
     host.record(call, "x", started=START + dt.timedelta(seconds=3), seconds=1)
     outputs = {host.replay().output for _ in range(3)}
     assert outputs == {"2026-01-01T00:00:03Z"}
+
+
+def test_state_size_limit_catches_a_long_string_in_a_small_object():
+    doc = document([{"c": {"call": "f"}}])
+    outcome = run(doc, {}, lambda a: {"blob": "x" * 2000}, limits=Limits(max_state_bytes=1000))
+    assert outcome.status == "faulted"
+    assert outcome.error["detail"].startswith("the output of task c is 2011 bytes of JSON")
+    small = run(doc, {}, lambda a: {"k": "x" * 100}, limits=Limits(max_state_bytes=1000))
+    assert small.status == "completed"
