@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
@@ -120,6 +121,8 @@ class Limits:
     max_branches: int = 5_000
     max_iterations: int = 10_000
 
+
+log = logging.getLogger("dispatch.workflows")
 
 WAITING_KINDS = ("timer", "listen")
 REDACTED = "********"
@@ -246,6 +249,10 @@ class _Replay(FlowTasks, ActivityTasks):
                 else "running"
         except (WorkflowFault, LimitExceeded) as e:
             status, error = "faulted", e.error
+        except Exception as e:  # a bug here is deterministic: fault, never loop a job
+            log.exception("workflow.interpreter_error workflow=%s", self.workflow.name)
+            status, error = "faulted", problem(
+                "runtime", f"interpreter error: {type(e).__name__}: {e}", "/")
         if status in ("completed", "faulted"):
             self.pending = []
         elif cancelled:

@@ -199,3 +199,15 @@ def test_state_size_limit_catches_a_long_string_in_a_small_object():
     assert outcome.error["detail"].startswith("the output of task c is 2011 bytes of JSON")
     small = run(doc, {}, lambda a: {"k": "x" * 100}, limits=Limits(max_state_bytes=1000))
     assert small.status == "completed"
+
+
+def test_an_interpreter_bug_faults_the_execution_instead_of_raising(monkeypatch):
+    from engine.workflows import tasks
+
+    def broken(*args):
+        raise KeyError("oops")
+    monkeypatch.setattr(tasks.FlowTasks, "task_set", broken)
+    outcome = run(document([{"a": {"set": {"v": 1}}}]), {})
+    assert outcome.status == "faulted"
+    assert outcome.error["type"] == error_type("runtime")
+    assert outcome.error["detail"] == "interpreter error: KeyError: 'oops'"
