@@ -64,7 +64,8 @@ import jsonschema
 from engine.workflows import durations
 from engine.workflows.definition import Workflow
 from engine.workflows.structure import task_kind, task_name, timeout_seconds
-from engine.workflows.expressions import ExpressionError, evaluate, evaluate_field
+from engine.workflows.expressions import (ExpressionError, SecretUnavailable, evaluate,
+                                          evaluate_field)
 from engine.workflows.problems import (LimitExceeded, WorkflowFault, error_type, fault,
                                        normalized, problem)
 from engine.workflows.flow import End as _End, Scope, Waiting as _Waiting, truthy
@@ -490,6 +491,8 @@ class _Replay(FlowTasks, ActivityTasks):
         a failure is the spec's ``expression`` error naming ``path``."""
         try:
             return how(text, data, variables)
+        except SecretUnavailable as e:
+            raise fault("authorization", f"{path}{e.where}: {e}", ref) from None
         except ExpressionError as e:
             raise fault("expression", f"{path}{e.where}: {e}", ref) from None
 
