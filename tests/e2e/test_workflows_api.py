@@ -457,3 +457,12 @@ def test_schedule_after_starts_again_once_an_execution_completes(base):
         what="the execution started after the first")
     assert follower[0]["createdTime"] >= first["finishedTime"]
     requests.delete(f"{base}/v1/workflow/again")  # ends the chain
+
+
+def test_the_openapi_document_has_the_workflow_endpoints(base):
+    paths = requests.get(f"{base}/openapi.json").json()["paths"]
+    for path in ("/v1/workflow", "/v1/workflow/{workflow_name}", "/v1/executions",
+                 "/v1/executions/{execution_name}", "/v1/executions/{execution_name}/cancel",
+                 "/v1/executions/{execution_name}/suspend",
+                 "/v1/executions/{execution_name}/resume"):
+        assert path in paths, path

@@ -30,6 +30,9 @@ BRANCHES = 200
 KILL_EVERY = 4.0
 DSL = {"dsl": "1.0.0", "namespace": "durability", "version": "0.1.0"}
 
+# every kill costs a worker boot (seconds on a loaded machine) and the reconciler's delay
+pytestmark = pytest.mark.timeout(1200)
+
 
 @pytest.fixture
 def env(etcd_endpoint, tmp_path):
