@@ -41,7 +41,8 @@ activity result, or ``now``; entries are listed by startedTime (stable, so ties 
 the start order of the replay). **Secrets**: every string value of ``secrets`` (3
 characters or more) is replaced by ``********`` wherever it appears in history inputs,
 outputs and errors, and in the execution's output and error; activity specs carry the
-real values (the host needs them).
+real values (the host needs them). An expression reading a secret the host did not give
+faults with the spec's ``authorization`` error (403).
 
 **Status**: ``waiting`` when every pending activity is a ``timer`` or ``listen``,
 ``running`` otherwise; ``completed``/``faulted``; ``cancelled`` when asked (nothing
