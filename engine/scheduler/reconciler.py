@@ -47,7 +47,7 @@ activity    started       a timer past its due time: submit ``run_activity`` (fi
                           ``stuck_seconds``: submit ``run_activity`` again (a worker died
                           mid-call: the call is made again, at-least-once); function,
                           workflow and listen activities, which their run, child or
-                          event completes, only every 5 × ``stuck_seconds``
+                          event completes, only every 2 × ``stuck_seconds``
 ==========  ============  ================================================================
 
 Image rows submit at most once per ``stuck_seconds`` per entity (a waiting image or a
@@ -221,7 +221,7 @@ class Reconciler:
             # these wait on something that says when it is done (an event, a run, a child
             # execution, each re-driven on its own): only a job lost before it started
             # that is left to find
-            seconds = self.stuck_seconds * 5
+            seconds = self.stuck_seconds * 2
         else:
             seconds = self.stuck_seconds
         last = max(record["modifiedTime"], self._submitted.get(key, 0.0))
