@@ -329,8 +329,15 @@ class ExecutionService:
                          cancelled=bool(execution.get("cancelRequested")), limits=self.limits)
 
     def _secrets(self, execution: E.Entity, workflow: Workflow) -> dict[str, Any]:
-        names = (workflow.document.get("use") or {}).get("secrets") or []
-        return {n: self.resolve_secrets(execution["organizationId"], [n]) for n in names}
+        """The values of the secrets the workflow names under ``use.secrets``; one that
+        does not exist is left out (an expression reading it faults the execution)."""
+        values = {}
+        for name in (workflow.document.get("use") or {}).get("secrets") or []:
+            try:
+                values[name] = self.resolve_secrets(execution["organizationId"], [name])
+            except InvalidInput:  # MissingSecret: no such secret in the organization
+                continue
+        return values
 
     def _apply(self, execution: E.Entity, outcome, finished: int) -> E.Entity | None:
         """The execution with the outcome applied, or None if nothing changed.
