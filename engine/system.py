@@ -88,7 +88,8 @@ class Dispatch:
                                                   self.secrets.resolve, settings.home)
         self.reconciler = Reconciler(self.store, jobs, settings.stuck_seconds,
                                      settings.run_attempts, settings.base_check_seconds,
-                                     event_retention_seconds=settings.event_retention_seconds)
+                                     event_retention_seconds=settings.event_retention_seconds,
+                                     max_resends_per_pass=settings.reconcile_max_resends)
 
     @property
     def identity(self) -> AccessControl:

@@ -41,6 +41,12 @@ driver      DELETING      submit ``sync_event_driver`` again
 Image rows submit at most once per ``stuck_seconds`` per entity (a waiting image or a
 missing base does not change, and a check may pull an image): the reconciler remembers
 when it last submitted each.
+
+Run rows are throttled twice over, so that an outage (etcd or Redis away, every worker
+dead) does not turn into a storm of re-sends once it ends: each run is re-sent with a
+backoff of its own (``stuck_seconds``, then twice that, … up to
+``max_resend_backoff``), and one pass re-sends at most ``max_resends_per_pass`` runs,
+oldest first; the rest wait for the next pass.
 """
 
 from __future__ import annotations
@@ -70,8 +76,14 @@ class Reconciler:
 
     def __init__(self, store: Store, jobs: Jobs, stuck_seconds: float = 30.0,
                  run_attempts: int = 2, base_check_seconds: float = 60.0,
-                 event_retention_seconds: float = 86400.0):
+                 event_retention_seconds: float = 86400.0,
+                 max_resends_per_pass: int = 100, max_resend_backoff: float = 300.0):
         self.store, self.jobs = store, jobs
+        self.max_resends_per_pass = max_resends_per_pass
+        self.max_resend_backoff = max_resend_backoff
+        #: per run key: (re-sends so far, not before this time)
+        self._resends: dict[str, tuple[int, float]] = {}
+        self._resends_this_pass = 0
         self.stuck_seconds, self.run_attempts = stuck_seconds, run_attempts
         self.base_check_seconds = base_check_seconds
         self.event_retention_seconds = event_retention_seconds
@@ -83,7 +95,7 @@ class Reconciler:
             (E.FUNCTION, E.UPDATING): self._resubmit(CREATE_FUNCTION),
             (E.FUNCTION, E.CREATING): self._reclaim_function,
             (E.FUNCTION, E.DELETING): self._resubmit(DELETE_FUNCTION),
-            (E.RUN, E.INITIALIZED): self._resubmit(EXECUTE_RUN),
+            (E.RUN, E.INITIALIZED): self._resend_run,
             (E.RUN, E.CREATING): self._reclaim_run,
             (E.BASE_IMAGE, E.INITIALIZED): self._throttled(CHECK_BASE_IMAGE, stuck_seconds),
             (E.BASE_IMAGE, E.UPDATING): self._throttled(CHECK_BASE_IMAGE, stuck_seconds),
@@ -130,8 +142,12 @@ class Reconciler:
         now = time.time() if now is None else now
         moved: dict[str, int] = {}
         seen: set[str] = set()
+        self._resends_this_pass = 0
         for kind in self.KINDS:
-            for entity in self._in_transition(kind):
+            pending = self._in_transition(kind)
+            if kind == E.RUN:  # the oldest first, when the per-pass cap leaves some over
+                pending = sorted(pending, key=lambda r: r.get("createdAt", r["createdTime"]))
+            for entity in pending:
                 seen.add(E.key_of(entity))
                 try:
                     action = self.TABLE[(kind, entity["status"])](entity, now)
@@ -142,6 +158,7 @@ class Reconciler:
                     log.info("reconciler.%s key=%s", action, E.key_of(entity))
         # forget entities that settled or went away
         self._submitted = {k: t for k, t in self._submitted.items() if k in seen}
+        self._resends = {k: v for k, v in self._resends.items() if k in seen}
         return moved
 
     def _stuck(self, entity: E.Entity, now: float) -> bool:
@@ -155,6 +172,23 @@ class Reconciler:
             return f"resubmitted_{job}"
 
         return resubmit
+
+    def _resend_run(self, run: E.Entity, now: float) -> str | None:
+        """A run still INITIALIZED past ``stuck_seconds`` (or past its retry's due time):
+        its ``execute_run`` was lost; send it again, with a backoff per run and a cap per
+        pass."""
+        due = max(run["modifiedTime"], run.get("retryAt") or 0)
+        if due + self.stuck_seconds > now:
+            return None
+        key = E.key_of(run)
+        count, not_before = self._resends.get(key, (0, 0.0))
+        if not_before > now or self._resends_this_pass >= self.max_resends_per_pass:
+            return None
+        self._resends_this_pass += 1
+        backoff = min(self.stuck_seconds * 2 ** count, self.max_resend_backoff)
+        self._resends[key] = (count + 1, now + backoff)
+        self.jobs.submit(EXECUTE_RUN, key)
+        return "resubmitted_execute_run"
 
     def _throttled(self, job: str, seconds: float,
                    action: str | None = None) -> Callable[[E.Entity, float], str | None]:
@@ -196,6 +230,9 @@ class Reconciler:
     def _reclaim_run(self, run: E.Entity, now: float) -> str | None:
         if run.get("claimExpires", 0) > now:
             return None
+        if self._resends_this_pass >= self.max_resends_per_pass:
+            return None  # the next pass takes it
+        self._resends_this_pass += 1
         run.pop("claimExpires", None)
         attempts = run.get("attempts", 1)
         if attempts < self.run_attempts:
