@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
@@ -14,7 +15,10 @@ blp = Blueprint("runs", __name__, url_prefix="/v1/runs", description="Runs of fu
 
 
 class RunSchema(EntitySchema):
-    name = fields.String(dump_only=True)
+    name = fields.String(metadata={
+        "description": "the run's name (default: a random UUID); a client-chosen name is "
+                       "an idempotency key: a run of the same function by that name is "
+                       "answered again instead of starting a second"})
     functionName = fields.String(dump_only=True)
     functionId = fields.String(dump_only=True)
     faasId = fields.String(dump_only=True)
@@ -30,6 +34,8 @@ class RunSchema(EntitySchema):
     executedTime = fields.Integer(dump_only=True, allow_none=True)
     finishedTime = fields.Integer(dump_only=True, allow_none=True)
     durationMs = fields.Float(dump_only=True)
+    attempts = fields.Integer(dump_only=True, metadata={
+        "description": "how many times the function was started for this run"})
     coldStartMs = fields.Float(dump_only=True)
     # the openwhisk driver's: the run's activation and OpenWhisk's own times
     activationId = fields.String(dump_only=True)
@@ -54,13 +60,28 @@ class Runs(MethodView):
     @blp.arguments(RunSchema())
     @blp.response(200, RunSchema, description="blocking: the finished run")
     @blp.alt_response(202, schema=RunSchema, description="non-blocking: the run, INITIALIZED")
+    @blp.doc(parameters=[{
+        "in": "header", "name": "Idempotency-Key", "required": False,
+        "schema": {"type": "string", "maxLength": 255},
+        "description": "the same key (per organization and function, within "
+                       "DISPATCH_IDEMPOTENCY_SECONDS) answers with the run the first "
+                       "request started, with Idempotent-Replayed: true; nothing runs again"}])
     def post(self, query, body):
-        """Run a function. Blocking runs answer once the run is READY or ERROR."""
+        """Run a function. Blocking runs answer once the run is READY or ERROR.
+
+        A repeated ``Idempotency-Key`` (or run ``name``) answers as the first request
+        would now: 202 with the run as it is (non-blocking), or 200 once it settles
+        (blocking); ``Idempotent-Replayed: true`` says it is a replay.
+        """
         runs = system().runs
-        run = runs.start(org(), query.get("functionName"), body)
+        run, replayed = runs.invoke(org(), query.get("functionName"), body,
+                                    request.headers.get("Idempotency-Key"))
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
         if not run["blocking"]:
-            return run, 202
-        return runs.wait(run)
+            return run, 202, headers
+        if run["status"] not in ("READY", "ERROR"):
+            run = runs.wait(run)
+        return run, 200, headers
 
     @blp.arguments(RunQuerySchema(), location="query")
     @blp.response(200, RunSchema(many=True))

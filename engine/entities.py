@@ -33,6 +33,9 @@ DRIVER_TYPE = "drivertype"
 SCHEDULE = "schedule"
 #: an API of the gateway
 API = "api"
+#: an ``Idempotency-Key`` of ``POST /v1/runs``, remembered for a window (engine.services.
+#: idempotency): its name is a hash of (function, key), it names the run it started
+IDEMPOTENCY = "idempotencykey"
 #: identity (engine.identity): a tenant (stored under its own name as org), a service
 #: account and a policy
 ORGANIZATION = "organization"
@@ -43,7 +46,8 @@ KIND_NAMES = {FUNCTION: "Function", RUN: "Run", SOURCE: "Source", IMAGE: "Image"
               BASE_IMAGE: "BaseImage", SECRET: "Secret", EVENT: "Event",
               SUBSCRIPTION: "Subscription", DRIVER: "Driver", DRIVER_TYPE: "DriverType",
               SCHEDULE: "Schedule", API: "API", ORGANIZATION: "Organization",
-              SERVICE_ACCOUNT: "ServiceAccount", POLICY: "Policy"}
+              SERVICE_ACCOUNT: "ServiceAccount", POLICY: "Policy",
+              IDEMPOTENCY: "IdempotencyKey"}
 
 # Dispatch's statuses
 INITIALIZED = "INITIALIZED"

@@ -71,6 +71,7 @@ class Dispatch:
         self.runs = RunService(self.store, jobs, self.driver, self.functions,
                                attempts=settings.run_attempts,
                                claim_grace_seconds=settings.claim_grace_seconds,
+                               idempotency_seconds=settings.idempotency_seconds,
                                steps=[SchemaValidation(), SecretInjection(self.secrets.resolve)])
         self.events = EventService(self.store, jobs, self.runs,
                                    retention_seconds=settings.event_retention_seconds)

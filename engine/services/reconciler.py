@@ -25,6 +25,7 @@ image       CREATING      claim expired (builder died): back to INITIALIZED, sub
 image       DELETING      submit ``delete_image`` again (it may be waiting for functions)
 event       INITIALIZED   submit ``deliver_event`` again
 event       READY         older than ``event_retention_seconds``: delete it
+idem. key   READY         past its ``expiresAt``: delete it (the key may start a run again)
 subscr.     CREATING      submit ``sync_subscription`` again
 subscr.     UPDATING      submit ``sync_subscription`` again
 subscr.     DELETING      submit ``sync_subscription`` again
@@ -72,7 +73,7 @@ class Reconciler:
     (every move is a compare-and-swap), though one leader at a time is cheaper."""
 
     KINDS = (E.FUNCTION, E.RUN, E.BASE_IMAGE, E.IMAGE, E.EVENT, E.SUBSCRIPTION, E.API,
-             E.DRIVER)
+             E.DRIVER, E.IDEMPOTENCY)
 
     def __init__(self, store: Store, jobs: Jobs, stuck_seconds: float = 30.0,
                  run_attempts: int = 2, base_check_seconds: float = 60.0,
@@ -109,6 +110,7 @@ class Reconciler:
             (E.IMAGE, E.DELETING): self._throttled(DELETE_IMAGE, stuck_seconds),
             (E.EVENT, E.INITIALIZED): self._resubmit(DELIVER_EVENT),
             (E.EVENT, E.READY): self._prune_event,
+            (E.IDEMPOTENCY, E.READY): self._prune_idempotency_key,
             (E.SUBSCRIPTION, E.CREATING): self._resubmit(SYNC_SUBSCRIPTION),
             (E.SUBSCRIPTION, E.UPDATING): self._resubmit(SYNC_SUBSCRIPTION),
             (E.SUBSCRIPTION, E.DELETING): self._resubmit(SYNC_SUBSCRIPTION),
@@ -210,6 +212,13 @@ class Reconciler:
         self.store.delete(E.EVENT, event["organizationId"], event["name"],
                           revision=event["revision"])
         return "pruned_event"
+
+    def _prune_idempotency_key(self, record: E.Entity, now: float) -> str | None:
+        if record["expiresAt"] > now:
+            return None
+        self.store.delete(E.IDEMPOTENCY, record["organizationId"], record["name"],
+                          revision=record["revision"])
+        return "pruned_idempotency_key"
 
     def _reclaim_image(self, image: E.Entity, now: float) -> str | None:
         if image.get("claimExpires", 0) > now:

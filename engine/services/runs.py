@@ -11,16 +11,19 @@ from typing import Any, Iterable
 from .. import entities as E
 from ..cache import EntityCache
 from ..drivers.base import Driver, Outcome
-from ..errors import InvalidInput, NotFound, StaleRevision
+from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
 from ..jobs import EXECUTE_RUN, Jobs
 from ..steps import Call, Step, run_pipeline
 from ..store import Store
 from ..waiter import SettleWaiter
-from .functions import FunctionService, serving_version, version_of
+from .functions import FunctionService, serving_version, validate_name, version_of
+from .idempotency import IdempotencyKeys
 
 log = logging.getLogger("dispatch.runs")
 
 DEFAULT_TIMEOUT_MS = 60_000
+#: a replayed key whose run is still absent after this long: the run was pruned
+REPLAY_PRUNED_AFTER = 30.0
 
 
 def system_error(message: str) -> dict[str, Any]:
@@ -32,7 +35,7 @@ class RunService:
 
     def __init__(self, store: Store, jobs: Jobs, driver: Driver, functions: FunctionService,
                  attempts: int = 2, claim_grace_seconds: float = 30.0,
-                 steps: list[Step] | None = None):
+                 steps: list[Step] | None = None, idempotency_seconds: float = 86400.0):
         self.store, self.jobs, self.driver, self.functions = store, jobs, driver, functions
         #: the pipeline around each call (Dispatch's Validator ∘ SecretInjector ∘ …)
         self.steps = list(steps or [])
@@ -41,6 +44,7 @@ class RunService:
         self.claim_grace_seconds = claim_grace_seconds
         self._waiter: SettleWaiter | None = None
         self._functions: EntityCache | None = None
+        self.keys = IdempotencyKeys(store, idempotency_seconds)
 
     # ---- API side -------------------------------------------------------------------
 
@@ -73,6 +77,53 @@ class RunService:
         )
         run = self.store.add(run)
         self.jobs.submit(EXECUTE_RUN, E.key_of(run))
+        return run
+
+    def invoke(self, org: str, function_name: str | None, body: dict[str, Any],
+               idempotency_key: str | None = None) -> tuple[E.Entity, bool]:
+        """Start a run at most once per idempotency key: ``(run, replayed)``.
+
+        The key is ``idempotency_key`` (an ``Idempotency-Key`` header: remembered for
+        the window, per organization and function) and/or the client-chosen run
+        ``body["name"]`` (unique in the organization while the run is kept). A request
+        repeating a key gets the run the first one started, ``replayed`` True, and
+        nothing runs again; the same name for another function is a Conflict.
+        """
+        name = body.get("name")
+        if name is not None:
+            validate_name(name, "name")
+        if not function_name:
+            raise InvalidInput("functionName is required")
+        if idempotency_key is None and name is None:
+            return self.start(org, function_name, body), False
+        claim = None
+        if idempotency_key is not None:
+            claim = self.keys.claim(org, function_name, idempotency_key,
+                                    name or str(uuid.uuid4()))
+            name = claim.run_name
+            if claim.replay:
+                try:
+                    return self._same_function(self.store.get(E.RUN, org, name),
+                                               function_name), True
+                except NotFound:
+                    if claim.age > REPLAY_PRUNED_AFTER:
+                        raise Conflict(f"the run {name} this Idempotency-Key started is "
+                                       "no longer kept") from None
+                    # the first request is between its claim and its run: race it below
+        try:
+            return self.start(org, function_name, body, name=name), False
+        except Conflict:
+            return self._same_function(self.store.get(E.RUN, org, name), function_name), True
+        except Exception:
+            if claim is not None and not claim.replay:
+                self.keys.release(org, function_name, idempotency_key, name)
+            raise
+
+    @staticmethod
+    def _same_function(run: E.Entity, function_name: str) -> E.Entity:
+        if run.get("functionName") != function_name:
+            raise Conflict(f"Run {run['name']} already exists (a run of function "
+                           f"{run.get('functionName')})")
         return run
 
     def wait(self, run: E.Entity, timeout: float | None = None) -> E.Entity:
