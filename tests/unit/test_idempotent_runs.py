@@ -10,7 +10,7 @@ import pytest
 from engine import entities as E
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.jobs import EXECUTE_RUN
-from engine.services.reconciler import Reconciler
+from engine.scheduler.reconciler import Reconciler
 
 from .test_services import drain, parts, source  # noqa: F401 (fixtures)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from engine import entities as E
 from engine.jobs import EXECUTE_RUN, RecordingJobs
-from engine.services.reconciler import Reconciler
+from engine.scheduler.reconciler import Reconciler
 from engine.store import open_store
 
 
