@@ -36,6 +36,19 @@ class RunSchema(EntitySchema):
     durationMs = fields.Float(dump_only=True)
     attempts = fields.Integer(dump_only=True, metadata={
         "description": "how many times the function was started for this run"})
+    retry = fields.Dict(dump_only=True, allow_none=True, metadata={
+        "description": "the function's retry policy when the run started"})
+    retryAt = fields.Float(dump_only=True, allow_none=True, metadata={
+        "description": "Unix seconds: when the next attempt is due (INITIALIZED)"})
+    attemptHistory = fields.List(fields.Dict(), dump_only=True, metadata={
+        "description": "[{attempt, executedTime, finishedTime, status, error}] under a "
+                       "retry policy"})
+    dead = fields.Boolean(dump_only=True, metadata={
+        "description": "ended ERROR with an error its policy retries and no attempt left"})
+    redrivenFrom = fields.String(dump_only=True, metadata={
+        "description": "the dead run this one started again"})
+    redrivenTo = fields.String(dump_only=True, metadata={
+        "description": "the run that started this one again"})
     coldStartMs = fields.Float(dump_only=True)
     # the openwhisk driver's: the run's activation and OpenWhisk's own times
     activationId = fields.String(dump_only=True)
@@ -52,6 +65,9 @@ class RunQuerySchema(Schema):
     since = fields.Integer(metadata={"description": "Unix seconds: runs modified after"})
     tags = fields.List(fields.String())
     limit = fields.Integer(metadata={"description": "at most this many runs, newest first"})
+    dead = fields.Boolean(metadata={
+        "description": "only the dead-letter list: dead runs not redriven, most recently "
+                       "dead first"})
 
 
 @blp.route("")
@@ -87,6 +103,8 @@ class Runs(MethodView):
     @blp.response(200, RunSchema(many=True))
     def get(self, query):
         """List runs, newest first."""
+        if query.get("dead"):
+            return system().runs.dead(org(), query.get("functionName"), query.get("limit"))
         return system().runs.list(org(), query.get("functionName"), query.get("since"),
                                   parse_tags(query.get("tags")), query.get("limit"))
 
@@ -98,3 +116,12 @@ class Run(MethodView):
     def get(self, query, run_name):
         """Read one run."""
         return system().runs.get(org(), run_name, query.get("functionName"))
+
+
+@blp.route("/<string:run_name>/redrive")
+class Redrive(MethodView):
+    @blp.response(202, RunSchema, description="the new run, INITIALIZED")
+    def post(self, run_name):
+        """Start a run in ERROR (a dead one) again, as a new run that names it in
+        ``redrivenFrom``; 409 if the run is not in ERROR or was redriven already."""
+        return system().runs.redrive(org(), run_name)

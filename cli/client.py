@@ -118,6 +118,16 @@ class DispatchClient:
         return self._call("GET", "/v1/runs",
                           params={k: str(v) for k, v in params.items() if v} or None)
 
+    def list_dead_runs(self, function: str | None = None,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        """``GET /v1/runs?dead=true``: the dead-letter list, most recently dead first."""
+        params = {"dead": "true", "functionName": function, "limit": limit}
+        return self._call("GET", "/v1/runs", params={k: str(v) for k, v in params.items() if v})
+
+    def redrive_run(self, run: str) -> dict[str, Any]:
+        """``POST /v1/runs/{run}/redrive``: the new run starting the dead one again."""
+        return self._call("POST", f"/v1/runs/{_segment(run)}/redrive")
+
     def get_run(self, run: str, function: str | None = None) -> dict[str, Any]:
         """``GET /v1/runs/{run}[?functionName=]``."""
         params = {"functionName": function} if function else None

@@ -63,6 +63,8 @@ from ..jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_
                     DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT, EXECUTE_RUN,
                     SYNC_API, SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
 from ..store import Store
+from ..retry_policy import RetryPolicy
+from ..services.dead_letters import DeadLetters
 from ..services.runs import system_error
 
 log = logging.getLogger("dispatch.reconciler")
@@ -85,6 +87,7 @@ class Reconciler:
         #: per run key: (re-sends so far, not before this time)
         self._resends: dict[str, tuple[int, float]] = {}
         self._resends_this_pass = 0
+        self.dead_letters = DeadLetters(store)
         self.stuck_seconds, self.run_attempts = stuck_seconds, run_attempts
         self.base_check_seconds = base_check_seconds
         self.event_retention_seconds = event_retention_seconds
@@ -237,21 +240,37 @@ class Reconciler:
         return "rebuilt_function"
 
     def _reclaim_run(self, run: E.Entity, now: float) -> str | None:
+        """A run whose worker was lost (a SystemError): started again within its retry
+        policy (after the policy's delay) or, without one, ``run_attempts``; else it ends
+        ERROR, dead."""
         if run.get("claimExpires", 0) > now:
             return None
         if self._resends_this_pass >= self.max_resends_per_pass:
             return None  # the next pass takes it
         self._resends_this_pass += 1
         run.pop("claimExpires", None)
+        run.pop("executedAt", None)
         attempts = run.get("attempts", 1)
-        if attempts < self.run_attempts:
-            run = self.store.update(dict(run, status=E.INITIALIZED))
-            self.jobs.submit(EXECUTE_RUN, E.key_of(run))
-            return "retried_run"
+        policy = RetryPolicy.of(run)
+        retried = policy is not None and policy.retries("SystemError")
+        limit = policy.attempts if retried else self.run_attempts
         message = (f"the worker running this run was lost (no result after {attempts} "
                    f"attempt{'s' if attempts != 1 else ''})")
-        self.store.update(dict(run, status=E.ERROR, error=system_error(message),
-                               reason=[message], finishedTime=int(now)))
+        if policy is not None:
+            run["attemptHistory"] = list(run.get("attemptHistory") or []) + [{
+                "attempt": attempts, "executedTime": run.get("executedTime"),
+                "finishedTime": int(now), "status": E.ERROR,
+                "error": {"type": "SystemError", "message": "the worker was lost"}}]
+        if attempts < limit:
+            delay = policy.delay(attempts) if retried else 0.0
+            run = self.store.update(dict(run, status=E.INITIALIZED,
+                                         retryAt=now + delay if delay else None))
+            self.jobs.submit(EXECUTE_RUN, E.key_of(run), delay=delay)
+            return "retried_run"
+        run.update(status=E.ERROR, error=system_error(message), reason=[message],
+                   finishedTime=int(now), dead=True)
+        self.dead_letters.add(run)
+        self.store.update(run)
         return "failed_run"
 
     def close(self) -> None:

@@ -22,6 +22,8 @@ from ..drivers.base import Deployment, Driver
 from ..errors import FunctionBuildError, InvalidInput, NotFound, StaleRevision
 from .catalog import ImageCatalog, ImageRef
 from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, DELETE_IMAGE, Jobs
+from ..retry_policy import RetryPolicy
+from ..run_retention import RunRetention
 from ..sources import decode
 from ..steps.validation import check_schema
 from ..store import Store
@@ -29,7 +31,8 @@ from ..store import Store
 log = logging.getLogger("dispatch.functions")
 
 #: the fields a client sets; everything else is the server's
-SPEC_FIELDS = ("image", "handler", "timeout", "schema", "secrets", "services", "tags")
+SPEC_FIELDS = ("image", "handler", "timeout", "schema", "secrets", "services", "tags",
+               "retry", "retention")
 SOURCE_SCHEME = "es://"
 #: what makes one version of a function: replaced together by an update
 VERSION_FIELDS = ("faasId", "sourceURL", "image", "handler", "timeout", "schema", "secrets",
@@ -185,7 +188,11 @@ class FunctionService:
         network = spec.get("network") or False
         if not isinstance(network, bool):
             raise InvalidInput("network must be true or false")
+        retry = RetryPolicy.parse(spec.get("retry"))
+        retention = RunRetention.parse(spec.get("retention"))
         return {
+            "retry": retry.to_json() if retry else None,
+            "retention": retention.to_json() if retention else None,
             "image": image,
             "handler": handler,
             "timeout": timeout,

@@ -17,6 +17,8 @@ from ..steps import Call, Step, run_pipeline
 from ..store import Store
 from ..store.waiter import SettleWaiter
 from .functions import FunctionService, serving_version, validate_name, version_of
+from ..retry_policy import RetryPolicy
+from .dead_letters import DeadLetters
 from .idempotency import IdempotencyKeys
 
 log = logging.getLogger("dispatch.runs")
@@ -24,6 +26,13 @@ log = logging.getLogger("dispatch.runs")
 DEFAULT_TIMEOUT_MS = 60_000
 #: a replayed key whose run is still absent after this long: the run was pruned
 REPLAY_PRUNED_AFTER = 30.0
+#: a delayed job may arrive this early (clocks of two hosts) and still start its retry
+RETRY_EARLY_TOLERANCE = 0.2
+#: what a run without a policy of its own is retried on (none: one attempt), so what
+#: makes it dead
+DEFAULT_POLICY = RetryPolicy()
+#: redriven runs are named from the dead run's id, so a redrive sent twice starts one run
+REDRIVE_NAMESPACE = uuid.UUID("6f1c2b1e-6a55-4f0e-9d7c-2f0c8a7d1e01")
 
 
 def system_error(message: str) -> dict[str, Any]:
@@ -45,11 +54,12 @@ class RunService:
         self._waiter: SettleWaiter | None = None
         self._functions: EntityCache | None = None
         self.keys = IdempotencyKeys(store, idempotency_seconds)
+        self.dead_letters = DeadLetters(store)
 
     # ---- API side -------------------------------------------------------------------
 
     def start(self, org: str, function_name: str | None, body: dict[str, Any],
-              name: str | None = None) -> E.Entity:
+              name: str | None = None, **extra: Any) -> E.Entity:
         """Store a run ``INITIALIZED`` and queue it. 404 if no version of the function is
         READY (while an update builds, runs go to the version it replaces).
 
@@ -68,12 +78,15 @@ class RunService:
             blocking=bool(body.get("blocking")), input=body.get("input"), output=None,
             error=None, logs={"stdout": [], "stderr": []},
             # the function's secrets, then the run's own: later names win on a clash
-            secrets=list(fn.get("secrets") or []) + _names(body.get("secrets"), "secrets"),
+            secrets=list(dict.fromkeys(list(fn.get("secrets") or [])
+                                       + _names(body.get("secrets"), "secrets"))),
             services=_names(body.get("services"), "services"),
             tags=list(body.get("tags") or []), event=body.get("event"),
             httpContext=body.get("httpContext"), executedTime=None, finishedTime=None,
             attempts=0, waitSeconds=self.wait_seconds(fn.get("timeout") or 0),
             createdAt=time.time(),  # createdTime is whole seconds: this orders runs
+            retry=fn.get("retry"),  # the policy as it was when the run started
+            **extra,
         )
         run = self.store.add(run)
         self.jobs.submit(EXECUTE_RUN, E.key_of(run))
@@ -181,6 +194,8 @@ class RunService:
             return
         if run["status"] != E.INITIALIZED:
             return  # claimed or finished already: at-least-once delivery made it a no-op
+        if (run.get("retryAt") or 0) > time.time() + RETRY_EARLY_TOLERANCE:
+            return  # a retry not due yet: its delayed job (or the reconciler) starts it
         try:
             fn = version_of(self._function(org, run["functionName"]), run["faasId"])
         except NotFound:
@@ -188,9 +203,10 @@ class RunService:
         if fn is None:
             self._finish(run, Outcome(error=system_error(
                 f"function {run['functionName']} was deleted or replaced before the run "
-                "started")))
+                "started")), retry=False)
             return
         now = time.time()
+        run.pop("retryAt", None)
         run.update(status=E.CREATING, executedTime=int(now), executedAt=now,
                    attempts=run.get("attempts", 0) + 1,
                    claimExpires=now + self.wait_seconds(fn.get("timeout") or 0))
@@ -217,8 +233,25 @@ class RunService:
         return self.driver.run(self.functions.deployment(call.function), call.context,
                                call.payload)
 
-    def _finish(self, run: E.Entity, outcome: Outcome) -> None:
+    def _finish(self, run: E.Entity, outcome: Outcome, retry: bool = True) -> None:
+        """Record the outcome of an attempt: the run settles, or (``retry`` and its policy
+        allowing) goes back to wait for its next attempt."""
         now = time.time()
+        policy = RetryPolicy.of(run)
+        error_type = (outcome.error or {}).get("type")
+        if policy is not None:
+            run["attemptHistory"] = list(run.get("attemptHistory") or []) + [{
+                "attempt": run.get("attempts", 1), "executedTime": run.get("executedTime"),
+                "finishedTime": int(now), "status": E.ERROR if outcome.error else E.READY,
+                "error": _brief(outcome.error)}]
+            if retry and outcome.error and policy.retries(error_type) \
+                    and run.get("attempts", 1) < policy.attempts:
+                self._retry_later(run, outcome, policy, now)
+                return
+        dead = bool(outcome.error) and (policy or DEFAULT_POLICY).retries(error_type)
+        if dead:
+            run["dead"] = True
+            self.dead_letters.add(dict(run, error=outcome.error))
         run.update(
             status=E.ERROR if outcome.error else E.READY, output=outcome.payload,
             error=outcome.error, logs=outcome.logs, finishedTime=int(now),
@@ -239,10 +272,70 @@ class RunService:
             self._waiter.settled(E.key_of(run), run)
         log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
 
+    def _retry_later(self, run: E.Entity, outcome: Outcome, policy: RetryPolicy,
+                     now: float) -> None:
+        """Put a failed attempt's run back to INITIALIZED with the time its next attempt
+        is due; a delayed job starts it then (the reconciler, if the job is lost)."""
+        delay = policy.delay(run.get("attempts", 1))
+        message = (f"attempt {run.get('attempts', 1)} of {policy.attempts} failed "
+                   f"({outcome.error['type']}: {outcome.error['message']}); "
+                   f"retrying in {delay:.3g}s")
+        run.update(status=E.INITIALIZED, retryAt=now + delay, error=outcome.error,
+                   logs=outcome.logs, reason=[message])
+        run.pop("claimExpires", None)
+        run.pop("executedAt", None)
+        try:
+            run = self.store.update(run)
+        except (StaleRevision, NotFound):
+            log.warning("run.retry_dropped key=%s (the run changed meanwhile)", E.key_of(run))
+            return
+        self.jobs.submit(EXECUTE_RUN, E.key_of(run), delay=delay)
+        log.info("run.retry key=%s attempt=%s delay=%.3f", E.key_of(run),
+                 run.get("attempts"), delay)
+
+    def redrive(self, org: str, name: str) -> E.Entity:
+        """Start a run in ERROR again as a new run (``redrivenFrom`` names the old one,
+        whose ``redrivenTo`` names the new); it leaves the dead-letter list.
+
+        Conflict if the run is not in ERROR or was redriven already; a redrive sent twice
+        at once starts one run.
+        """
+        old = self.store.get(E.RUN, org, name)
+        if old["status"] != E.ERROR:
+            raise Conflict(f"Run {name} is {old['status']}: only a run in ERROR can be "
+                           "redriven")
+        if old.get("redrivenTo"):
+            raise Conflict(f"Run {name} was redriven already, as {old['redrivenTo']}")
+        new_name = str(uuid.uuid5(REDRIVE_NAMESPACE, old["id"]))
+        body = {"input": old.get("input"), "secrets": old.get("secrets"),
+                "event": old.get("event"), "httpContext": old.get("httpContext"),
+                "tags": old.get("tags")}
+        try:
+            new = self.start(org, old["functionName"], body, name=new_name,
+                             redrivenFrom=name)
+        except Conflict:
+            new = self.store.get(E.RUN, org, new_name)
+        self.store.modify(E.RUN, org, name,
+                          lambda run: None if run.get("redrivenTo")
+                          else dict(run, redrivenTo=new_name))
+        self.dead_letters.remove(org, name)
+        log.info("run.redriven key=%s as=%s", E.key_of(old), new_name)
+        return new
+
+    def dead(self, org: str, function_name: str | None = None,
+             limit: int | None = None) -> list[E.Entity]:
+        """The dead-letter list: dead runs not redriven, most recently dead first."""
+        return self.dead_letters.runs(org, function_name, limit)
+
     def close(self) -> None:
         for follower in (self._waiter, self._functions):
             if follower is not None:
                 follower.close()
+
+
+def _brief(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An error without its stack trace, for the attempt history."""
+    return None if error is None else {"type": error.get("type"), "message": error.get("message")}
 
 
 def _names(value: Any, field: str) -> list[str]:
