@@ -64,7 +64,11 @@ class RunQuerySchema(Schema):
     functionName = fields.String()
     since = fields.Integer(metadata={"description": "Unix seconds: runs modified after"})
     tags = fields.List(fields.String())
-    limit = fields.Integer(metadata={"description": "at most this many runs, newest first"})
+    limit = fields.Integer(metadata={
+        "description": "at most this many runs, newest first (default and most: 1000); "
+                       "if there are more, X-Dispatch-Continue carries the next page's token"})
+    continue_ = fields.String(data_key="continue", attribute="continue", metadata={
+        "description": "the token of a previous page's X-Dispatch-Continue: the next page"})
     dead = fields.Boolean(metadata={
         "description": "only the dead-letter list: dead runs not redriven, most recently "
                        "dead first"})
@@ -100,13 +104,20 @@ class Runs(MethodView):
         return run, 200, headers
 
     @blp.arguments(RunQuerySchema(), location="query")
-    @blp.response(200, RunSchema(many=True))
+    @blp.response(200, RunSchema(many=True), headers={
+        "X-Dispatch-Continue": {"description": "the next page's token (pass it as "
+                                               "?continue=); absent on the last page",
+                                "schema": {"type": "string"}}})
     def get(self, query):
-        """List runs, newest first."""
+        """List runs, newest first, a page at a time (the body stays Dispatch's plain
+        list; the next page's token is in ``X-Dispatch-Continue``)."""
         if query.get("dead"):
             return system().runs.dead(org(), query.get("functionName"), query.get("limit"))
-        return system().runs.list(org(), query.get("functionName"), query.get("since"),
-                                  parse_tags(query.get("tags")), query.get("limit"))
+        page = system().runs.page(org(), query.get("functionName"), query.get("since"),
+                                  parse_tags(query.get("tags")), query.get("limit"),
+                                  query.get("continue"))
+        headers = {"X-Dispatch-Continue": page.token} if page.token else {}
+        return page.items, 200, headers
 
 
 @blp.route("/<string:run_name>")

@@ -46,6 +46,8 @@ class DispatchClient:
         self.context = context
         self.base_url = context.url
         self.session = requests.Session()
+        #: the headers of the last answer
+        self.last_headers: Any = {}
         self.session.verify = not context.insecure
         self.session.headers.update(
             {"Accept": "application/json", "X-Dispatch-Org": context.organization}
@@ -114,9 +116,17 @@ class DispatchClient:
         The original CLI also sends ``since=-62135596800`` (Go's zero time); it means
         "no lower bound", which is what leaving it out means here.
         """
-        params = {"functionName": function, "limit": limit}
-        return self._call("GET", "/v1/runs",
+        return self.list_runs_page(function, limit)[0]
+
+    def list_runs_page(
+        self, function: str | None = None, limit: int | None = None, token: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """``GET /v1/runs[?functionName=][&limit=][&continue=]``: a page of runs, newest
+        first, and the next page's token (``X-Dispatch-Continue``), None on the last."""
+        params = {"functionName": function, "limit": limit, "continue": token}
+        runs = self._call("GET", "/v1/runs",
                           params={k: str(v) for k, v in params.items() if v} or None)
+        return runs, self.last_headers.get("X-Dispatch-Continue")
 
     def list_dead_runs(self, function: str | None = None,
                        limit: int | None = None) -> list[dict[str, Any]]:
@@ -370,6 +380,7 @@ class DispatchClient:
             raise ApiError(
                 f"Dispatch at {self.base_url} did not answer {method} {path} in time"
             ) from None
+        self.last_headers = response.headers
         if retry and response.status_code in RETRIED_STATUSES:
             raise _Retry()
         if response.status_code == 401:

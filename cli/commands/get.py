@@ -78,17 +78,21 @@ def get() -> None:
 @click.argument("run", required=False)
 @click.option("--last", is_flag=True, help="Show only the newest run.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N runs, newest first.")
+@click.option("--continue", "token", metavar="TOKEN",
+              help="The next page: the token a previous listing printed.")
 @click.option("--dead", is_flag=True,
               help="Only dead runs (retries exhausted, not redriven): `dispatch redrive RUN`.")
 @options.global_options()
 @click.pass_context
 def get_run(
     ctx: click.Context, function: str | None, run: str | None, last: bool, limit: int | None,
-    dead: bool,
+    token: str | None, dead: bool,
 ) -> None:
-    """Show run RUN of FUNCTION, FUNCTION's runs, or every run; newest first."""
-    if run and (last or limit or dead):
-        raise click.UsageError("--last, --limit and --dead list runs: leave RUN out")
+    """Show run RUN of FUNCTION, FUNCTION's runs, or every run; newest first, a page at a
+    time (the server's page is at most 1000 runs; `--continue TOKEN` shows the next)."""
+    if run and (last or limit or dead or token):
+        raise click.UsageError("--last, --limit, --continue and --dead list runs: "
+                               "leave RUN out")
     if dead:
         if last:
             raise click.UsageError("--dead lists the dead runs: use --limit 1")
@@ -108,7 +112,10 @@ def get_run(
             raise click.ClickException(f"{whose} no runs yet")
         data = newest[0]
     else:
-        data = client.list_runs(function, limit=limit)
+        data, more = client.list_runs_page(function, limit=limit, token=token)
+        if more:
+            click.echo(f"more runs: dispatch get runs {function + ' ' if function else ''}"
+                       f"{f'--limit {limit} ' if limit else ''}--continue {more}", err=True)
     show(data, options.output_format(ctx), RUN_COLUMNS)
 
 

@@ -14,7 +14,7 @@ from ..drivers.base import Driver, Outcome
 from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
 from ..jobs import EXECUTE_RUN, Jobs
 from ..steps import Call, Step, run_pipeline
-from ..store import Store
+from ..store import Page, Store, matches
 from ..store.waiter import SettleWaiter
 from .functions import FunctionService, serving_version, validate_name, version_of
 from ..retry_policy import RetryPolicy
@@ -24,6 +24,10 @@ from .idempotency import IdempotencyKeys
 log = logging.getLogger("dispatch.runs")
 
 DEFAULT_TIMEOUT_MS = 60_000
+#: the most runs one list request answers (also its default: old clients send no limit)
+MAX_LIST_LIMIT = 1000
+#: how many runs one filtered list request may read, per run it may answer
+SCAN_FACTOR = 10
 #: a replayed key whose run is still absent after this long: the run was pruned
 REPLAY_PRUNED_AFTER = 30.0
 #: a delayed job may arrive this early (clocks of two hosts) and still start its retry
@@ -172,16 +176,35 @@ class RunService:
 
     def list(self, org: str, function_name: str | None = None, since: int | None = None,
              tags: dict[str, str] | None = None, limit: int | None = None) -> list[E.Entity]:
-        """Runs newest first, of one function if named, modified after ``since``, at most
-        ``limit`` of them."""
+        """Runs newest first (see :meth:`page`), the first page only."""
+        return self.page(org, function_name, since, tags, limit).items
+
+    def page(self, org: str, function_name: str | None = None, since: int | None = None,
+             tags: dict[str, str] | None = None, limit: int | None = None,
+             token: str | None = None) -> Page:
+        """Runs newest first, of one function if named, modified after ``since``, with
+        ``tags``: at most ``limit`` (default and most :data:`MAX_LIST_LIMIT`) from the
+        store's creation index, and the token of the next page if there is one.
+
+        ``since`` and ``tags`` filter the pages read: a page may then come back short,
+        with a token (at most ``SCAN_FACTOR × limit`` runs are read per request).
+        """
         if limit is not None and limit < 1:
             raise InvalidInput("limit must be a positive number")
-        fields = {"functionName": function_name} if function_name else None
-        runs = self.store.list(E.RUN, org, tags=tags, fields=fields)
-        if since is not None:
-            runs = [r for r in runs if r["modifiedTime"] > since]
-        runs.sort(key=lambda r: r.get("createdAt", r["createdTime"]), reverse=True)
-        return runs[:limit] if limit else runs
+        limit = min(limit or MAX_LIST_LIMIT, MAX_LIST_LIMIT)
+        field = ("functionName", function_name) if function_name else None
+        items: list[E.Entity] = []
+        scanned = 0
+        while True:
+            page = self.store.page(E.RUN, org, limit=limit - len(items), token=token,
+                                   field=field)
+            scanned += len(page.items)
+            items += [r for r in page.items
+                      if (since is None or r["modifiedTime"] > since)
+                      and matches(r, None, tags, None)]
+            token = page.token
+            if token is None or len(items) >= limit or scanned >= SCAN_FACTOR * limit:
+                return Page(items, token)
 
     # ---- job side -------------------------------------------------------------------
 

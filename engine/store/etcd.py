@@ -5,6 +5,11 @@ transactions comparing ``create_revision`` and ``mod_revision``, so compare-and-
 etcd's own. Watches are etcd watches from a start revision, re-established from the last
 event seen if the connection breaks. Locks are keys bound to a lease.
 
+Indexed kinds (runs) also get creation-index keys, written and deleted in the same
+transaction as the entity: ``/dispatch-index/<kind>/<org>/~all/<sort>/<name>`` and
+``…/<field>=<value>/<sort>/<name>``; a page is one keys-only range read of ``limit + 1``
+index keys (descending for newest first) and one transaction getting those entities.
+
 With several endpoints the store talks to the first reachable one and, after a failure,
 moves to the next; a read is retried once there, a write is not (it may have applied).
 """
@@ -29,7 +34,7 @@ from .. import entities
 from ..entities import Entity
 from ..errors import Conflict, InvalidInput, Unavailable
 from . import codec
-from .base import Lock, Store, Watch, WatchEvent, matches
+from .base import Lock, Page, Store, Watch, WatchEvent, matches
 
 #: seconds before an RPC (or the creation of a watch) gives up
 TIMEOUT = 5.0
@@ -37,6 +42,28 @@ TIMEOUT = 5.0
 RETRY_FAILED_AFTER = 1.0
 #: lock keys live apart from entities, so that watching /dispatch/ never sees them
 LOCK_PREFIX = "/dispatch-lock/"
+#: creation-index keys live apart from entities too
+INDEX_PREFIX = "/dispatch-index/"
+#: the most operations one etcd transaction may hold (etcd's --max-txn-ops default)
+MAX_TXN_OPS = 128
+
+
+def index_prefix(kind: str, org: str, field: tuple[str, Any] | None = None) -> str:
+    scope = "~all" if field is None else f"{field[0]}={field[1]}"
+    return f"{INDEX_PREFIX}{kind}/{org}/{scope}/"
+
+
+def index_keys(entity: Entity) -> list[str]:
+    """The creation-index keys of an entity of an indexed kind ([] for other kinds)."""
+    kind = entity["kind"].lower()
+    field = codec.INDEXED.get(kind)
+    if field is None:
+        return []
+    org, position = entity["organizationId"], f"{codec.sort_key(entity)}/{entity['name']}"
+    keys = [index_prefix(kind, org) + position]
+    if entity.get(field) is not None:
+        keys.append(index_prefix(kind, org, (field, entity[field])) + position)
+    return keys
 
 
 class EtcdStore(Store):
@@ -60,6 +87,23 @@ class EtcdStore(Store):
         self._txn = self._client.transactions
         self.closed = False
         self._use_first_reachable()
+        self._build_index_once()
+
+    def _build_index_once(self) -> None:
+        """Index the entities a version without the creation index wrote (once per
+        cluster: a marker key says it is done; doing it twice is harmless)."""
+        marker = INDEX_PREFIX + ".built"
+        if self._read(self._client.get_response, marker).kvs:
+            return
+        for kind in codec.INDEXED:
+            response = self._read(self._client.get_prefix_response, entities.prefix(kind))
+            for kv in response.kvs:
+                entity = codec.decode(kv.value, kv.mod_revision)
+                with self._rpc():
+                    for index in index_keys(entity):
+                        self._client.put(index, entities.key_of(entity))
+        with self._rpc():
+            self._client.put(marker, "1")
 
     def _use_first_reachable(self) -> None:
         # pyetcd starts on a random endpoint; the configured order is the preference
@@ -110,7 +154,8 @@ class EtcdStore(Store):
         value = codec.encode(stored)
         ok, responses = self._transaction(
             compare=[self._txn.create(key) == 0],
-            success=[self._txn.put(key, value)],
+            success=[self._txn.put(key, value)]
+            + [self._txn.put(index, key) for index in index_keys(stored)],
             failure=[],
         )
         if not ok:
@@ -145,6 +190,50 @@ class EtcdStore(Store):
         decoded = (codec.decode(kv.value, kv.mod_revision) for kv in response.kvs)
         return [e for e in decoded if matches(e, status, tags, fields)]
 
+    def page(self, kind: str, org: str, *, limit: int, token: str | None = None,
+             field: tuple[str, Any] | None = None, oldest_first: bool = False) -> Page:
+        """A page from the creation index: ``limit + 1`` index keys, then the entities."""
+        codec.indexed_field(kind, field)
+        prefix = index_prefix(kind, org, field)
+        start, end = prefix, codec.prefix_end(prefix)
+        if token:
+            sort, name = codec.decode_token(token)
+            position = f"{prefix}{sort}/{name}"
+            if oldest_first:
+                start = position + "\0"  # the next key after it
+            else:
+                end = position
+        response = self._read(self._client.get_range_response, start, end,
+                              sort_order="ascend" if oldest_first else "descend",
+                              sort_target="key", limit=limit + 1, keys_only=True)
+        names = [kv.key.decode()[len(prefix):].split("/", 1)[1] for kv in response.kvs]
+        items = self._get_many(kind, org, names[:limit])
+        more = len(names) > limit
+        return Page(items, codec.encode_token(items[-1]) if more and items else None)
+
+    def _get_many(self, kind: str, org: str, names: list[str]) -> list[Entity]:
+        """The entities named, in that order, in as few transactions as etcd allows
+        (one deleted meanwhile is left out)."""
+        found: list[Entity] = []
+        for first in range(0, len(names), MAX_TXN_OPS):
+            batch = names[first:first + MAX_TXN_OPS]
+            _, responses = self._transaction(
+                compare=[],
+                success=[self._txn.get(entities.key(kind, org, n)) for n in batch],
+                failure=[])
+            for kvs in responses:
+                if kvs:
+                    value, meta = kvs[0]
+                    found.append(codec.decode(value, meta.mod_revision))
+        return found
+
+    def count(self, kind: str, org: str, *, field: tuple[str, Any] | None = None) -> int:
+        codec.indexed_field(kind, field)
+        prefix = index_prefix(kind, org, field)
+        response = self._read(self._client.get_range_response, prefix,
+                              codec.prefix_end(prefix), count_only=True)
+        return response.count
+
     def update(self, entity: Entity) -> Entity:
         """Replace the stored entity if its revision equals ``entity["revision"]``."""
         key, stored = codec.for_update(entity)
@@ -166,11 +255,20 @@ class EtcdStore(Store):
     def delete(self, kind: str, org: str, name: str, revision: int | None = None) -> None:
         """Remove the entity (if ``revision`` is given, only if it still matches)."""
         key = entities.key(kind, org, name)
+        indexes: list[str] = []
+        if kind in codec.INDEXED:
+            # its index keys come from its value: read it, and delete only that version
+            current = self.get(kind, org, name)
+            if revision is not None and current["revision"] != revision:
+                raise codec.stale(key, revision, current["revision"])
+            revision, indexes = current["revision"], index_keys(current)
         compare = [self._txn.version(key) > 0]
         if revision is not None:
             compare.append(self._txn.mod(key) == revision)
         ok, responses = self._transaction(
-            compare=compare, success=[self._txn.delete(key)], failure=[self._txn.get(key)]
+            compare=compare,
+            success=[self._txn.delete(key)] + [self._txn.delete(i) for i in indexes],
+            failure=[self._txn.get(key)],
         )
         if not ok:
             self._raise_for(key, revision, responses[0])

@@ -101,3 +101,15 @@ def test_exec_with_a_run_name_starts_it_once(dispatch, at_server, hello_file):  
     first = json.loads(dispatch("exec", name, "--run-name", "once-only").stdout)
     second = json.loads(dispatch("exec", name, "--run-name", "once-only").stdout)
     assert first["name"] == second["name"] == "once-only"
+
+
+def test_get_runs_pages_with_continue(dispatch, at_server, hello_file):  # noqa: F811
+    name = create_hello(dispatch, hello_file)
+    names = [json.loads(dispatch("exec", name).stdout)["name"] for _ in range(3)]
+    first = dispatch("get", "runs", name, "--limit", "2", "-o", "json")
+    assert [r["name"] for r in json.loads(first.stdout)] == names[::-1][:2]
+    assert "--continue " in first.stderr
+    token = first.stderr.split("--continue ", 1)[1].split()[0]
+    rest = dispatch("get", "runs", name, "--limit", "2", "--continue", token, "-o", "json")
+    assert [r["name"] for r in json.loads(rest.stdout)] == names[::-1][2:]
+    assert "--continue" not in rest.stderr
