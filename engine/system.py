@@ -28,6 +28,7 @@ from .services.routes import RouteTable
 from .services.runs import RunService
 from .services.secrets import SecretService
 from .services.subscriptions import SubscriptionService
+from .run_retention import RunRetention
 from .settings import Settings
 from .steps.secrets import SecretInjection
 from .steps.validation import SchemaValidation
@@ -93,7 +94,10 @@ class Dispatch:
         self.reconciler = Reconciler(self.store, jobs, settings.stuck_seconds,
                                      settings.run_attempts, settings.base_check_seconds,
                                      event_retention_seconds=settings.event_retention_seconds,
-                                     max_resends_per_pass=settings.reconcile_max_resends)
+                                     max_resends_per_pass=settings.reconcile_max_resends,
+                                     run_retention=RunRetention(
+                                         settings.run_retention_count or None,
+                                         settings.run_retention_seconds or None))
 
     @property
     def identity(self) -> AccessControl:

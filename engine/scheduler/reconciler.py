@@ -39,6 +39,10 @@ driver      UPDATING      submit ``sync_event_driver`` again
 driver      DELETING      submit ``sync_event_driver`` again
 ==========  ============  ================================================================
 
+Every ``retention_check_seconds``, settled runs past their function's retention (a count
+and an age, :mod:`engine.run_retention`) are pruned, oldest first
+(:mod:`engine.scheduler.run_pruning`).
+
 Image rows submit at most once per ``stuck_seconds`` per entity (a waiting image or a
 missing base does not change, and a check may pull an image): the reconciler remembers
 when it last submitted each.
@@ -64,6 +68,8 @@ from ..jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_
                     SYNC_API, SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
 from ..store import Store
 from ..retry_policy import RetryPolicy
+from ..run_retention import RunRetention
+from .run_pruning import RunPruner
 from ..services.dead_letters import DeadLetters
 from ..services.runs import system_error
 
@@ -80,8 +86,13 @@ class Reconciler:
     def __init__(self, store: Store, jobs: Jobs, stuck_seconds: float = 30.0,
                  run_attempts: int = 2, base_check_seconds: float = 60.0,
                  event_retention_seconds: float = 86400.0,
-                 max_resends_per_pass: int = 100, max_resend_backoff: float = 300.0):
+                 max_resends_per_pass: int = 100, max_resend_backoff: float = 300.0,
+                 run_retention: RunRetention | None = None,
+                 retention_check_seconds: float = 60.0):
         self.store, self.jobs = store, jobs
+        #: prunes settled runs past their function's retention (None: keeps every run)
+        self.pruner = (RunPruner(store, run_retention, every=retention_check_seconds)
+                       if run_retention is not None else None)
         self.max_resends_per_pass = max_resends_per_pass
         self.max_resend_backoff = max_resend_backoff
         #: per run key: (re-sends so far, not before this time)
@@ -164,6 +175,10 @@ class Reconciler:
         # forget entities that settled or went away
         self._submitted = {k: t for k, t in self._submitted.items() if k in seen}
         self._resends = {k: v for k, v in self._resends.items() if k in seen}
+        if self.pruner is not None:
+            pruned = self.pruner.maybe_prune(now)
+            if pruned:
+                moved["pruned_run"] = pruned
         return moved
 
     def _stuck(self, entity: E.Entity, now: float) -> bool:
