@@ -6,12 +6,12 @@ import logging
 import time
 import traceback
 import uuid
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .. import entities as E
 from ..store.cache import EntityCache
 from ..drivers.base import Driver, Outcome
-from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
+from ..errors import Conflict, InvalidInput, NotFound, StaleRevision, Unavailable
 from ..jobs import EXECUTE_RUN, Jobs
 from ..steps import Call, Step, run_pipeline
 from ..store import Page, Store, matches
@@ -260,6 +260,8 @@ class RunService:
         """Record the outcome of an attempt: the run settles, or (``retry`` and its policy
         allowing) goes back to wait for its next attempt."""
         now = time.time()
+        # a result the store cannot take now is tried again until the claim expires
+        until = run.get("claimExpires") or now
         policy = RetryPolicy.of(run)
         error_type = (outcome.error or {}).get("type")
         if policy is not None:
@@ -269,12 +271,13 @@ class RunService:
                 "error": _brief(outcome.error)}]
             if retry and outcome.error and policy.retries(error_type) \
                     and run.get("attempts", 1) < policy.attempts:
-                self._retry_later(run, outcome, policy, now)
+                self._retry_later(run, outcome, policy, now, until)
                 return
         dead = bool(outcome.error) and (policy or DEFAULT_POLICY).retries(error_type)
         if dead:
             run["dead"] = True
-            self.dead_letters.add(dict(run, error=outcome.error))
+            self._while_unavailable(lambda: self.dead_letters.add(dict(run, error=outcome.error)),
+                                    until)
         run.update(
             status=E.ERROR if outcome.error else E.READY, output=outcome.payload,
             error=outcome.error, logs=outcome.logs, finishedTime=int(now),
@@ -287,7 +290,7 @@ class RunService:
         run.update(outcome.extra)  # the driver's own facts (e.g. OpenWhisk's activationId)
         run.pop("claimExpires", None)
         try:
-            run = self.store.update(run)
+            run = self._while_unavailable(lambda: self.store.update(run), until)
         except (StaleRevision, NotFound):
             log.warning("run.result_dropped key=%s (the run changed meanwhile)", E.key_of(run))
             return
@@ -295,8 +298,24 @@ class RunService:
             self._waiter.settled(E.key_of(run), run)
         log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
 
+    @staticmethod
+    def _while_unavailable(write: Callable[[], Any], until: float) -> Any:
+        """``write()``, tried again while the store is unavailable (etcd restarting, a
+        leader election) until ``until``, the run's claim expiry: a function's result is
+        kept rather than its run executed again. After the claim expires the reconciler
+        may start the run again, and the write would lose its compare-and-swap anyway."""
+        pause = 0.05
+        while True:
+            try:
+                return write()
+            except Unavailable:
+                if time.time() + pause >= until:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
     def _retry_later(self, run: E.Entity, outcome: Outcome, policy: RetryPolicy,
-                     now: float) -> None:
+                     now: float, until: float) -> None:
         """Put a failed attempt's run back to INITIALIZED with the time its next attempt
         is due; a delayed job starts it then (the reconciler, if the job is lost)."""
         delay = policy.delay(run.get("attempts", 1))
@@ -308,7 +327,7 @@ class RunService:
         run.pop("claimExpires", None)
         run.pop("executedAt", None)
         try:
-            run = self.store.update(run)
+            run = self._while_unavailable(lambda: self.store.update(run), until)
         except (StaleRevision, NotFound):
             log.warning("run.retry_dropped key=%s (the run changed meanwhile)", E.key_of(run))
             return

@@ -130,8 +130,8 @@ class Store(abc.ABC):
         oldest_first: bool = False,
     ) -> Page:
         """Up to ``limit`` entities of an indexed kind (:data:`codec.INDEXED`) in ``org``,
-        newest first by creation time (``createdAt``, else ``createdTime``; ties by name),
-        or oldest first; from ``token`` (a previous page's) on.
+        newest first by creation time (``createdAt``, else ``createdTime``, to the
+        microsecond), or oldest first; ties by name, ascending, either way; from ``token`` (a previous page's) on.
 
         ``field`` is ``(name, value)`` of the kind's indexed field (runs:
         ``functionName``): only those entities. Entities added after the first page sort

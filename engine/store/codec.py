@@ -81,13 +81,23 @@ def prefix_end(prefix: str) -> str:
 INDEXED: dict[str, str] = {entities.RUN: "functionName"}
 
 
+#: a creation time in microseconds is below this; ``SORT_SPAN - 1 - t`` inverts the order
+SORT_SPAN = 10 ** 20
+
+
 def sort_key(entity: Entity) -> str:
-    """The entity's place in its kind's creation index: its creation time, fixed-width,
-    so that keys sort as times do."""
+    """The entity's place in its kind's creation index: its creation time in microseconds,
+    fixed-width, so that keys sort as times do."""
     created = entity.get("createdAt")
     if created is None:
         created = entity.get("createdTime") or 0
-    return f"{float(created):020.6f}"
+    return f"{round(float(created) * 1_000_000):020d}"
+
+
+def newest_first_key(sort: str) -> str:
+    """``sort`` inverted: ascending keys give the newest first (etcd reads ascending key
+    ranges with the limit applied as it goes; other orders read the whole range)."""
+    return f"{SORT_SPAN - 1 - int(sort):020d}"
 
 
 def indexed_field(kind: str, field: tuple[str, Any] | None) -> tuple[str, Any] | None:
@@ -110,7 +120,7 @@ def decode_token(token: str) -> tuple[str, str]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         sort, name = raw.split("/", 1)
-        float(sort)
+        int(sort)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("continue is not a continuation token this server gave") from None
     if len(sort) != 20 or not name:

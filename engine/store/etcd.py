@@ -6,9 +6,11 @@ etcd's own. Watches are etcd watches from a start revision, re-established from 
 event seen if the connection breaks. Locks are keys bound to a lease.
 
 Indexed kinds (runs) also get creation-index keys, written and deleted in the same
-transaction as the entity: ``/dispatch-index/<kind>/<org>/~all/<sort>/<name>`` and
-``…/<field>=<value>/<sort>/<name>``; a page is one keys-only range read of ``limit + 1``
-index keys (descending for newest first) and one transaction getting those entities.
+transaction as the entity: ``/dispatch-index/<kind>/<org>/<scope>/<order>/<time>/<name>``
+where scope is ``~all`` or ``<field>=<value>`` and order is ``new`` (the time inverted)
+or ``old``. A page is one keys-only range read of ``limit + 1`` index keys, always in
+ascending key order (etcd 3.4 applies a limit as it reads only then; a descending read
+reads the whole range first), and one transaction getting those entities.
 
 With several endpoints the store talks to the first reachable one and, after a failure,
 moves to the next; a read is retried once there, a write is not (it may have applied).
@@ -48,9 +50,14 @@ INDEX_PREFIX = "/dispatch-index/"
 MAX_TXN_OPS = 128
 
 
-def index_prefix(kind: str, org: str, field: tuple[str, Any] | None = None) -> str:
+def index_prefix(kind: str, org: str, field: tuple[str, Any] | None = None,
+                 oldest_first: bool = False) -> str:
     scope = "~all" if field is None else f"{field[0]}={field[1]}"
-    return f"{INDEX_PREFIX}{kind}/{org}/{scope}/"
+    return f"{INDEX_PREFIX}{kind}/{org}/{scope}/{'old' if oldest_first else 'new'}/"
+
+
+def index_position(sort: str, name: str, oldest_first: bool) -> str:
+    return f"{sort if oldest_first else codec.newest_first_key(sort)}/{name}"
 
 
 def index_keys(entity: Entity) -> list[str]:
@@ -59,11 +66,10 @@ def index_keys(entity: Entity) -> list[str]:
     field = codec.INDEXED.get(kind)
     if field is None:
         return []
-    org, position = entity["organizationId"], f"{codec.sort_key(entity)}/{entity['name']}"
-    keys = [index_prefix(kind, org) + position]
-    if entity.get(field) is not None:
-        keys.append(index_prefix(kind, org, (field, entity[field])) + position)
-    return keys
+    org, sort, name = entity["organizationId"], codec.sort_key(entity), entity["name"]
+    scopes = [None] + ([(field, entity[field])] if entity.get(field) is not None else [])
+    return [index_prefix(kind, org, scope, old) + index_position(sort, name, old)
+            for scope in scopes for old in (False, True)]
 
 
 class EtcdStore(Store):
@@ -92,7 +98,7 @@ class EtcdStore(Store):
     def _build_index_once(self) -> None:
         """Index the entities a version without the creation index wrote (once per
         cluster: a marker key says it is done; doing it twice is harmless)."""
-        marker = INDEX_PREFIX + ".built"
+        marker = INDEX_PREFIX + ".built-2"
         if self._read(self._client.get_response, marker).kvs:
             return
         for kind in codec.INDEXED:
@@ -194,18 +200,13 @@ class EtcdStore(Store):
              field: tuple[str, Any] | None = None, oldest_first: bool = False) -> Page:
         """A page from the creation index: ``limit + 1`` index keys, then the entities."""
         codec.indexed_field(kind, field)
-        prefix = index_prefix(kind, org, field)
+        prefix = index_prefix(kind, org, field, oldest_first)
         start, end = prefix, codec.prefix_end(prefix)
         if token:
-            sort, name = codec.decode_token(token)
-            position = f"{prefix}{sort}/{name}"
-            if oldest_first:
-                start = position + "\0"  # the next key after it
-            else:
-                end = position
+            start = prefix + index_position(*codec.decode_token(token), oldest_first) + "\0"
+        # no sort order: etcd's own ascending key order, with the limit applied as it reads
         response = self._read(self._client.get_range_response, start, end,
-                              sort_order="ascend" if oldest_first else "descend",
-                              sort_target="key", limit=limit + 1, keys_only=True)
+                              limit=limit + 1, keys_only=True)
         names = [kv.key.decode()[len(prefix):].split("/", 1)[1] for kv in response.kvs]
         items = self._get_many(kind, org, names[:limit])
         more = len(names) > limit

@@ -86,15 +86,15 @@ class MemoryStore(Store):
              field: tuple[str, Any] | None = None, oldest_first: bool = False) -> Page:
         """A page of an indexed kind, newest (or oldest) first (sorted here: unit tests)."""
         codec.indexed_field(kind, field)
-        after = codec.decode_token(token) if token else None
+        def position(sort: str, name: str) -> tuple[str, str]:
+            return (sort if oldest_first else codec.newest_first_key(sort)), name
+
         ordered = sorted(
-            ((codec.sort_key(e), e["name"]), e) for e in self.list(kind, org)
+            (position(codec.sort_key(e), e["name"]), e) for e in self.list(kind, org)
             if field is None or e.get(field[0]) == field[1])
-        if not oldest_first:
-            ordered.reverse()
-        if after is not None:
-            ordered = [(p, e) for p, e in ordered
-                       if (p > after if oldest_first else p < after)]
+        if token:
+            after = position(*codec.decode_token(token))
+            ordered = [(p, e) for p, e in ordered if p > after]
         items = [e for _, e in ordered[:limit]]
         more = len(ordered) > limit
         return Page(items, codec.encode_token(items[-1]) if more and items else None)

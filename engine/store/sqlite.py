@@ -258,10 +258,9 @@ class SqliteStore(Store):
             params.append(field[1])
         if token:
             sort, name = codec.decode_token(token)
-            query += " AND (sort, key) > (?, ?)" if oldest_first else " AND (sort, key) < (?, ?)"
-            params += [sort, entities.key(kind, org, name)]
-        order = "ASC" if oldest_first else "DESC"
-        query += f" ORDER BY sort {order}, key {order} LIMIT ?"
+            query += f" AND (sort {'>' if oldest_first else '<'} ? OR (sort = ? AND key > ?))"
+            params += [sort, sort, entities.key(kind, org, name)]
+        query += f" ORDER BY sort {'ASC' if oldest_first else 'DESC'}, key ASC LIMIT ?"
         params.append(limit + 1)
         with self._connection() as db:
             rows = db.execute(query, params).fetchall()

@@ -279,10 +279,10 @@ def test_page_lists_newest_first_by_creation_then_continues_from_its_token(
         store: Store, org: str):
     for i, created in enumerate([5.0, 1.0, 3.0, 4.0, 2.0, 3.0]):
         store.add(run(org, f"r{i}", 1_700_000_000 + created))
-    # r2 and r5 were made the same instant: the name breaks the tie
-    assert walk(store, org, 2) == [["r0", "r3"], ["r5", "r2"], ["r4", "r1"]]
+    # r2 and r5 were made the same instant: the name breaks the tie, ascending
+    assert walk(store, org, 2) == [["r0", "r3"], ["r2", "r5"], ["r4", "r1"]]
     assert walk(store, org, 4, oldest_first=True) == [["r1", "r4", "r2", "r5"], ["r3", "r0"]]
-    assert walk(store, org, 10) == [["r0", "r3", "r5", "r2", "r4", "r1"]]
+    assert walk(store, org, 10) == [["r0", "r3", "r2", "r5", "r4", "r1"]]
     assert store.count(entities.RUN, org) == 6
 
 
@@ -644,7 +644,7 @@ def test_etcd_indexes_runs_written_before_the_creation_index(etcd_endpoint: str,
     try:
         store.add(run(org, "old", 1_700_000_000))
         store._client.delete_prefix(f"/dispatch-index/run/{org}/")  # as an older version wrote it
-        store._client.delete("/dispatch-index/.built")
+        store._client.delete("/dispatch-index/.built-2")
         assert walk(store, org, 5) == [[]]
         EtcdStore([etcd_endpoint]).close()  # the next process to open the store indexes it
         assert walk(store, org, 5) == [["old"]]

@@ -217,3 +217,25 @@ def test_delays_grow_up_to_the_cap_and_jitter_only_shortens_them():
     constant = RetryPolicy.parse({"attempts": 3, "backoff": "constant", "delayMs": 250,
                                   "jitter": 0})
     assert [constant.delay(a) for a in (1, 2, 3)] == [0.25, 0.25, 0.25]
+
+
+def test_a_result_the_store_cannot_take_is_written_once_it_is_back(with_policy, monkeypatch):
+    """A store outage while the function runs must not make the run execute twice: the
+    result is written again until the claim expires."""
+    from engine.errors import Unavailable
+
+    store, jobs, driver, functions, runs = with_policy
+    script(driver, OK)
+    run = runs.start("default", "hello", {})
+    real_update, failures = store.update, [3]
+
+    def flaky_update(entity):
+        if entity.get("status") == E.READY and failures[0]:
+            failures[0] -= 1
+            raise Unavailable("etcd is unavailable")
+        return real_update(entity)
+
+    monkeypatch.setattr(store, "update", flaky_update)
+    runs.execute(E.key_of(run))
+    done = runs.get("default", run["name"])
+    assert done["status"] == E.READY and failures == [0] and len(driver.calls) == 1
