@@ -201,16 +201,46 @@ class EtcdStore(Store):
         """A page from the creation index: ``limit + 1`` index keys, then the entities."""
         codec.indexed_field(kind, field)
         prefix = index_prefix(kind, org, field, oldest_first)
-        start, end = prefix, codec.prefix_end(prefix)
+        start, after = prefix, None
         if token:
-            start = prefix + index_position(*codec.decode_token(token), oldest_first) + "\0"
-        # no sort order: etcd's own ascending key order, with the limit applied as it reads
-        response = self._read(self._client.get_range_response, start, end,
-                              limit=limit + 1, keys_only=True)
-        names = [kv.key.decode()[len(prefix):].split("/", 1)[1] for kv in response.kvs]
+            sort, name = codec.decode_token(token)
+            start = prefix + index_position(sort, name, oldest_first) + "\0"
+            after = int(sort) / 1_000_000
+        if oldest_first:
+            # pruning's order: one range read (its cost grows with the range on etcd 3.4)
+            response = self._read(self._client.get_range_response, start,
+                                  codec.prefix_end(prefix), limit=limit + 1, keys_only=True)
+            keys = [kv.key.decode() for kv in response.kvs]
+        else:
+            keys = self._newest_keys(prefix, start, time.time() if after is None else after,
+                                     limit + 1)
+        names = [k[len(prefix):].split("/", 1)[1] for k in keys]
         items = self._get_many(kind, org, names[:limit])
         more = len(names) > limit
         return Page(items, codec.encode_token(items[-1]) if more and items else None)
+
+    def _newest_keys(self, prefix: str, start: str, since: float, want: int) -> list[str]:
+        """Up to ``want`` newest-first index keys from ``start``, read in widening time
+        windows back from ``since`` (a minute, then 8 times more each read).
+
+        etcd 3.4 walks every key of a range before applying its limit, so one read of the
+        whole index would cost as much as the history is long; windows make a page cost
+        about what the runs of its own time span cost. Ranges are read in etcd's own
+        ascending order (the newest-first keys hold the time inverted).
+        """
+        found: list[str] = []
+        window = 60.0
+        while True:
+            bound = since - window
+            last = bound <= 0
+            end = (codec.prefix_end(prefix) if last else
+                   prefix + codec.newest_first_key(codec.sort_key({"createdAt": bound})))
+            response = self._read(self._client.get_range_response, start, end,
+                                  limit=want - len(found), keys_only=True)
+            found += [kv.key.decode() for kv in response.kvs]
+            if len(found) >= want or last:
+                return found
+            start, window = end, window * 8
 
     def _get_many(self, kind: str, org: str, names: list[str]) -> list[Entity]:
         """The entities named, in that order, in as few transactions as etcd allows

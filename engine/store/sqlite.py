@@ -258,7 +258,9 @@ class SqliteStore(Store):
             params.append(field[1])
         if token:
             sort, name = codec.decode_token(token)
-            query += f" AND (sort {'>' if oldest_first else '<'} ? OR (sort = ? AND key > ?))"
+            # a range on sort (which the index serves), then the tie on the same instant
+            query += (f" AND sort {'>=' if oldest_first else '<='} ?"
+                      f" AND (sort {'>' if oldest_first else '<'} ? OR key > ?)")
             params += [sort, sort, entities.key(kind, org, name)]
         query += f" ORDER BY sort {'ASC' if oldest_first else 'DESC'}, key ASC LIMIT ?"
         params.append(limit + 1)

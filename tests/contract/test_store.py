@@ -286,6 +286,15 @@ def test_page_lists_newest_first_by_creation_then_continues_from_its_token(
     assert store.count(entities.RUN, org) == 6
 
 
+def test_page_finds_runs_far_apart_in_time_and_in_the_future(store: Store, org: str):
+    now = time.time()
+    ages = {"future": -30, "now": 0, "hour": 3600, "year": 365 * 86400, "old": 20 * 365 * 86400}
+    for name, age in ages.items():
+        store.add(run(org, name, now - age))
+    assert walk(store, org, 2) == [["future", "now"], ["hour", "year"], ["old"]]
+    assert walk(store, org, 3, oldest_first=True) == [["old", "year", "hour"], ["now", "future"]]
+
+
 def test_page_by_the_indexed_field_and_count(store: Store, org: str):
     for i in range(7):
         store.add(run(org, f"r{i}", 1_700_000_000 + i, function="even" if i % 2 == 0 else "odd"))
