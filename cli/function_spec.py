@@ -2,8 +2,7 @@
 function`` share, the request body they make, and waiting for the build to settle.
 
 Seed files (:mod:`cli.seed`) describe the same spec in YAML and reuse the JSON Schema
-reader and the wait from here, so a function is built and reported one way whichever
-command sent it.
+reader from here.
 """
 
 from __future__ import annotations
@@ -15,15 +14,10 @@ from typing import Any, Callable
 
 import click
 
-from engine.entities import ERROR
 from engine.sources import pack
 
 from .client import DispatchClient
-from .progress import wait_until_settled
-
-#: how long a function build may take before the CLI stops waiting (building may install
-#: dependencies, so this is generous)
-BUILD_WAIT_S = 300.0
+from .progress import settled, wait_options
 
 
 def read_json_schema(path: str) -> dict[str, Any]:
@@ -86,7 +80,7 @@ SPEC_OPTIONS: tuple[Callable, ...] = (
                  help="Keep at most N settled runs of the function (the oldest go)."),
     click.option("--keep-runs-for", type=click.IntRange(min=1),
                  help="Prune settled runs older than this many seconds."),
-    click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for READY."),
+    wait_options,
 )
 
 
@@ -175,32 +169,15 @@ def send_and_build(
     path: str,
     *,
     doing: str,
-    no_wait: bool,
+    wait: bool,
     spec: dict[str, Any],
 ) -> dict[str, Any]:
-    """Send function ``name``'s body with ``request`` (a create or an update) and, unless
-    ``no_wait``, wait for its build; the function as it ended.
+    """Send function ``name``'s body with ``request`` (a create or an update); with
+    ``wait``, wait for its build: the function as it is then.
 
-    :raises click.ClickException: the build ended in ERROR (the message has the reasons).
+    :raises click.ClickException: waited, and the build ended in ERROR (the message has
+        the reasons).
     """
     function = request(function_body(name, path, **spec))
-    if no_wait:
-        return function
-    function = wait_built(client, name, f"{doing} function {name}")
-    failure = build_failure(function)
-    if failure:
-        raise click.ClickException(failure)
-    return function
-
-
-def wait_built(client: DispatchClient, name: str, label: str) -> dict[str, Any]:
-    """Poll function ``name`` until it is READY or ERROR, showing ``label`` meanwhile."""
-    return wait_until_settled(lambda: client.get_function(name), label, BUILD_WAIT_S)
-
-
-def build_failure(function: dict[str, Any]) -> str | None:
-    """``function NAME failed: REASONS`` if the function ended in ERROR, else None."""
-    if function.get("status") != ERROR:
-        return None
-    reasons = "; ".join(function.get("reason") or []) or "no reason given"
-    return f"function {function.get('name')} failed: {reasons}"
+    return settled(client, "Function", dict(function, name=function.get("name") or name),
+                   doing, wait)

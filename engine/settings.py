@@ -8,6 +8,8 @@ from typing import Mapping
 
 #: ``$DISPATCH_AUTH``'s values
 AUTH_VALUES = ("on", "off")
+#: ``$DISPATCH_SANDBOX``'s values
+SANDBOX_VALUES = ("auto", "on", "off")
 
 
 #: where custom event drivers post events when ``DISPATCH_API_URL`` is not given
@@ -133,6 +135,10 @@ class Settings:
         if self.auth not in AUTH_VALUES:
             raise ValueError(f"DISPATCH_AUTH must be one of {', '.join(AUTH_VALUES)}, "
                              f"not {self.auth!r}")
+        # nor turn the functions' sandbox off
+        if self.sandbox not in SANDBOX_VALUES:
+            raise ValueError(f"DISPATCH_SANDBOX must be one of {', '.join(SANDBOX_VALUES)}, "
+                             f"not {self.sandbox!r}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -160,7 +166,7 @@ class Settings:
             run_retention_count=int(env.get("DISPATCH_RUN_RETENTION_COUNT") or 10000),
             run_retention_seconds=float(env.get("DISPATCH_RUN_RETENTION_SECONDS")
                                         or 30 * 86400),
-            sandbox=env.get("DISPATCH_SANDBOX") or "auto",
+            sandbox=(env.get("DISPATCH_SANDBOX") or "auto").strip().lower(),
             event_retention_seconds=float(env.get("DISPATCH_EVENT_RETENTION_SECONDS") or 86400),
             cron_seconds=float(env.get("DISPATCH_CRON_SECONDS") or 1),
             api_url=env.get("DISPATCH_API_URL") or "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import options
-from ..output import Column, field, show, timestamp, without_values
+from ..output import TABLE, Column, field, show, timestamp, without_values
 
 FUNCTION_COLUMNS = (
     Column("NAME", field("name")),
@@ -125,13 +125,17 @@ def get_run(
 @options.global_options()
 @click.pass_context
 def get_secret(ctx: click.Context, name: str | None, reveal: bool) -> None:
-    """Show secret NAME, or every secret; values only with --all."""
+    """Show secret NAME, or every secret. The table shows values only with --all; -o json
+    and -o yaml show them, as Dispatch's CLI did (scripts read `.secrets.KEY`)."""
     client = options.client(ctx)
     data = client.get_secret(name) if name else client.list_secrets()
-    if reveal:
-        show(data, options.output_format(ctx), SECRET_COLUMNS + (SECRET_VALUES,))
+    fmt = options.output_format(ctx)
+    if fmt != TABLE:
+        show(data, fmt, SECRET_COLUMNS)
+    elif reveal:
+        show(data, fmt, SECRET_COLUMNS + (SECRET_VALUES,))
     else:
-        show(without_values(data), options.output_format(ctx), SECRET_COLUMNS)
+        show(without_values(data), fmt, SECRET_COLUMNS)
 
 
 DRIVER_COLUMNS = (

@@ -17,7 +17,7 @@ def test_a_failing_run_is_retried_then_dead_listed_and_redriven(dispatch, at_ser
                             "--image", "python3", "--retry-attempts", "3",
                             "--retry-on", "FunctionError", "--retry-delay", "50",
                             "--retry-backoff", "constant", "--retry-jitter", "0",
-                            "--keep-runs", "50")
+                            "--keep-runs", "50", "--wait")
     assert created["retry"] == {"attempts": 3, "backoff": "constant", "delayMs": 50,
                                 "maxDelayMs": 60000, "jitter": 0.0, "on": ["FunctionError"]}
     assert created["retention"] == {"count": 50, "ageSeconds": None}

@@ -422,11 +422,10 @@ def test_watch_close_unblocks_iteration(store: Store, org: str):
     collector = Collector(watch)
     time.sleep(0.1)
     assert collector.thread.is_alive()
-    started = time.monotonic()
     watch.close()
-    collector.thread.join(timeout=2)
+    # blocked with nothing to deliver, the iteration ends only because of the close
+    collector.thread.join(timeout=30)
     assert not collector.thread.is_alive()
-    assert time.monotonic() - started < 0.5
     watch.close()  # a second close is harmless
 
 
@@ -501,8 +500,10 @@ def test_lock_excludes_a_second_process(store: Store, org: str, holder):
     first = holder(f"{org}-lock", 10)
     lock = store.lock(f"{org}-lock", 10)
     started = time.monotonic()
+    # it gives up at its timeout, while the holder still has the lock (it releases below),
+    # and not before: a lower bound, which a loaded machine cannot break
     assert not lock.acquire(timeout=0.5)
-    assert 0.45 <= time.monotonic() - started < 2
+    assert time.monotonic() - started >= 0.45
     first.release()
     assert lock.acquire(timeout=2)
     assert lock.is_held()
@@ -514,10 +515,8 @@ def test_lock_expires_when_holder_dies(store: Store, org: str, holder):
     lock = store.lock(f"{org}-lock", 1)
     assert not lock.acquire(timeout=0)
     first.die()
-    started = time.monotonic()
-    assert lock.acquire(timeout=5)
-    # etcd rounds a lease up to whole seconds and checks expiry twice a second
-    assert time.monotonic() - started < 4
+    # the holder never released it: only its lease running out lets this acquire succeed
+    assert lock.acquire(timeout=30)
     lock.release()
 
 
