@@ -52,11 +52,11 @@ def create_app(system: Dispatch | None = None, settings: Settings | None = None)
     auth.register(app)
 
     api = Api(app)
-    from blueprints import (apis, event_drivers, events, functions, health, iam, images,
-                            runs, secrets, workflows)
+    from blueprints import (apis, event_drivers, events, functions, health, home, iam,
+                            images, runs, secrets, workflows)
 
     for module in (health, functions, runs, secrets, images, events, event_drivers, apis,
-                   iam, workflows):
+                   iam, home, workflows):
         api.register_blueprint(module.blp)
     api.register_blueprint(workflows.executions_blp)
     errors.register(app)

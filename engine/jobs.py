@@ -47,10 +47,12 @@ class Jobs(abc.ABC):
     """Submits jobs for workers."""
 
     @abc.abstractmethod
-    def submit(self, job: str, key: str, delay: float | None = None) -> None:
-        """Queue ``job`` for the entity at ``key``; returns once the queue has it.
+    def submit(self, job: str, key: str, delay: float = 0.0) -> None:
+        """Queue ``job`` for the entity at ``key``, to be delivered after ``delay``
+        seconds; returns once the queue has it.
 
-        :param delay: seconds before a worker may take it (a timer's prompt firing)
+        A delayed job is only a timely wake-up: the entity records when it is due, so
+        that the reconciler fires it if the queue loses it.
         """
 
 
@@ -59,6 +61,10 @@ class RecordingJobs(Jobs):
 
     def __init__(self) -> None:
         self.submitted: list[tuple[str, str]] = []
+        #: the delay of each delayed submission, in the order made
+        self.delayed: list[tuple[str, str, float]] = []
 
-    def submit(self, job: str, key: str, delay: float | None = None) -> None:
+    def submit(self, job: str, key: str, delay: float = 0.0) -> None:
         self.submitted.append((job, key))
+        if delay:
+            self.delayed.append((job, key, delay))

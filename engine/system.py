@@ -34,6 +34,7 @@ from .services.secrets import SecretService
 from .services.subscriptions import SubscriptionService
 from .services.workflow_triggers import WorkflowTriggers
 from .services.workflows import WorkflowService
+from .run_retention import RunRetention
 from .settings import DEFAULT_API_URL, Settings
 from .steps.secrets import SecretInjection
 from .steps.validation import SchemaValidation
@@ -80,6 +81,7 @@ class Dispatch:
         self.runs = RunService(self.store, jobs, self.driver, self.functions,
                                attempts=settings.run_attempts,
                                claim_grace_seconds=settings.claim_grace_seconds,
+                               idempotency_seconds=settings.idempotency_seconds,
                                steps=[SchemaValidation(), SecretInjection(self.secrets.resolve)])
         self.events = EventService(self.store, jobs, self.runs,
                                    retention_seconds=settings.event_retention_seconds)
@@ -114,6 +116,10 @@ class Dispatch:
         self.reconciler = Reconciler(self.store, jobs, settings.stuck_seconds,
                                      settings.run_attempts, settings.base_check_seconds,
                                      event_retention_seconds=settings.event_retention_seconds,
+                                     max_resends_per_pass=settings.reconcile_max_resends,
+                                     run_retention=RunRetention(
+                                         settings.run_retention_count or None,
+                                         settings.run_retention_seconds or None),
                                      executions=self.executions)
 
     @property

@@ -74,8 +74,9 @@ class DramatiqJobs(Jobs):
         return dramatiq.Actor(body, broker=self.broker, actor_name=job, queue_name=QUEUES[job],
                               priority=0, options=dict(OPTIONS))
 
-    def submit(self, job: str, key: str, delay: float | None = None) -> None:
-        if delay and delay > 0:
+    def submit(self, job: str, key: str, delay: float = 0.0) -> None:
+        if delay > 0:
+            # the broker's delay queue; the store's due time backs it up (reconciler)
             self.actors[job].send_with_options(args=(key,), delay=int(delay * 1000))
         else:
             self.actors[job].send(key)

@@ -173,7 +173,7 @@ class ActivityService:
                        for k, v in (spec.get("tags") or {}).items()]}
             try:
                 self.runs.start(org, function, body, name=run_name,
-                                notify=(RUN_ACTIVITY, E.key_of(record)))
+                                notify=[RUN_ACTIVITY, E.key_of(record)])
             except Conflict:
                 return  # started meanwhile by another delivery of this job
             except NotFound as exc:

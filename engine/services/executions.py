@@ -147,7 +147,7 @@ class ExecutionService:
             if existing is None:
                 raise
             return existing
-        delay = None if not_before is None else max(0.0, not_before - now)
+        delay = 0.0 if not_before is None else max(0.0, not_before - now)
         self.jobs.submit(ADVANCE_EXECUTION, E.key_of(execution), delay=delay)
         log.info("execution.started key=%s workflow=%s", E.key_of(execution), workflow_name)
         return execution
@@ -389,7 +389,7 @@ class ExecutionService:
                        reference=activity.reference, spec=activity.spec, execution=name,
                        workflowName=execution["workflowName"], started=iso(now),
                        startedAt=now, finished=None, value=None, error=None)
-        delay = None
+        delay = 0.0
         if activity.kind == "timer":
             seconds = float(activity.spec.get("seconds") or 0)
             record["due"] = now + seconds
