@@ -16,7 +16,7 @@ WORKFLOWS = EXAMPLES / "workflows"
 
 @pytest.fixture
 def seeded(dispatch, own_org):
-    dispatch("create", "-f", EXAMPLES / "seed.yaml", "-w", EXAMPLES)
+    dispatch("create", "-f", EXAMPLES / "seed.yaml", "-w", EXAMPLES, "--wait")
     result = dispatch("create", "-f", WORKFLOWS / "seed.yaml")
     assert "Created Workflow: greet-both" in result.stdout
     return own_org

@@ -142,7 +142,7 @@ def test_workflows_complete_while_workers_are_killed(env, cluster, tmp_path):
     # a short timeout: a run claimed by a killed worker is taken back 6 s + the grace
     # later (long enough for a new worker's cold start, a few seconds on a loaded machine)
     dispatch_cli("create", "function", "inc", str(source), "--image", "python3",
-                 "--handler", "inc.handle", "--timeout", "6000", env=env)
+                 "--handler", "inc.handle", "--timeout", "6000", "--wait", env=env)
     sequence = {"document": dict(DSL, name="sequence"), "do": [
         {f"step{i}": {"call": "inc", "with": {"n": "${ .n }"}}} for i in range(SEQUENCE)]}
     fanout = {"document": dict(DSL, name="fanout"), "do": [
