@@ -6,7 +6,8 @@ setup(
     description="A serverless framework: functions, runs, events and an API gateway on Flask, Dramatiq and etcd",
     python_requires=">=3.11",
     packages=find_packages(include=["engine*", "api*", "tasks*", "blueprints*", "cli*"]),
-    package_data={"engine": ["runtimes/*/*"]},
+    package_data={"engine": ["runtimes/*/*"],
+                  "blueprints": ["ui/templates/ui/*.html", "ui/static/*"]},
     install_requires=[
         "Flask>=3.1",
         "flask-smorest>=0.47",
@@ -32,6 +33,6 @@ setup(
         "casbin>=1.43",
         "flask-oidc>=2.4",
     ],
-    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3"]},
+    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3", "playwright>=1.65"]},
     entry_points={"console_scripts": ["dispatch=cli.main:main"]},
 )

@@ -4,6 +4,7 @@ one process, on the SQLite store, Dramatiq's StubBroker and the local driver."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import secrets
@@ -20,6 +21,8 @@ from engine.errors import NotFound
 from engine.identity.bootstrap import (
     ADMIN, DEFAULT_ORG, bootstrap, public_key_of, write_private_key,
 )
+from engine.identity.login_links import TTL_SECONDS as LOGIN_LINK_TTL, LoginLinks
+from engine.identity.principal import SERVICE_ACCOUNT, Principal
 from engine.leader import start_thread
 from engine.settings import Settings
 from tasks.actors import assemble
@@ -107,6 +110,16 @@ class EmbeddedServer:
             return False
         return account["publicKey"] == public_key_of(key)
 
+    def login_link(self) -> str | None:
+        """A one-time link signing a browser in to the web UI as the admin; None with
+        auth off (no login needed) or when the server listens beyond the loopback
+        interface (sign in with the OIDC login there)."""
+        if self.admin_key_path is None or not is_loopback(self.host):
+            return None
+        token = LoginLinks(self.system.store, LOGIN_LINK_TTL).issue(
+            Principal(self.admin_org, self.admin_account, SERVICE_ACCOUNT))
+        return f"{self.url}/ui/login?token={token}"
+
     def _serve_http(self) -> None:
         try:
             self.http.run()
@@ -133,6 +146,13 @@ class EmbeddedServer:
     def _close_channels(self) -> None:
         for channel in list(self.http._map.values()):
             channel.close()
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def session_secret(home: str) -> str:
@@ -171,6 +191,11 @@ def serve_embedded(home: str, host: str = "127.0.0.1", port: int = 8080) -> None
     if server.admin_key_path is not None:
         print(f"Admin: service account {server.admin_org}/{server.admin_account}, private "
               f"key {server.admin_key_path}", flush=True)
+    print(f"Web UI: {server.url}/ui/", flush=True)
+    link = server.login_link()
+    if link is not None:
+        print(f"Web UI login (once, within {int(LOGIN_LINK_TTL // 60)} minutes, as the "
+              f"admin): {link}", flush=True)
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())

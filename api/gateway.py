@@ -47,7 +47,7 @@ from .gateway_auth import GatewayUnauthenticated, authenticate
 log = logging.getLogger("dispatch.gateway")
 
 #: first path segments that belong to the API itself, never to the gateway
-API_SEGMENTS = frozenset({"v1", "healthz", "docs", "openapi.json", "oidc", ""})
+API_SEGMENTS = frozenset({"v1", "healthz", "docs", "openapi.json", "oidc", "ui", ""})
 #: request headers a function never sees
 HIDDEN_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -31,6 +31,8 @@ class RunSchema(EntitySchema):
     finishedTime = fields.Integer(dump_only=True, allow_none=True)
     durationMs = fields.Float(dump_only=True)
     coldStartMs = fields.Float(dump_only=True)
+    queueWaitMs = fields.Float(dump_only=True,
+                               metadata={"description": "from the request to a worker's claim"})
     # the openwhisk driver's: the run's activation and OpenWhisk's own times
     activationId = fields.String(dump_only=True)
     initTimeMs = fields.Float(dump_only=True)
