@@ -66,7 +66,7 @@ SUMMARIES: dict[str, tuple[str, str, Callable[[dict], dict]]] = {
 def _start_revision() -> int | None:
     last = request.headers.get("Last-Event-ID") or request.args.get("after")
     try:
-        return int(last) + 1 if last else None
+        return max(1, int(last) + 1) if last else None
     except ValueError:
         return None
 

@@ -33,7 +33,7 @@ from engine.identity.principal import Principal
 
 #: how long a session opened by a login link lasts
 SESSION_HOURS = 12
-PRINCIPAL_KEY, ORG_KEY = "ui_principal", "ui_org"
+PRINCIPAL_KEY, ORG_KEY, NEXT_KEY = "ui_principal", "ui_org", "ui_next"
 #: endpoints open to a browser without a session
 OPEN_ENDPOINTS = {"ui.login", "ui.static"}
 ACTION_METHODS = {action: method for method, action in reversed(METHOD_ACTIONS.items())}
@@ -111,6 +111,10 @@ def install(ui: Blueprint) -> None:
     def gate():
         if request.endpoint in OPEN_ENDPOINTS:
             return None
+        if request.method == "GET":
+            # read before the page reads anything: its live updates start from here, so
+            # no change between this read and the browser's connection is missed
+            g.live_after = system().store.revision()
         identity = system().identity
         if not identity.enabled:
             g.ui_principal = Principal(session.get(ORG_KEY) or "default", ANONYMOUS,
@@ -141,6 +145,9 @@ def install(ui: Blueprint) -> None:
         if not target.startswith("/ui"):
             target = "/ui/"
         token = request.args.get("token")
+        if token is not None and request.args.get("next") is None:
+            # back to where the browser was sent to log in from (its session expired)
+            target = session.get(NEXT_KEY) or target
         if token is not None:
             try:
                 who = login_links().redeem(token)
@@ -157,6 +164,7 @@ def install(ui: Blueprint) -> None:
             return response
         if not system().identity.enabled or _session_principal() is not None:
             return redirect(target)
+        session[NEXT_KEY] = target
         return render_template("ui/login.html", error=None, next=target,
                                oidc=_oidc_login_url(target))
 

@@ -192,7 +192,9 @@
   function listen(kind, handler) {
     if (!window.EventSource) return;
     if (!streams[kind]) {
-      var source = new EventSource("/ui/live/" + encodeURIComponent(kind));
+      var after = document.body.getAttribute("data-live-after");
+      var source = new EventSource("/ui/live/" + encodeURIComponent(kind) +
+                                   (after ? "?after=" + encodeURIComponent(after) : ""));
       streams[kind] = { source: source, handlers: [] };
       source.addEventListener("change", function (message) {
         var data;
