@@ -8,9 +8,9 @@ import uuid
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from engine.cron import config_map, due_times, parse_config
+from engine.cloudevents import normalize
 from engine.errors import InvalidInput
-from engine.events import normalize
+from engine.scheduler.cron import config_map, due_times, parse_config
 
 from . import forms
 from .session import allow, may, org, system

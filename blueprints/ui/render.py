@@ -11,8 +11,8 @@ from typing import Any
 from flask import Blueprint, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import DispatchError
-from engine.identity.errors import Forbidden, Unauthenticated
+from api.errors import status_of
+from engine.errors import DispatchError, Forbidden, Unauthenticated
 
 from . import session as ui_session
 
@@ -89,8 +89,12 @@ def register_errors(ui: Blueprint) -> None:
 
     @ui.errorhandler(DispatchError)
     def dispatch_error(exc: DispatchError):
-        titles = {400: "Bad input", 404: "Not found", 409: "Conflict", 503: "Unavailable"}
-        return page_error(exc.status, titles.get(exc.status, "Error"), exc.message)
+        status = status_of(exc)
+        if status >= 500:
+            log.error("ui.error %s: %s", type(exc).__name__, exc.message)
+        titles = {400: "Bad input", 404: "Not found", 409: "Conflict", 413: "Too large",
+                  503: "Unavailable"}
+        return page_error(status, titles.get(status, "Error"), exc.message)
 
     @ui.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

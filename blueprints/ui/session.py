@@ -24,10 +24,9 @@ from flask import (Blueprint, abort, current_app, g, redirect, render_template, 
 
 from api.oidc_login import safe_next
 from engine.entities import NAME_PATTERN
-from engine.errors import InvalidInput
+from engine.errors import Forbidden, InvalidInput, Unauthenticated
 from engine.identity.access import ANONYMOUS
 from engine.identity.authorizer import METHOD_ACTIONS
-from engine.identity.errors import Forbidden, Unauthenticated
 from engine.identity.login_links import LoginLinks
 from engine.identity.principal import Principal
 

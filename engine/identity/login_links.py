@@ -16,9 +16,8 @@ import secrets
 import time
 
 from .. import entities as E
-from ..errors import NotFound, StaleRevision
+from ..errors import NotFound, StaleRevision, Unauthenticated
 from ..store import Store
-from .errors import Unauthenticated
 from .principal import Principal
 
 log = logging.getLogger("dispatch.identity")

@@ -1,6 +1,6 @@
 """Functions: create, update and delete (API side) and build and remove (job side).
 
-A function is built onto an image (:mod:`engine.images`: an Image entity of its
+A function is built onto an image (:mod:`engine.services.catalog`: an Image entity of its
 organization, else a built-in). The build resolves the image once, lets the builder make
 the version runnable (``Builder.build_function``) and keeps the result in the version's
 ``imageConfig``: every run of the version reads it from the function entity alone. A
@@ -17,10 +17,10 @@ import uuid
 from typing import Any
 
 from .. import entities as E
-from ..builders.base import BuildError, Builder
+from ..builders.base import Builder
 from ..drivers.base import Deployment, Driver
-from ..errors import FunctionBuildError, InvalidInput, NotFound, StaleRevision
-from ..images import ImageCatalog, ImageRef
+from ..errors import BuildError, InvalidInput, NotFound, StaleRevision
+from .catalog import ImageCatalog, ImageRef
 from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, DELETE_IMAGE, Jobs
 from ..sources import decode
 from ..steps.validation import check_schema
@@ -263,7 +263,7 @@ class FunctionService:
             return  # another worker claimed it, or it changed meanwhile
         try:
             fn.update(self._build_version(fn, image), status=E.READY, reason=[])
-        except (FunctionBuildError, InvalidInput, BuildError) as exc:
+        except (BuildError, InvalidInput) as exc:
             fn.update(status=E.ERROR, reason=[exc.message])
         except Exception as exc:  # a driver failure must not leave the function CREATING
             log.exception("function.build_failed key=%s", key)
@@ -286,10 +286,10 @@ class FunctionService:
     def _build_version(self, fn: E.Entity, image: ImageRef | str) -> dict[str, Any]:
         """Build and prepare the version on ``image``; the fields that record it."""
         if isinstance(image, str):
-            raise FunctionBuildError(image)
+            raise BuildError(image)
         if image.status != E.READY:
             reasons = "; ".join(image.reason) or "no reason given"
-            raise FunctionBuildError(
+            raise BuildError(
                 f"image {image.name} is in ERROR: {reasons}" if image.status == E.ERROR
                 else f"image {image.name} is {image.status}")
         config = dict(image.config)

@@ -22,7 +22,7 @@ from engine.builders.base import BaseImageSpec, BuildError, ImageSpec
 from engine.builders.docker import DockerBuilder
 from engine.drivers.base import Deployment
 from engine.drivers.docker import DockerDriver
-from engine.errors import FunctionBuildError
+from engine.errors import BuildError
 from engine.sources import pack
 
 pytestmark = pytest.mark.timeout(300)
@@ -238,7 +238,7 @@ def test_remove_image_untags_it_and_deletes_it_from_the_registry(builder, base, 
 def test_the_docker_driver_refuses_a_function_without_a_function_image(driver):
     dep = Deployment(org=ORG, name="fn", version="v1", handler="fn.handle", language="python3", image="python3",
                      timeout_ms=0, source=lambda: b"")
-    with pytest.raises(FunctionBuildError, match="has no function image"):
+    with pytest.raises(BuildError, match="has no function image"):
         driver.prepare(dep)
 
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet, MultiFernet
 
 from engine import entities as E
-from engine.driver_processes import DriverSupervisor
+from engine.scheduler.driver_processes import DriverSupervisor
 from engine.jobs import RecordingJobs
 from engine.services.event_drivers import EventDriverService
 from engine.store import open_store
@@ -40,7 +40,7 @@ def world(tmp_path):
     store = open_store("memory://")
     drivers = EventDriverService(store, RecordingJobs(),
                                  MultiFernet([Fernet(Fernet.generate_key())]),
-                                 lambda org, ev: ev, "http://api:1",
+                                 "http://api:1",
                                  allowed_commands=("/usr/bin/env", sys.executable))
     clock = Clock()
     secrets = {"keys": {"api-key": "k1"}}
