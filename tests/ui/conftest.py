@@ -98,6 +98,22 @@ class DispatchUp:
             store.close()
         return f"{self.url}/ui/login?token={token}"
 
+    def admin_token(self) -> str:
+        """A bearer token of the admin, signed with the key ``dispatch up`` wrote."""
+        from tests.e2e.identity_client import sign
+
+        return sign((self.home / "admin.key").read_bytes(), "default", "admin")
+
+    def api(self, method: str, path: str, **kwargs):
+        """A REST API call as the admin (for what the UI has no form for)."""
+        import requests
+
+        headers = {"Authorization": f"Bearer {self.admin_token()}"}
+        response = requests.request(method, f"{self.url}{path}", headers=headers,
+                                    timeout=60, **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
