@@ -330,6 +330,32 @@ def test_update_a_function_then_delete_it_after_confirming(ui, dispatch_up):
     page.locator(f"tr[data-name='{name}']").wait_for(state="detached")  # live, when gone
 
 
+def test_images_show_their_status_and_a_failed_build_its_log(ui, dispatch_up):
+    base, good, bad = unique("base"), unique("img"), unique("broken")
+    dispatch_up.api("POST", "/v1/baseimage", json={"name": base, "dockerUrl": "python3",
+                                                   "language": "python3"})
+    page = ui.page
+    page.goto(f"{dispatch_up.url}/ui/images/")
+    page.locator(f"tr[data-name='{base}'] [data-status]").get_by_text("READY").wait_for()
+    dispatch_up.api("POST", "/v1/image", json={"name": good, "baseImageName": base})
+    dispatch_up.api("POST", "/v1/image", json={
+        "name": bad, "baseImageName": base,
+        "systemDependencies": {"packages": [{"name": "libxml2"}]}})
+    page.reload()  # new rows come with a reload (the list updates the rows it shows)
+    page.locator(f"tr[data-name='{good}'] [data-status]").get_by_text("READY").wait_for(
+        timeout=60_000)
+    page.locator(f"tr[data-name='{bad}'] [data-status]").get_by_text("ERROR").wait_for()
+    ui.check("images")
+    page.get_by_role("link", name=bad, exact=True).click()
+    log = page.get_by_test_id("build-log").inner_text()
+    assert "cannot install system packages (libxml2)" in log
+    ui.check("image-failed")
+    page.get_by_role("link", name=base, exact=True).click()
+    assert page.get_by_role("heading", name=f"Base image {base}").is_visible()
+    assert page.locator("main li", has_text=good).count() == 1  # used by
+    ui.check("base-image")
+
+
 def test_cron_drivers_show_their_next_fire_times(ui, dispatch_up):
     name = unique("hourly")
     dispatch_up.api("POST", "/v1/event/drivers", json={
