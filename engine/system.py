@@ -28,7 +28,7 @@ from .services.routes import RouteTable
 from .services.runs import RunService
 from .services.secrets import SecretService
 from .services.subscriptions import SubscriptionService
-from .settings import Settings
+from .settings import DEFAULT_API_URL, Settings
 from .steps.secrets import SecretInjection
 from .steps.validation import SchemaValidation
 from .store import Store, open_store
@@ -79,7 +79,8 @@ class Dispatch:
                                    retention_seconds=settings.event_retention_seconds)
         self.subscriptions = SubscriptionService(self.store, jobs, self.functions)
         self.apis = ApiService(self.store, jobs)
-        self.event_drivers = EventDriverService(self.store, jobs, cipher, settings.api_url,
+        self.event_drivers = EventDriverService(self.store, jobs, cipher,
+                                                settings.api_url or DEFAULT_API_URL,
                                                 allowed_commands=settings.driver_commands)
         self.ingest = IngestService(self.store, self.event_drivers, self.events.emit,
                                     max_body_bytes=settings.max_body_bytes)

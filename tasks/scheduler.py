@@ -8,8 +8,7 @@ import logging
 import signal
 import threading
 
-from engine.scheduler import event_scheduler
-from engine.scheduler.leader import lead
+from engine.scheduler.runner import SchedulerThreads
 from engine.settings import Settings
 
 from .actors import assemble
@@ -24,14 +23,10 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    system.reconciler.follow()
-    # cron ticks and custom event drivers: their own leader lock, in threads beside this
-    threads, stop_events = event_scheduler.start(system)
-    lead(system.store, "reconciler", settings.reconcile_seconds,
-         system.reconciler.reconcile_once, stop)
-    stop_events.set()
-    for thread in threads:
-        thread.join(timeout=10)
+    scheduler = SchedulerThreads(system, follow=True).start()
+    stop.wait()
+    scheduler.stop()
+    scheduler.join()
     system.close()
 
 

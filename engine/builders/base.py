@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any
 
 from ..drivers.base import Deployment
-from ..errors import BuildError
+from ..errors import BuildError  # noqa: F401 (builders raise it; re-exported)
 
 
 @dataclasses.dataclass(frozen=True)

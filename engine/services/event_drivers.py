@@ -133,11 +133,10 @@ class EventDriverService:
             raise Conflict(f"driver type {name} is built in and cannot be updated")
         if spec.get("name") not in (None, name):
             raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
-        entity = self.store.get(E.DRIVER_TYPE, org, name)
-        entity.update(self._type_fields(spec))
+        fields = self._type_fields(spec)
         if spec.get("tags") is not None:
-            entity["tags"] = list(spec["tags"])
-        entity = self.store.update(entity)
+            fields["tags"] = list(spec["tags"])
+        entity = self.store.modify(E.DRIVER_TYPE, org, name, lambda t: dict(t, **fields))
         log.info("drivertype.updated key=%s", E.key_of(entity))
         return entity
 
@@ -238,10 +237,9 @@ class EventDriverService:
         """The ``sync_event_driver`` job: CREATING/UPDATING → READY (a cron driver's
         cursor (re)started), DELETING → gone (with its cursor). Idempotent."""
         _, org, name = E.parse_key(key)
-        try:
-            driver = self.store.get(E.DRIVER, org, name)
-        except NotFound:
-            return
+        driver = self.store.find(key)
+        if driver is None:
+            return  # deleted meanwhile: nothing left to do
         if driver["status"] == E.DELETING:
             try:
                 cursor = self.store.get(E.SCHEDULE, org, name)

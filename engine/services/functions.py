@@ -28,8 +28,6 @@ from ..store import Store
 
 log = logging.getLogger("dispatch.functions")
 
-#: the fields a client sets; everything else is the server's
-SPEC_FIELDS = ("image", "handler", "timeout", "schema", "secrets", "services", "tags")
 SOURCE_SCHEME = "es://"
 #: what makes one version of a function: replaced together by an update
 VERSION_FIELDS = ("faasId", "sourceURL", "image", "handler", "timeout", "schema", "secrets",
@@ -241,11 +239,10 @@ class FunctionService:
 
         Waits (returns, leaving the status as it is) while the function's image builds.
         """
-        kind, org, name = E.parse_key(key)
-        try:
-            fn = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        _, org, name = E.parse_key(key)
+        fn = self.store.find(key)
+        if fn is None:
+            return  # deleted meanwhile: nothing left to do
         if fn["status"] not in (E.INITIALIZED, E.UPDATING):
             return  # built already, being built, or being deleted
         try:
@@ -318,10 +315,9 @@ class FunctionService:
     def remove(self, key: str) -> None:
         """The ``delete_function`` job: retire its instances, delete its runs and source."""
         kind, org, name = E.parse_key(key)
-        try:
-            fn = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        fn = self.store.find(key)
+        if fn is None:
+            return  # deleted meanwhile: nothing left to do
         if fn["status"] != E.DELETING:
             return
         for version in filter(None, (fn, fn.get("previous") and {**fn, **fn["previous"]})):

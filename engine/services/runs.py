@@ -6,7 +6,7 @@ import logging
 import time
 import traceback
 import uuid
-from typing import Any, Iterable
+from typing import Any
 
 from .. import entities as E
 from ..store.cache import EntityCache
@@ -123,11 +123,10 @@ class RunService:
 
     def execute(self, key: str) -> None:
         """The ``execute_run`` job: claim the run, call the function, record the outcome."""
-        kind, org, name = E.parse_key(key)
-        try:
-            run = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        _, org, name = E.parse_key(key)
+        run = self.store.find(key)
+        if run is None:
+            return  # deleted meanwhile: nothing left to do
         if run["status"] != E.INITIALIZED:
             return  # claimed or finished already: at-least-once delivery made it a no-op
         try:
