@@ -53,11 +53,12 @@ def create_app(system: Dispatch | None = None, settings: Settings | None = None)
 
     api = Api(app)
     from blueprints import (apis, event_drivers, events, functions, health, iam, images,
-                            runs, secrets)
+                            runs, secrets, workflows)
 
     for module in (health, functions, runs, secrets, images, events, event_drivers, apis,
-                   iam):
+                   iam, workflows):
         api.register_blueprint(module.blp)
+    api.register_blueprint(workflows.executions_blp)
     errors.register(app)
     from blueprints import ui
 

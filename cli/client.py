@@ -219,6 +219,49 @@ class DispatchClient:
         """``DELETE /v1/api/{name}``: the API (``DELETING``)."""
         return self._call("DELETE", f"/v1/api/{_segment(name)}")
 
+    # -- workflows and their executions ------------------------------------------------
+
+    def create_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/workflow``: the Workflow (``READY``; a bad definition is a 400)."""
+        return self._call("POST", "/v1/workflow", body=body)
+
+    def list_workflows(self) -> list[dict[str, Any]]:
+        """``GET /v1/workflow``."""
+        return self._call("GET", "/v1/workflow")
+
+    def get_workflow(self, name: str) -> dict[str, Any]:
+        """``GET /v1/workflow/{name}``."""
+        return self._call("GET", f"/v1/workflow/{_segment(name)}")
+
+    def update_workflow(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /v1/workflow/{name}``."""
+        return self._call("PUT", f"/v1/workflow/{_segment(name)}", body=body)
+
+    def delete_workflow(self, name: str) -> dict[str, Any]:
+        """``DELETE /v1/workflow/{name}``."""
+        return self._call("DELETE", f"/v1/workflow/{_segment(name)}")
+
+    def start_execution(self, workflow: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/executions?workflowName=``: the finished Execution if blocking, else
+        the new one (or the existing one of that ``name``)."""
+        return self._call("POST", "/v1/executions", params={"workflowName": workflow},
+                          body=body)
+
+    def list_executions(self, workflow: str | None = None, status: str | None = None,
+                        limit: int | None = None) -> list[dict[str, Any]]:
+        """``GET /v1/executions[?workflowName=][&status=][&limit=]``: newest first."""
+        params = {"workflowName": workflow, "status": status, "limit": limit}
+        return self._call("GET", "/v1/executions",
+                          params={k: str(v) for k, v in params.items() if v} or None)
+
+    def get_execution(self, name: str) -> dict[str, Any]:
+        """``GET /v1/executions/{name}``."""
+        return self._call("GET", f"/v1/executions/{_segment(name)}")
+
+    def execution_action(self, name: str, action: str) -> dict[str, Any]:
+        """``POST /v1/executions/{name}/{cancel|suspend|resume}``."""
+        return self._call("POST", f"/v1/executions/{_segment(name)}/{action}")
+
     # -- event drivers and their types -------------------------------------------------
 
     def create_driver_type(self, body: dict[str, Any]) -> dict[str, Any]:

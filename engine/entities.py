@@ -38,12 +38,22 @@ API = "api"
 ORGANIZATION = "organization"
 SERVICE_ACCOUNT = "serviceaccount"
 POLICY = "policy"
+#: a workflow definition (Serverless Workflow DSL 1.0) and its executions
+WORKFLOW = "workflow"
+EXECUTION = "execution"
+#: one activity of an execution (a call, a timer, …), named ``<execution>/<hash of its
+#: id>``: written add-only when it starts, then once with its result
+ACTIVITY = "activity"
+#: a ``listen`` activity waiting for events of its organization (``<execution>--<hash>``)
+LISTENER = "listener"
 
 KIND_NAMES = {FUNCTION: "Function", RUN: "Run", SOURCE: "Source", IMAGE: "Image",
               BASE_IMAGE: "BaseImage", SECRET: "Secret", EVENT: "Event",
               SUBSCRIPTION: "Subscription", DRIVER: "Driver", DRIVER_TYPE: "DriverType",
               SCHEDULE: "Schedule", API: "API", ORGANIZATION: "Organization",
-              SERVICE_ACCOUNT: "ServiceAccount", POLICY: "Policy"}
+              SERVICE_ACCOUNT: "ServiceAccount", POLICY: "Policy",
+              WORKFLOW: "Workflow", EXECUTION: "Execution", ACTIVITY: "Activity",
+              LISTENER: "Listener"}
 
 # Dispatch's statuses
 INITIALIZED = "INITIALIZED"

@@ -35,14 +35,23 @@ SYNC_SUBSCRIPTION = "sync_subscription"
 SYNC_EVENT_DRIVER = "sync_event_driver"
 #: move a gateway API on from CREATING / UPDATING / DELETING
 SYNC_API = "sync_api"
+#: replay a workflow execution over its recorded activities, write its new state and
+#: start the activities it now waits on
+ADVANCE_EXECUTION = "advance_execution"
+#: perform one activity of an execution (a function run, an HTTP call, a timer, …) and
+#: record its result
+RUN_ACTIVITY = "run_activity"
 
 
 class Jobs(abc.ABC):
     """Submits jobs for workers."""
 
     @abc.abstractmethod
-    def submit(self, job: str, key: str) -> None:
-        """Queue ``job`` for the entity at ``key``; returns once the queue has it."""
+    def submit(self, job: str, key: str, delay: float | None = None) -> None:
+        """Queue ``job`` for the entity at ``key``; returns once the queue has it.
+
+        :param delay: seconds before a worker may take it (a timer's prompt firing)
+        """
 
 
 class RecordingJobs(Jobs):
@@ -51,5 +60,5 @@ class RecordingJobs(Jobs):
     def __init__(self) -> None:
         self.submitted: list[tuple[str, str]] = []
 
-    def submit(self, job: str, key: str) -> None:
+    def submit(self, job: str, key: str, delay: float | None = None) -> None:
         self.submitted.append((job, key))

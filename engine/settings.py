@@ -42,6 +42,8 @@ class Settings:
         function's timeout a worker's claim on a run lasts; after that the run's worker is
         taken for lost.
     :param sandbox: ``$DISPATCH_SANDBOX``: ``auto`` (bubblewrap when present), ``on``, ``off``.
+    :param execution_retention_seconds: ``$DISPATCH_EXECUTION_RETENTION_SECONDS``: how
+        long a finished workflow execution is kept (then the reconciler prunes it).
     :param event_retention_seconds: ``$DISPATCH_EVENT_RETENTION_SECONDS``: how long a
         received event is kept; a duplicate (same source and id) within it is delivered
         once.
@@ -97,6 +99,7 @@ class Settings:
     claim_grace_seconds: float = 30.0
     sandbox: str = "auto"
     event_retention_seconds: float = 86400.0
+    execution_retention_seconds: float = 7 * 86400.0
     cron_seconds: float = 1.0
     api_url: str = ""
     max_body_bytes: int = 1 << 20
@@ -144,6 +147,8 @@ class Settings:
             claim_grace_seconds=float(env.get("DISPATCH_CLAIM_GRACE_SECONDS") or 30),
             sandbox=env.get("DISPATCH_SANDBOX") or "auto",
             event_retention_seconds=float(env.get("DISPATCH_EVENT_RETENTION_SECONDS") or 86400),
+            execution_retention_seconds=float(
+                env.get("DISPATCH_EXECUTION_RETENTION_SECONDS") or 7 * 86400),
             cron_seconds=float(env.get("DISPATCH_CRON_SECONDS") or 1),
             api_url=env.get("DISPATCH_API_URL") or "",
             max_body_bytes=int(env.get("DISPATCH_MAX_BODY_BYTES") or (1 << 20)),

@@ -15,5 +15,7 @@ from .login import login, logout
 from .up import up
 from .update import update
 from .version import version
+from .workflows import cancel, exec_workflow, resume, suspend
 
-COMMANDS = (create, get, update, delete, exec_, emit, up, login, logout, iam, version)
+COMMANDS = (create, get, update, delete, exec_, exec_workflow, cancel, suspend, resume, emit,
+            up, login, logout, iam, version)

@@ -36,6 +36,16 @@ api         DELETING      submit ``sync_api`` again
 driver      CREATING      submit ``sync_event_driver`` again
 driver      UPDATING      submit ``sync_event_driver`` again
 driver      DELETING      submit ``sync_event_driver`` again
+execution   pending,      every ``stuck_seconds`` without a change: submit
+            running,      ``advance_execution`` (a lost advance, or an activity result
+            waiting       recorded by a job that died before queueing it)
+execution   completed,    older than ``execution_retention_seconds``: delete it with its
+            faulted,      activity records
+            cancelled
+activity    started       a timer past its due time: submit ``run_activity`` (fires it);
+                          another kind whose claim expired and unchanged for
+                          ``stuck_seconds``: submit ``run_activity`` again (a worker died
+                          mid-call: the call is made again, at-least-once)
 ==========  ============  ================================================================
 
 Image rows submit at most once per ``stuck_seconds`` per entity (a waiting image or a
@@ -52,11 +62,12 @@ from typing import Callable
 from .. import entities as E
 from ..store.cache import EntityCache
 from ..errors import NotFound, StaleRevision
-from ..jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
-                    DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT, EXECUTE_RUN,
-                    SYNC_API, SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
+from ..jobs import (ADVANCE_EXECUTION, BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION,
+                    DELETE_BASE_IMAGE, DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT,
+                    EXECUTE_RUN, RUN_ACTIVITY, SYNC_API, SYNC_EVENT_DRIVER,
+                    SYNC_SUBSCRIPTION, Jobs)
 from ..store import Store
-from ..services.runs import system_error
+from ..services.runs import notify_settled, system_error
 
 log = logging.getLogger("dispatch.reconciler")
 
@@ -66,15 +77,17 @@ class Reconciler:
     (every move is a compare-and-swap), though one leader at a time is cheaper."""
 
     KINDS = (E.FUNCTION, E.RUN, E.BASE_IMAGE, E.IMAGE, E.EVENT, E.SUBSCRIPTION, E.API,
-             E.DRIVER)
+             E.DRIVER, E.EXECUTION, E.ACTIVITY)
 
     def __init__(self, store: Store, jobs: Jobs, stuck_seconds: float = 30.0,
                  run_attempts: int = 2, base_check_seconds: float = 60.0,
-                 event_retention_seconds: float = 86400.0):
+                 event_retention_seconds: float = 86400.0, executions=None):
         self.store, self.jobs = store, jobs
         self.stuck_seconds, self.run_attempts = stuck_seconds, run_attempts
         self.base_check_seconds = base_check_seconds
         self.event_retention_seconds = event_retention_seconds
+        #: the execution service (prunes finished executions); None: no workflow rows
+        self.executions = executions
         self._pending: dict[str, EntityCache] | None = None
         #: when a throttled row last submitted a job for a key
         self._submitted: dict[str, float] = {}
@@ -108,6 +121,13 @@ class Reconciler:
             (E.DRIVER, E.UPDATING): self._resubmit(SYNC_EVENT_DRIVER),
             (E.DRIVER, E.DELETING): self._resubmit(SYNC_EVENT_DRIVER),
         }
+        if executions is not None:
+            advance = self._throttled(ADVANCE_EXECUTION, stuck_seconds)
+            for status in ("pending", "running", "waiting"):
+                self.TABLE[(E.EXECUTION, status)] = advance
+            for status in ("completed", "faulted", "cancelled"):
+                self.TABLE[(E.EXECUTION, status)] = self._prune_execution
+            self.TABLE[(E.ACTIVITY, "started")] = self._redrive_activity
 
     def follow(self) -> None:
         """Keep the entities in transitional statuses in memory, fed by store watches, so
@@ -177,6 +197,34 @@ class Reconciler:
                           revision=event["revision"])
         return "pruned_event"
 
+    def _prune_execution(self, execution: E.Entity, now: float) -> str | None:
+        finished = execution.get("finishedAt") or execution["modifiedTime"]
+        if finished + self.executions.retention_seconds > now:
+            return None
+        self.executions.prune(execution)
+        return "pruned_execution"
+
+    def _redrive_activity(self, record: E.Entity, now: float) -> str | None:
+        key = E.key_of(record)
+        if record.get("activityKind") == "timer":
+            if record.get("due", 0) > now or self._submitted.get(key, 0) + 1 > now:
+                return None
+            self._submitted[key] = now
+            self.jobs.submit(RUN_ACTIVITY, key)
+            return "fired_timer"
+        if record.get("claimExpires", 0) > now:
+            return None
+        if record.get("activityKind") == "listen":
+            seconds = self.stuck_seconds * 10  # it waits for events: only a lost register
+        else:
+            seconds = self.stuck_seconds
+        last = max(record["modifiedTime"], self._submitted.get(key, 0.0))
+        if last + seconds > now:
+            return None
+        self._submitted[key] = now
+        self.jobs.submit(RUN_ACTIVITY, key)
+        return "redrove_activity"
+
     def _reclaim_image(self, image: E.Entity, now: float) -> str | None:
         if image.get("claimExpires", 0) > now:
             return None
@@ -204,8 +252,9 @@ class Reconciler:
             return "retried_run"
         message = (f"the worker running this run was lost (no result after {attempts} "
                    f"attempt{'s' if attempts != 1 else ''})")
-        self.store.update(dict(run, status=E.ERROR, error=system_error(message),
-                               reason=[message], finishedTime=int(now)))
+        run = self.store.update(dict(run, status=E.ERROR, error=system_error(message),
+                                     reason=[message], finishedTime=int(now)))
+        notify_settled(self.jobs, run)
         return "failed_run"
 
     def close(self) -> None:

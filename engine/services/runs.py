@@ -45,7 +45,7 @@ class RunService:
     # ---- API side -------------------------------------------------------------------
 
     def start(self, org: str, function_name: str | None, body: dict[str, Any],
-              name: str | None = None) -> E.Entity:
+              name: str | None = None, notify: tuple[str, str] | None = None) -> E.Entity:
         """Store a run ``INITIALIZED`` and queue it. 404 if no version of the function is
         READY (while an update builds, runs go to the version it replaces).
 
@@ -71,6 +71,8 @@ class RunService:
             attempts=0, waitSeconds=self.wait_seconds(fn.get("timeout") or 0),
             createdAt=time.time(),  # createdTime is whole seconds: this orders runs
         )
+        if notify is not None:
+            run["notify"] = list(notify)
         run = self.store.add(run)
         self.jobs.submit(EXECUTE_RUN, E.key_of(run))
         return run
@@ -188,12 +190,20 @@ class RunService:
             return
         if self._waiter is not None:
             self._waiter.settled(E.key_of(run), run)
+        notify_settled(self.jobs, run)
         log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
 
     def close(self) -> None:
         for follower in (self._waiter, self._functions):
             if follower is not None:
                 follower.close()
+
+
+def notify_settled(jobs: Jobs, run: E.Entity) -> None:
+    """Submit the job a settled run was started to notify, if any."""
+    if run.get("notify"):
+        job, key = run["notify"]
+        jobs.submit(job, key)
 
 
 def _names(value: Any, field: str) -> list[str]:
