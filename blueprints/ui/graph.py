@@ -17,6 +17,8 @@ class Node:
     #: nested sequences (a fork's branches are several; a do, for or try body one)
     children: list[list["Node"]] = dataclasses.field(default_factory=list)
     parallel: bool = False
+    #: a caption per child sequence (a try's "try" and "catch"), else empty
+    labels: list[str] = dataclasses.field(default_factory=list)
 
 
 def _kind(task: dict[str, Any]) -> str:
@@ -55,6 +57,10 @@ def _sequence(tasks: Any, base: str, history: dict[str, list[dict]]) -> list[Nod
             node.children = [_sequence(task.get("do"), f"{reference}/do", history)]
         elif "try" in task:
             node.children = [_sequence(task["try"], f"{reference}/try", history)]
+            handler = (task.get("catch") or {}).get("do")
+            if handler:
+                node.children.append(_sequence(handler, f"{reference}/catch/do", history))
+                node.labels = ["try", "catch"]
         nodes.append(node)
     return nodes
 

@@ -1,19 +1,16 @@
-"""``/ui/workflows``: workflows (definition, executions), an execution's graph with each
-task's live status and its history; start an execution with input; cancel one.
+"""``/ui/workflows``: workflows (definition, task graph, executions), an execution's graph
+with each task's live status and its history; start an execution with input; cancel one.
 
-Entities are the workflow engine's (``/dispatch/workflow/<org>/<name>`` with its
-``definition``; ``/dispatch/execution/<org>/<name>`` with ``tasks``, the history). Starting
-and cancelling go through the engine's execution service; on a server without one the
-pages still show what the store holds and say that starting is unavailable.
+Over the engine's workflow and execution services, as ``/v1/workflow`` and
+``/v1/executions`` are: an execution's ``tasks`` (its history, entries with the task's
+JSON pointer ``reference`` and ``status``) light up the graph of its definition snapshot.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from flask import Blueprint, redirect, render_template, request, url_for
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
-
-from engine.errors import InvalidInput, NotFound
+from engine.errors import InvalidInput
 
 from . import forms
 from .graph import task_graph
@@ -21,50 +18,34 @@ from .session import allow, may, org, system
 
 bp = Blueprint("workflows", __name__, url_prefix="/workflows")
 
-WORKFLOW, EXECUTION = "workflow", "execution"
-#: the REST paths (so the resources) the workflow API serves
+#: the REST paths (so the resources) the workflow API serves: /v1/workflow, /v1/executions
 WORKFLOW_RESOURCE, EXECUTION_RESOURCE = "workflow", "executions"
 RECENT = 50
-
-
-def _executions_service():
-    return getattr(system(), "executions", None)
-
-
-def _workflow(name: str) -> dict[str, Any]:
-    try:
-        return system().store.get(WORKFLOW, org(), name)
-    except NotFound:
-        raise NotFound(f"workflow {name} not found") from None
-
-
-def _executions(workflow: str | None = None) -> list[dict[str, Any]]:
-    fields = {"workflowName": workflow} if workflow else None
-    found = system().store.list(EXECUTION, org(), fields=fields)
-    found.sort(key=lambda e: e.get("createdAt", e.get("createdTime") or 0), reverse=True)
-    return found[:RECENT]
+#: statuses in which an execution may still be cancelled
+CANCELLABLE = ("pending", "running", "waiting", "suspended")
 
 
 @bp.route("/")
 def index():
     allow(WORKFLOW_RESOURCE)
-    executions = _executions() if may(EXECUTION_RESOURCE) else None
-    return render_template("ui/workflows.html",
-                           workflows=system().store.list(WORKFLOW, org()),
+    executions = (system().executions.list(org(), limit=RECENT)
+                  if may(EXECUTION_RESOURCE) else None)
+    return render_template("ui/workflows.html", workflows=system().workflows.list(org()),
                            executions=executions)
 
 
 def _show(name: str, input_text: str = "", error: str | None = None, status: int = 200):
     allow(WORKFLOW_RESOURCE)
-    workflow = _workflow(name)
+    workflow = system().workflows.get(org(), name)
     definition = workflow.get("definition") or {}
     schema = ((definition.get("input") or {}).get("schema") or {}).get("document")
+    executions = (system().executions.list(org(), name, limit=RECENT)
+                  if may(EXECUTION_RESOURCE) else None)
     return render_template(
         "ui/workflow.html", workflow=workflow, definition=definition,
-        graph=task_graph(definition, []), schema=schema,
-        executions=_executions(name) if may(EXECUTION_RESOURCE) else None,
-        can_start=_executions_service() is not None and may(EXECUTION_RESOURCE, "create"),
-        input_text=input_text, error=error), status
+        graph=task_graph(definition, []), schema=schema, executions=executions,
+        can_start=may(EXECUTION_RESOURCE, "create"), input_text=input_text,
+        error=error), status
 
 
 @bp.route("/<name>")
@@ -74,14 +55,13 @@ def show(name: str):
 
 @bp.route("/<name>/start", methods=["POST"])
 def start(name: str):
+    """Start an execution with the form's JSON input (checked against the workflow's
+    input schema by the engine: a failure is shown beside the field, nothing starts)."""
     allow(EXECUTION_RESOURCE, "create")
-    service = _executions_service()
-    if service is None:
-        abort(503, "workflows are not available on this server")
     text = request.form.get("input", "")
     try:
         value = forms.json_field(request.form, "input", "Input", default={})
-        execution = service.start(org(), name, {"input": value})
+        execution = system().executions.start(org(), name, {"input": value})
     except InvalidInput as exc:
         return _show(name, text, exc.message, 400)
     return redirect(url_for(".execution", name=execution["name"]), 303)
@@ -90,22 +70,18 @@ def start(name: str):
 @bp.route("/executions/<name>")
 def execution(name: str):
     allow(EXECUTION_RESOURCE)
-    try:
-        found = system().store.get(EXECUTION, org(), name)
-    except NotFound:
-        raise NotFound(f"execution {name} not found") from None
+    found = system().executions.get(org(), name)
     definition = found.get("definition") or {}
     return render_template(
-        "ui/execution.html", execution=found, graph=task_graph(definition, found.get("tasks") or []),
-        can_cancel=(_executions_service() is not None and may(EXECUTION_RESOURCE, "update")
-                    and found.get("status") in ("pending", "running", "waiting", "suspended")))
+        "ui/execution.html", execution=found,
+        graph=task_graph(definition, found.get("tasks") or []),
+        # the REST API's cancel is POST /v1/executions/<name>/cancel: a "create"
+        can_cancel=(may(EXECUTION_RESOURCE, "create")
+                    and found.get("status") in CANCELLABLE))
 
 
 @bp.route("/executions/<name>/cancel", methods=["POST"])
 def cancel(name: str):
-    allow(EXECUTION_RESOURCE, "update")
-    service = _executions_service()
-    if service is None:
-        abort(503, "workflows are not available on this server")
-    service.cancel(org(), name)
+    allow(EXECUTION_RESOURCE, "create")
+    system().executions.cancel(org(), name)
     return redirect(url_for(".execution", name=name), 303)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import uuid
@@ -412,42 +411,64 @@ def test_every_page_at_1280_and_390_px(ui, dispatch_up, size):
     name = unique("widths")
     create_function(ui, dispatch_up.url, name, FAILING, {"type": "object"})
     run = invoke(ui, dispatch_up.url, name, '{"a": [1, 2, 3]}')
+    workflow = unique("wf")
+    dispatch_up.api("POST", "/v1/workflow", json={"name": workflow, "definition": {
+        "document": {"dsl": "1.0.0", "namespace": "ui", "name": workflow, "version": "1.0.0"},
+        "do": [{"try-it": {"try": [{"call-it": {"call": name, "with": {"x": 1}}}],
+                           "catch": {"do": [{"note": {"set": {"failed": True}}}]}}},
+               {"done": {"set": {"ok": True}}}]}})
+    execution = dispatch_up.api("POST", f"/v1/executions?workflowName={workflow}",
+                                json={"input": {}, "blocking": True})["name"]
     width = size["width"]
     for path in PAGES + (f"/ui/functions/{name}", f"/ui/functions/{name}/edit",
-                         f"/ui/functions/{name}/delete", f"/ui/runs/{run}"):
+                         f"/ui/functions/{name}/delete", f"/ui/runs/{run}",
+                         f"/ui/workflows/{workflow}", f"/ui/workflows/executions/{execution}"):
         page.goto(f"{dispatch_up.url}{path}")
-        label = path.strip("/").replace("/", "-").replace(name, "fn").replace(run, "run")
+        label = path.strip("/").replace("/", "-").replace(name, "fn").replace(run, "run") \
+            .replace(execution, "execution").replace(workflow, "wf")
         ui.check(f"{label or 'ui'}-{width}")
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"{path} scrolls sideways at {width} px ({overflow} px)"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("engine.services.executions") is None,
-                    reason="needs the workflow engine of issue 12 (branch workflows), not "
-                           "merged here yet: the workflow pages render from the store, but "
-                           "no execution can be started")
 def test_start_a_workflow_and_watch_its_graph_complete(ui, dispatch_up):
-    name = unique("wfstep")
-    create_function(ui, dispatch_up.url, name, HELLO)
-    page = ui.page
+    fn = unique("wfstep")
+    create_function(ui, dispatch_up.url, fn, HELLO)
     workflow = unique("flow")
     definition = {
-        "document": {"dsl": "1.0.0", "namespace": "default", "name": workflow,
-                     "version": "1.0.0"},
-        "do": [{"greet": {"call": name, "with": {"name": "${ .who }"}}},
-               {"shout": {"set": {"loud": "${ .greeting }"}}}]}
+        "document": {"dsl": "1.0.0", "namespace": "ui", "name": workflow, "version": "1.0.0"},
+        "input": {"schema": {"format": "json", "document": {
+            "type": "object", "required": ["who"],
+            "properties": {"who": {"type": "string"}}}}},
+        "do": [
+            {"both": {"fork": {"branches": [
+                {"left": {"call": fn, "with": {"name": "${ .who }"}}},
+                {"right": {"call": fn, "with": {"name": "${ .who + \"!\" }"}}}]}}},
+            {"join": {"set": {"greetings": "${ [.[].greeting] }"}}}]}
     # created over the REST API: the UI shows workflows, it has no editor for them
     dispatch_up.api("POST", "/v1/workflow", json={"name": workflow, "definition": definition})
+    page = ui.page
     page.goto(f"{dispatch_up.url}/ui/workflows/{workflow}")
+    assert page.locator(".node").count() == 4  # both, its two branches, join
     ui.check("workflow")
-    page.get_by_label("Input (JSON)").fill('{"who": "graph"}')
+    field = page.get_by_label("Input (JSON)")
+    field.fill('{"who": 7}')
+    page.get_by_role("button", name="Start").click()  # checked in the browser first
+    assert "$.who: 7 is not of type 'string'" in page.locator("#wf-input-error").inner_text()
+    assert page.url.endswith(f"/ui/workflows/{workflow}")
+    field.fill('{"who": "graph"}')
     page.get_by_role("button", name="Start").click()
     page.wait_for_url(re.compile(r"/ui/workflows/executions/"))
-    page.locator("#execution-status").get_by_text("completed").wait_for(timeout=60_000)
-    nodes = page.locator(".node")
-    assert nodes.count() == 2
-    for i in range(2):
-        assert "status-completed" in nodes.nth(i).get_attribute("class")
+    # the graph lights up live, and the page reloads itself once the execution ends
+    page.locator("#execution-status").get_by_text("completed").wait_for(timeout=90_000)
+    nodes = page.locator("#execution-graph .node")
+    assert nodes.count() == 4
+    for i in range(4):
+        assert "status-completed" in nodes.nth(i).get_attribute("class"), i
     assert json.loads(page.get_by_test_id("execution-output").inner_text()) == {
-        "loud": "Hello, graph"}
+        "greetings": ["Hello, graph", "Hello, graph!"]}
+    assert page.locator("main table tbody tr").count() >= 4  # the history
     ui.check("execution")
+    page.goto(f"{dispatch_up.url}/ui/workflows/")
+    assert page.locator("main").get_by_text(workflow).count() >= 1
+    ui.check("workflows")

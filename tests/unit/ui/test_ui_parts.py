@@ -47,16 +47,20 @@ def test_the_graph_nests_tasks_and_takes_each_latest_status():
         {"first": {"call": "f"}},
         {"fan": {"fork": {"branches": [{"left": {"set": {}}}, {"right": {"call": "g"}}]}}},
         {"loop": {"for": {"each": "x", "in": "${ .xs }"}, "do": [{"inner": {"wait": {}}}]}},
+        {"guard": {"try": [{"risky": {"call": "h"}}],
+                   "catch": {"do": [{"recover": {"set": {}}}]}}},
     ]}
     history = [{"reference": "/do/0/first", "status": "faulted"},
                {"reference": "/do/0/first", "status": "completed"},
                {"reference": "/do/1/fan/fork/branches/1/right", "status": "running"}]
-    first, fan, loop = task_graph(definition, history)
+    first, fan, loop, guard = task_graph(definition, history)
     assert (first.status, len(first.entries)) == ("completed", 2)
     assert fan.parallel and [s[0].reference for s in fan.children] == [
         "/do/1/fan/fork/branches/0/left", "/do/1/fan/fork/branches/1/right"]
     assert fan.children[1][0].status == "running" and fan.children[0][0].status == "pending"
     assert loop.children[0][0].reference == "/do/2/loop/do/0/inner"
+    assert guard.labels == ["try", "catch"] and [c[0].reference for c in guard.children] == [
+        "/do/3/guard/try/0/risky", "/do/3/guard/catch/do/0/recover"]
 
 
 @pytest.mark.parametrize("handler, language, file", [
