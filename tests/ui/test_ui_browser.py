@@ -472,3 +472,21 @@ def test_start_a_workflow_and_watch_its_graph_complete(ui, dispatch_up):
     page.goto(f"{dispatch_up.url}/ui/workflows/")
     assert page.locator("main").get_by_text(workflow).count() >= 1
     ui.check("workflows")
+
+
+def test_cancel_a_waiting_execution(ui, dispatch_up):
+    workflow = unique("patient")
+    dispatch_up.api("POST", "/v1/workflow", json={"name": workflow, "definition": {
+        "document": {"dsl": "1.0.0", "namespace": "ui", "name": workflow, "version": "1.0.0"},
+        "do": [{"nap": {"wait": {"minutes": 10}}}, {"after": {"set": {"woke": True}}}]}})
+    page = ui.page
+    page.goto(f"{dispatch_up.url}/ui/workflows/{workflow}")
+    page.get_by_role("button", name="Start").click()  # no input: {}
+    page.wait_for_url(re.compile(r"/ui/workflows/executions/"))
+    page.locator("#execution-graph .node.status-running").wait_for()  # live: the nap began
+    ui.check("waiting")
+    page.get_by_role("button", name="Cancel execution").click()
+    page.locator("#execution-status").get_by_text("cancelled").wait_for(timeout=60_000)
+    assert page.get_by_role("button", name="Cancel execution").count() == 0
+    assert "status-cancelled" in page.locator("#execution-graph .node").first.get_attribute("class")
+    ui.check("cancelled")
