@@ -26,6 +26,8 @@ import secrets as random_secrets
 
 from flask import Blueprint, Flask
 
+from api.oidc_login import COOKIE_NAME
+
 from . import (apis, events, functions, images, live, overview, runs, secrets, security,
                session, workflows)
 from .render import register_errors, register_filters
@@ -47,13 +49,9 @@ def register(app: Flask) -> None:
             log.warning("ui.session_secret_missing: DISPATCH_SESSION_SECRET is not set; "
                         "web UI sessions are valid in this process only")
         app.config.update(SECRET_KEY=secret)
-    app.config.update(
-        SESSION_COOKIE_NAME=app.config.get("SESSION_COOKIE_NAME") or "dispatch_session",
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-    )
-    if app.config["SESSION_COOKIE_NAME"] == "session":
-        app.config["SESSION_COOKIE_NAME"] = "dispatch_session"
+    # the browser login's cookie (api.oidc_login sets the same when it is configured)
+    app.config.update(SESSION_COOKIE_NAME=COOKIE_NAME, SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Lax")
     ui = Blueprint("ui", __name__, url_prefix=PREFIX, template_folder="templates",
                    static_folder="static", static_url_path="/static")
     session.install(ui)
