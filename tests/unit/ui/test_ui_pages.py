@@ -176,3 +176,37 @@ def test_logout_needs_the_csrf_token_and_ends_the_session(app, system):
 
 def test_the_gateway_never_answers_ui_paths(app, system):
     assert app.test_client().get("/ui/static/ui.js").status_code == 200
+
+
+def test_live_updates_stream_a_kinds_changes_from_a_revision(app, system):
+    from engine import entities as E
+
+    client = sign_in(app, system)
+    after = system.store.revision()
+    system.store.add(E.new(E.RUN, "default", "run-1", functionName="f", status="READY",
+                           input={"secret": "not in the stream"}))
+    system.store.add(E.new(E.RUN, "acme", "run-2", functionName="g"))  # another org
+    response = client.get(f"/ui/live/run?after={after}", buffered=False)
+    assert response.mimetype == "text/event-stream"
+    frames = (chunk.decode() for chunk in response.response)
+    assert next(frames).startswith("retry: ")
+    frame = next(frames)
+    assert "event: change" in frame and '"name":"run-1"' in frame
+    assert '"status":"READY"' in frame and "not in the stream" not in frame
+    response.close()
+
+
+def test_no_live_stream_of_secrets(app, system):
+    assert sign_in(app, system).get("/ui/live/secret").status_code == 404
+
+
+def test_with_auth_off_the_ui_needs_no_login(tmp_path):
+    settings = Settings.from_env({}, home=str(tmp_path), store_url="memory://", auth="off")
+    engine = assemble(settings, make_broker("stub://"))
+    try:
+        client = create_app(engine).test_client()
+        response = client.get("/ui/functions/")
+        assert response.status_code == 200 and "anonymous" in response.text
+        assert "Log out" not in response.text
+    finally:
+        engine.close()
