@@ -123,11 +123,20 @@ class DispatchUp:
             self.process.wait()
 
 
+_SCREENSHOTS_TAKEN = []
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    print(f"\nweb UI screenshots: {ARTIFACTS}", flush=True)
+    _SCREENSHOTS_TAKEN.append(ARTIFACTS)
     return ARTIFACTS
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say where the screenshots went, at the end of every run that took some."""
+    if _SCREENSHOTS_TAKEN:
+        terminalreporter.write_line(f"web UI screenshots: {_SCREENSHOTS_TAKEN[0]}")
 
 
 @pytest.fixture(scope="module")
