@@ -10,7 +10,7 @@ function    INITIALIZED   submit ``create_function`` again
 function    UPDATING      submit ``create_function`` again
 function    CREATING      claim expired (worker died): back to INITIALIZED, submit again
 function    DELETING      submit ``delete_function`` again
-run         INITIALIZED   submit ``execute_run`` again
+run         INITIALIZED   submit ``execute_run`` again (at most once per ``stuck_seconds``)
 run         CREATING      claim expired: back to INITIALIZED and submit, while attempts
                           remain; else ERROR with a SystemError saying the worker was lost
 baseimage   INITIALIZED   submit ``check_base_image`` again
@@ -45,7 +45,9 @@ execution   completed,    older than ``execution_retention_seconds``: delete it 
 activity    started       a timer past its due time: submit ``run_activity`` (fires it);
                           another kind whose claim expired and unchanged for
                           ``stuck_seconds``: submit ``run_activity`` again (a worker died
-                          mid-call: the call is made again, at-least-once)
+                          mid-call: the call is made again, at-least-once); function,
+                          workflow and listen activities, which their run, child or
+                          event completes, only every 2 × ``stuck_seconds``
 ==========  ============  ================================================================
 
 Image rows submit at most once per ``stuck_seconds`` per entity (a waiting image or a
@@ -96,7 +98,8 @@ class Reconciler:
             (E.FUNCTION, E.UPDATING): self._resubmit(CREATE_FUNCTION),
             (E.FUNCTION, E.CREATING): self._reclaim_function,
             (E.FUNCTION, E.DELETING): self._resubmit(DELETE_FUNCTION),
-            (E.RUN, E.INITIALIZED): self._resubmit(EXECUTE_RUN),
+            # throttled: a backlog of queued runs (a workflow's fan-out) is not multiplied
+            (E.RUN, E.INITIALIZED): self._throttled(EXECUTE_RUN, stuck_seconds),
             (E.RUN, E.CREATING): self._reclaim_run,
             (E.BASE_IMAGE, E.INITIALIZED): self._throttled(CHECK_BASE_IMAGE, stuck_seconds),
             (E.BASE_IMAGE, E.UPDATING): self._throttled(CHECK_BASE_IMAGE, stuck_seconds),
@@ -214,8 +217,11 @@ class Reconciler:
             return "fired_timer"
         if record.get("claimExpires", 0) > now:
             return None
-        if record.get("activityKind") == "listen":
-            seconds = self.stuck_seconds * 10  # it waits for events: only a lost register
+        if record.get("activityKind") in ("listen", "function", "workflow"):
+            # these wait on something that says when it is done (an event, a run, a child
+            # execution, each re-driven on its own): only a job lost before it started
+            # that is left to find
+            seconds = self.stuck_seconds * 2
         else:
             seconds = self.stuck_seconds
         last = max(record["modifiedTime"], self._submitted.get(key, 0.0))

@@ -96,6 +96,9 @@ class ExecutionService:
         self.retention_seconds = retention_seconds
         self._waiter: SettleWaiter | None = None
         self._definitions = _Definitions()
+        #: executions being advanced in this process → whether to go round again
+        self._advancing: dict[str, bool] = {}
+        self._advancing_lock = threading.Lock()
         #: called with an execution that just finished (listeners cleanup, parents)
         self.on_finished: list[Callable[[E.Entity], None]] = []
 
@@ -238,7 +241,32 @@ class ExecutionService:
     def advance(self, key: str) -> None:
         """The ``advance_execution`` job: replay, write the new state (CAS), then start
         the activities the execution now waits on. A lost CAS starts again from a fresh
-        read; an advance that finds nothing new writes nothing."""
+        read; an advance that finds nothing new writes nothing.
+
+        Advances of one execution in one process coalesce: while one replays, the others
+        only ask it to go round once more (its next replay takes in every result recorded
+        meanwhile), so a fork whose branches finish together costs a few replays, not
+        one per branch. Across processes, the compare-and-swap decides.
+        """
+        with self._advancing_lock:
+            if key in self._advancing:
+                self._advancing[key] = True
+                return
+            self._advancing[key] = False
+        try:
+            while True:
+                self._advance_once(key)
+                with self._advancing_lock:
+                    if not self._advancing[key]:
+                        del self._advancing[key]
+                        return
+                    self._advancing[key] = False
+        except BaseException:
+            with self._advancing_lock:
+                self._advancing.pop(key, None)
+            raise
+
+    def _advance_once(self, key: str) -> None:
         _, org, name = E.parse_key(key)
         for _ in range(ADVANCE_ATTEMPTS):
             try:
@@ -301,8 +329,15 @@ class ExecutionService:
                          cancelled=bool(execution.get("cancelRequested")), limits=self.limits)
 
     def _secrets(self, execution: E.Entity, workflow: Workflow) -> dict[str, Any]:
-        names = (workflow.document.get("use") or {}).get("secrets") or []
-        return {n: self.resolve_secrets(execution["organizationId"], [n]) for n in names}
+        """The values of the secrets the workflow names under ``use.secrets``; one that
+        does not exist is left out (an expression reading it faults the execution)."""
+        values = {}
+        for name in (workflow.document.get("use") or {}).get("secrets") or []:
+            try:
+                values[name] = self.resolve_secrets(execution["organizationId"], [name])
+            except InvalidInput:  # MissingSecret: no such secret in the organization
+                continue
+        return values
 
     def _apply(self, execution: E.Entity, outcome, finished: int) -> E.Entity | None:
         """The execution with the outcome applied, or None if nothing changed.

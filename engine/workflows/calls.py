@@ -66,10 +66,13 @@ class ActivityTasks:
         value = self.activity(scope.instance(ref), "listen", ref,
                               lambda: {"to": listen["to"], "read": listen.get("read", "data")},
                               entry)
-        events = value if isinstance(value, list) else [value]
+        events = value if isinstance(value, list) else [] if value is None else [value]
         foreach = task.get("foreach")
         if not foreach:
             return events, None
+        if len(events) > self.limits.max_iterations:
+            self.limit(f"listen.foreach over {len(events)} events; the limit is "
+                       f"{self.limits.max_iterations} (max_iterations)", ref)
         item_name, at = foreach.get("item", "item"), foreach.get("at", "index")
         outputs = []
         for i, event in enumerate(events):

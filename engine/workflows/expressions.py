@@ -47,14 +47,24 @@ def unwrap(text: str) -> str:
     return (m.group(1) if m else text).strip()
 
 
-class Compiled:
-    """One compiled expression and the variables it reads."""
+class SecretUnavailable(ExpressionError):
+    """An expression reads a secret the execution was not given."""
 
-    __slots__ = ("program", "variables")
+
+#: ``$secret.NAME`` / ``$secrets["NAME"]`` in an expression
+SECRET_REFERENCE = re.compile(
+    r"\$secrets?(?:\??\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*\"([^\"]+)\"\s*\])")
+
+
+class Compiled:
+    """One compiled expression, the variables it reads and the secrets it names."""
+
+    __slots__ = ("program", "variables", "secrets")
 
     def __init__(self, text: str):
         names = sorted(set(_VARIABLE.findall(text)) - _BUILTIN_VARIABLES)
         self.variables = tuple(names)
+        self.secrets = tuple(sorted({a or b for a, b in SECRET_REFERENCE.findall(text)}))
         if names:
             binding = "{" + ", ".join("$" + n for n in names) + "}"
             source = f".[1] as {binding} | .[0] | ({text})"
@@ -69,7 +79,13 @@ class Compiled:
         """Run on ``data`` with ``variables`` (a mapping, or a function of a name)."""
         if self.variables:
             get = variables if callable(variables) else variables.get
-            value = [data, {n: get(n) for n in self.variables}]
+            bound = {n: get(n) for n in self.variables}
+            if self.secrets:
+                given = bound.get("secret") or bound.get("secrets") or {}
+                missing = [n for n in self.secrets if n not in given]
+                if missing:
+                    raise SecretUnavailable(f"secret {missing[0]!r} is not available")
+            value = [data, bound]
         else:
             value = data
         try:

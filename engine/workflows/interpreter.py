@@ -41,7 +41,8 @@ activity result, or ``now``; entries are listed by startedTime (stable, so ties 
 the start order of the replay). **Secrets**: every string value of ``secrets`` (3
 characters or more) is replaced by ``********`` wherever it appears in history inputs,
 outputs and errors, and in the execution's output and error; activity specs carry the
-real values (the host needs them).
+real values (the host needs them). An expression reading a secret the host did not give
+faults with the spec's ``authorization`` error (403).
 
 **Status**: ``waiting`` when every pending activity is a ``timer`` or ``listen``,
 ``running`` otherwise; ``completed``/``faulted``; ``cancelled`` when asked (nothing
@@ -54,6 +55,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
@@ -63,7 +65,8 @@ import jsonschema
 from engine.workflows import durations
 from engine.workflows.definition import Workflow
 from engine.workflows.structure import task_kind, task_name, timeout_seconds
-from engine.workflows.expressions import ExpressionError, evaluate, evaluate_field
+from engine.workflows.expressions import (ExpressionError, SecretUnavailable, evaluate,
+                                          evaluate_field)
 from engine.workflows.problems import (LimitExceeded, WorkflowFault, error_type, fault,
                                        normalized, problem)
 from engine.workflows.flow import End as _End, Scope, Waiting as _Waiting, truthy
@@ -120,6 +123,8 @@ class Limits:
     max_branches: int = 5_000
     max_iterations: int = 10_000
 
+
+log = logging.getLogger("dispatch.workflows")
 
 WAITING_KINDS = ("timer", "listen")
 REDACTED = "********"
@@ -246,6 +251,10 @@ class _Replay(FlowTasks, ActivityTasks):
                 else "running"
         except (WorkflowFault, LimitExceeded) as e:
             status, error = "faulted", e.error
+        except Exception as e:  # a bug here is deterministic: fault, never loop a job
+            log.exception("workflow.interpreter_error workflow=%s", self.workflow.name)
+            status, error = "faulted", problem(
+                "runtime", f"interpreter error: {type(e).__name__}: {e}", "/")
         if status in ("completed", "faulted"):
             self.pending = []
         elif cancelled:
@@ -483,6 +492,8 @@ class _Replay(FlowTasks, ActivityTasks):
         a failure is the spec's ``expression`` error naming ``path``."""
         try:
             return how(text, data, variables)
+        except SecretUnavailable as e:
+            raise fault("authorization", f"{path}{e.where}: {e}", ref) from None
         except ExpressionError as e:
             raise fault("expression", f"{path}{e.where}: {e}", ref) from None
 
@@ -500,7 +511,9 @@ class _Replay(FlowTasks, ActivityTasks):
     def check_size(self, value: Any, what: str, ref: str) -> None:
         if value is None or isinstance(value, (bool, int, float)):
             return
-        if isinstance(value, str) and len(value) * 4 < self.limits.max_state_bytes:
+        if isinstance(value, str) and len(value) * 6 < self.limits.max_state_bytes:
+            return
+        if _shallow_size(value) * 6 < self.limits.max_state_bytes:
             return
         size = len(_JSON.encode(value))
         if size > self.limits.max_state_bytes:
@@ -532,6 +545,29 @@ class _Replay(FlowTasks, ActivityTasks):
             return durations.seconds(value)
         except ValueError as e:
             raise fault("expression", f"{path}: {e}", ref) from None
+
+
+_SCALARS = (bool, int, float, type(None))
+
+
+def _shallow_size(value: Any) -> float:
+    """A bound on the characters of a small flat object or list (keys and scalar items
+    at most 6 bytes of JSON per character), or infinity when it is not flat and small:
+    sizing every task output with the JSON encoder would dominate a replay's time."""
+    items = value.items() if isinstance(value, dict) else \
+        ((None, v) for v in value) if isinstance(value, list) else None
+    if items is None or len(value) > 64:
+        return float("inf")
+    total = 2
+    for key, item in items:
+        total += 4 + (len(key) if isinstance(key, str) else 0)
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, _SCALARS):
+            total += 24
+        else:
+            return float("inf")
+    return total
 
 
 def _strings(value: Any):

@@ -37,9 +37,6 @@ BUILTIN_CALLS = ("http", "grpc", "openapi", "asyncapi", "a2a", "mcp")
 DIRECTIVES = ("continue", "exit", "end")
 SCRIPT_LANGUAGES = {"python": "python", "js": "js", "javascript": "js"}
 _CATALOG_CALL = re.compile(r"[:/@]")
-#: ``$secret.NAME`` / ``$secrets["NAME"]`` in an expression
-_SECRET_REFERENCE = re.compile(
-    r"\$secrets?(?:\??\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*\"([^\"]+)\"\s*\])")
 
 
 def _fail(path: str, message: str):
@@ -217,8 +214,7 @@ class Checker:
         except ExpressionError as e:
             _fail(path, f"jq compile error: {e}")
         declared = self.uses.get("secrets") or []
-        for name in _SECRET_REFERENCE.findall(text):
-            name = name[0] or name[1]
+        for name in compile_expression(text).secrets:
             if name not in declared:
                 _fail(path, f"secret {name!r} is not declared under use.secrets")
 

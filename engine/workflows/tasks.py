@@ -99,7 +99,11 @@ class FlowTasks:
             return self._compete(branches, outcomes, ref, entry, pending_mark, start_context)
         faults = [(o[2], i) for i, o in enumerate(outcomes) if o[0] == "fault"]
         if faults:
-            clock, i = min(faults)
+            # the branch that failed first; the one already recorded as the fork's error
+            # if there is one (a branch recorded later cannot change the outcome)
+            recorded = (self.previous.get(entry["id"]) or {}).get("error")
+            sticky = [(c, i) for c, i in faults if outcomes[i][1] == recorded]
+            clock, i = min(sticky or faults)
             del self.pending[pending_mark:]
             self._abandon(outcomes, keep=None)
             self.clock = clock

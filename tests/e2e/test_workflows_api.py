@@ -84,7 +84,9 @@ def http_target():
             self.wfile.write(data)
 
         def do_GET(self):
-            if self.path.startswith("/ok"):
+            if self.path.startswith("/headers"):
+                self._answer(200, {"authorization": self.headers.get("Authorization")})
+            elif self.path.startswith("/ok"):
                 self._answer(200, {"path": self.path, "answer": 42})
             else:
                 self._answer(404, {"error": "no such thing"})
@@ -457,3 +459,34 @@ def test_schedule_after_starts_again_once_an_execution_completes(base):
         what="the execution started after the first")
     assert follower[0]["createdTime"] >= first["finishedTime"]
     requests.delete(f"{base}/v1/workflow/again")  # ends the chain
+
+
+def test_the_openapi_document_has_the_workflow_endpoints(base):
+    paths = requests.get(f"{base}/openapi.json").json()["paths"]
+    for path in ("/v1/workflow", "/v1/workflow/{workflow_name}", "/v1/executions",
+                 "/v1/executions/{execution_name}", "/v1/executions/{execution_name}/cancel",
+                 "/v1/executions/{execution_name}/suspend",
+                 "/v1/executions/{execution_name}/resume"):
+        assert path in paths, path
+
+
+def test_secrets_reach_calls_but_never_the_record(base, http_target):
+    r = requests.post(f"{base}/v1/secret", json={"name": "api-key",
+                                                 "secrets": {"token": "Sesame-42x"}})
+    assert r.status_code == 201, r.text
+    create(base, "secretive", doc("secretive", [
+        {"get": {"call": "http", "with": {
+            "method": "get", "endpoint": http_target + "/headers",
+            "headers": {"Authorization": '${ "Bearer " + $secret["api-key"].token }'}}}}],
+        use={"secrets": ["api-key"]}))
+    execution = start(base, "secretive", {})
+    assert execution["status"] == "completed", execution
+    record = json.dumps(get_execution(base, execution["name"]))
+    assert "Sesame-42x" not in record  # the output echoed it: redacted
+    assert execution["output"]["authorization"].startswith("Bearer ")
+    create(base, "no-secret", doc("no-secret", [
+        {"read": {"set": {"x": '${ $secret["missing-one"].token }'}}}],
+        use={"secrets": ["missing-one"]}))
+    faulted = start(base, "no-secret", {})
+    assert faulted["status"] == "faulted"
+    assert faulted["error"]["type"].endswith("/errors/authorization"), faulted["error"]

@@ -27,8 +27,11 @@ def handle(ctx, payload):
 SEQUENCE = 100
 BRANCHES = 200
 #: seconds between two kills of the worker processes
-KILL_EVERY = 4.0
+KILL_EVERY = 5.0
 DSL = {"dsl": "1.0.0", "namespace": "durability", "version": "0.1.0"}
+
+# every kill costs a worker boot (seconds on a loaded machine) and the reconciler's delay
+pytestmark = pytest.mark.timeout(1200)
 
 
 @pytest.fixture
@@ -131,8 +134,9 @@ def test_workflows_complete_while_workers_are_killed(env, cluster, tmp_path):
     source = tmp_path / "inc" / "inc.py"
     source.parent.mkdir()
     source.write_text(INC)
+    # a short timeout: a run claimed by a killed worker is taken back 2 s + the grace later
     dispatch_cli("create", "function", "inc", str(source), "--image", "python3",
-                 "--handler", "inc.handle", env=env)
+                 "--handler", "inc.handle", "--timeout", "2000", env=env)
     sequence = {"document": dict(DSL, name="sequence"), "do": [
         {f"step{i}": {"call": "inc", "with": {"n": "${ .n }"}}} for i in range(SEQUENCE)]}
     fanout = {"document": dict(DSL, name="fanout"), "do": [

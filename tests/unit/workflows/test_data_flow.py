@@ -161,3 +161,12 @@ def test_expression_errors_name_the_exact_field_of_a_template():
     doc = document([{"c": {"call": "fn", "with": {"list": [1, "${ .a.b.c }"]}}}])
     outcome = run(doc, {"a": 5})
     assert outcome.error["detail"].startswith("/do/0/c/with/list/1: Cannot index number")
+
+
+def test_a_declared_secret_the_host_could_not_give_is_an_authorization_error():
+    doc = document([{"a": {"set": {"t": "${ $secret.api.token }"}}}], use={"secrets": ["api"]})
+    outcome = run(doc, {}, secrets={})
+    assert outcome.status == "faulted"
+    assert outcome.error["type"] == error_type("authorization")
+    assert outcome.error["status"] == 403
+    assert outcome.error["detail"] == "/do/0/a/set/t: secret 'api' is not available"

@@ -246,3 +246,13 @@ def test_then_end_inside_a_branch_ends_the_workflow():
         {"after": {"set": {"v": "after"}}}])
     outcome = run(doc, {})
     assert outcome.status == "completed" and outcome.output == {"v": "a"}
+
+
+def test_fork_fault_sticks_when_an_earlier_failure_is_recorded_later():
+    doc = fork([{"a": {"call": "a"}}, {"b": {"call": "b"}}])
+    host = Host(doc, {})
+    a, b = host.replay().pending
+    host.record(b, communication(502), seconds=5)
+    assert host.replay().error["status"] == 502
+    host.record(a, communication(503), seconds=1)  # finished earlier, recorded later
+    assert host.replay().error["status"] == 502

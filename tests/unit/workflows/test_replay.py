@@ -190,3 +190,48 @@ def test_task_started_at_is_the_activity_start_in_every_replay():
     host.record(call, "x", started=START + dt.timedelta(seconds=3), seconds=1)
     outputs = {host.replay().output for _ in range(3)}
     assert outputs == {"2026-01-01T00:00:03Z"}
+
+
+def test_state_size_limit_catches_a_long_string_in_a_small_object():
+    doc = document([{"c": {"call": "f"}}])
+    outcome = run(doc, {}, lambda a: {"blob": "x" * 2000}, limits=Limits(max_state_bytes=1000))
+    assert outcome.status == "faulted"
+    assert outcome.error["detail"].startswith("the output of task c is 2011 bytes of JSON")
+    small = run(doc, {}, lambda a: {"k": "x" * 100}, limits=Limits(max_state_bytes=1000))
+    assert small.status == "completed"
+
+
+def test_an_interpreter_bug_faults_the_execution_instead_of_raising(monkeypatch):
+    from engine.workflows import tasks
+
+    def broken(*args):
+        raise KeyError("oops")
+    monkeypatch.setattr(tasks.FlowTasks, "task_set", broken)
+    outcome = run(document([{"a": {"set": {"v": 1}}}]), {})
+    assert outcome.status == "faulted"
+    assert outcome.error["type"] == error_type("runtime")
+    assert outcome.error["detail"] == "interpreter error: KeyError: 'oops'"
+
+
+def test_a_timed_out_attempt_is_retried_with_fresh_ids():
+    doc = document([{"guard": {"try": [{"get": {"call": "f", "timeout": {"after": "PT10S"}}}],
+                               "catch": {"errors": {"with": {"type": TIMEOUT}},
+                                         "retry": {"delay": "PT1S",
+                                                   "limit": {"attempt": {"count": 3}}}}}}])
+    host = Host(doc, {})
+    call, timer = host.replay().pending
+    assert (call.id, timer.id) == ("/do/0/guard/try/0/get#1", "/do/0/guard/try/0/get/timeout#1")
+    host.record(timer, True, seconds=10)
+    [retry] = host.replay().pending
+    assert retry.id == "/do/0/guard/catch/retry#1"
+    host.record(retry, True, started=START + dt.timedelta(seconds=10), seconds=1)
+    host.record(call, "too late", seconds=30)  # the first attempt's answer is ignored
+    call2, timer2 = host.replay().pending
+    assert (call2.id, timer2.id) == ("/do/0/guard/try/0/get#2",
+                                     "/do/0/guard/try/0/get/timeout#2")
+    host.record(call2, "in time", started=START + dt.timedelta(seconds=11), seconds=2)
+    outcome = host.replay()
+    assert outcome.status == "completed" and outcome.output == "in time"
+    assert [(e["id"], e["status"]) for e in outcome.history] == [
+        ("/do/0/guard#1", "completed"), ("/do/0/guard/try/0/get#1", "faulted"),
+        ("/do/0/guard/try/0/get#2", "completed")]
