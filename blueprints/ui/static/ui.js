@@ -1,7 +1,9 @@
 // Dispatch web UI: progressive enhancement of pages that work without it.
 // - forms: JSON fields and schema-checked inputs are checked before sending;
 // - live updates: server-sent events (/ui/live/<kind>) update statuses and add new runs;
-// - the organization switch submits on change; try-it forms call the gateway.
+// - try-it forms call the gateway and show its answer.
+// (The organization menu is submitted with its button, never on change: choosing with
+// the arrow keys must not leave the page.)
 // No inline script anywhere (the Content-Security-Policy forbids it); text from the
 // server is only ever set with textContent, never as HTML.
 (function () {
@@ -139,11 +141,6 @@
     var form = event.target;
     if (form.hasAttribute("data-try-it")) { tryIt(event, form); return; }
     if (!checkForm(form)) event.preventDefault();
-  });
-
-  // ---- organization switch --------------------------------------------------------
-  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
-    select.addEventListener("change", function () { select.form.requestSubmit(); });
   });
 
   // ---- try-it forms (the gateway) -------------------------------------------------
