@@ -400,6 +400,27 @@ def test_try_an_api_route_from_its_form(ui, dispatch_up):
     ui.check("apis")
 
 
+def test_switch_organization_shows_only_that_organizations_data(ui, dispatch_up):
+    mine = unique("home")
+    create_function(ui, dispatch_up.url, mine, HELLO)
+    other = unique("acme")
+    dispatch_up.api("POST", "/v1/iam/organization", json={"name": other})
+    page = ui.page
+    page.goto(f"{dispatch_up.url}/ui/functions/")
+    page.get_by_label("Organization").select_option(other)
+    page.get_by_role("button", name="Switch").click()
+    page.wait_for_url(re.compile(r"/ui/functions/$"))
+    assert page.get_by_label("Organization").input_value() == other
+    assert f"No functions in {other} yet." in page.locator("main").inner_text()
+    assert mine not in page.locator("main").inner_text()
+    assert page.goto(f"{dispatch_up.url}/ui/functions/{mine}").status == 404
+    ui.check("other-org")
+    page.get_by_label("Organization").select_option("default")
+    page.get_by_role("button", name="Switch").click()  # back to the page it was on
+    page.wait_for_url(re.compile(rf"/ui/functions/{mine}$"))
+    assert page.locator("dl.facts [data-status]").inner_text() == "READY"
+
+
 PAGES = ("/ui/", "/ui/functions/", "/ui/functions/new", "/ui/runs/", "/ui/images/",
          "/ui/secrets/", "/ui/events/", "/ui/apis/", "/ui/workflows/")
 
