@@ -210,3 +210,34 @@ def test_with_auth_off_the_ui_needs_no_login(tmp_path):
         assert "Log out" not in response.text
     finally:
         engine.close()
+
+
+def test_a_function_from_an_uploaded_file(app, system):
+    import base64
+    import io
+
+    from blueprints.ui.forms import single_file
+    from engine import entities as E
+
+    client = sign_in(app, system)
+    code = b"def handle(ctx, payload):\n    return payload\n"
+    response = client.post("/ui/functions/new", content_type="multipart/form-data", data={
+        "csrf_token": csrf_of(client), "name": "uploaded", "image": "python3",
+        "handler": "echo.handle", "code": "", "upload": (io.BytesIO(code), "echo.py")})
+    assert response.status_code == 303, response.text
+    fn = system.functions.get("default", "uploaded")
+    source = system.store.get(E.SOURCE, "default", fn["sourceURL"].removeprefix("es://"))
+    assert single_file(source["data"]) == ("echo.py", code.decode())
+    assert base64.b64decode(source["data"])[:2] == b"\x1f\x8b"  # a tar.gz
+
+
+def test_a_function_form_error_is_shown_beside_its_field_and_nothing_is_stored(app, system):
+    client = sign_in(app, system)
+    response = client.post("/ui/functions/new", data={
+        "csrf_token": csrf_of(client), "name": "badschema", "image": "python3",
+        "handler": "x.handle", "code": "def handle(c, p): pass",
+        "schema_in": '{"type": 7}'})
+    assert response.status_code == 400
+    assert re.search(r'id="schema_in-error" role="alert">schema.in is not a valid JSON Schema',
+                     response.text)
+    assert "badschema" not in [f["name"] for f in system.functions.list("default")]
