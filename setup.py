@@ -34,6 +34,7 @@ setup(
         "flask-oidc>=2.4",
         "jq>=1.13",
     ],
-    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3", "playwright>=1.65"]},
+    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3", "schemathesis>=4.32,<5",
+                             "playwright>=1.65"]},
     entry_points={"console_scripts": ["dispatch=cli.main:main"]},
 )

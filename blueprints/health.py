@@ -5,13 +5,31 @@ from __future__ import annotations
 import platform
 import sys
 
-from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 
 from api.context import system
 from api.errors import error_response
 from engine import __version__
 
+from .common import Blueprint
+
 blp = Blueprint("health", __name__, description="Health and version")
+
+
+class VersionSchema(Schema):
+    """Dispatch's ``Version``."""
+
+    class Meta:
+        ordered = True
+
+    version = fields.String()
+    commit = fields.String()
+    buildDate = fields.String()
+    goVersion = fields.String()
+    compiler = fields.String()
+    platform = fields.String()
+    builder = fields.String(metadata={"description": "local or docker"})
+    registry = fields.String(metadata={"description": "the docker builder's registry"})
 
 
 def version() -> dict:
@@ -34,6 +52,8 @@ def version() -> dict:
 
 
 @blp.route("/healthz")
+@blp.response(200, VersionSchema)
+@blp.alt_response(503, description="the store does not answer: {code, message}")
 def healthz():
     """Healthy when the store answers; the body is the version, as Dispatch's."""
     try:
@@ -44,6 +64,7 @@ def healthz():
 
 
 @blp.route("/v1/version")
+@blp.response(200, VersionSchema)
 def get_version():
     """The server's version."""
     return version()

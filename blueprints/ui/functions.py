@@ -9,6 +9,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from engine import entities as E
 from engine.errors import InvalidInput, NotFound
+from engine.names import NAME_MAX, NAME_MESSAGE, is_name
 from engine.services.functions import serving_version
 from engine.steps.validation import problem
 
@@ -96,8 +97,9 @@ def _spec(form, files, fn: dict[str, Any] | None) -> dict[str, Any]:
     handler = (form.get("handler") or "").strip()
     if not name:
         raise forms.FieldError("name", "name is required")
-    if not E.NAME_PATTERN.match(name):
-        raise forms.FieldError("name", f"name {name!r} {E.NAME_MESSAGE}")
+    if not is_name(name):
+        raise forms.FieldError("name", f"name {name!r} {NAME_MESSAGE} (at most {NAME_MAX} "
+                                       "characters)")
     if not handler:
         raise forms.FieldError("handler", "handler is required")
     spec: dict[str, Any] = {

@@ -23,11 +23,11 @@ from flask import (Blueprint, abort, current_app, g, redirect, render_template, 
                    session, url_for)
 
 from api.oidc_login import safe_next
-from engine.entities import NAME_PATTERN
 from engine.errors import Forbidden, InvalidInput, Unauthenticated
 from engine.identity.access import ANONYMOUS
 from engine.identity.authorizer import METHOD_ACTIONS
 from engine.identity.login_links import LoginLinks
+from engine.names import is_name
 from engine.identity.principal import Principal
 
 #: how long a session opened by a login link lasts
@@ -178,7 +178,7 @@ def install(ui: Blueprint) -> None:
     @ui.route("/org", methods=["POST"])
     def switch_org():
         wanted = request.form.get("org", "")
-        if not NAME_PATTERN.match(wanted) or wanted not in visible_orgs():
+        if not is_name(wanted) or wanted not in visible_orgs():
             abort(403, f"you may not act in organization {wanted!r}")
         session[ORG_KEY] = wanted
         try:

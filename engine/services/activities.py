@@ -35,7 +35,8 @@ from typing import Any, Callable
 import requests
 
 from .. import entities as E
-from ..errors import Conflict, DispatchError, InvalidInput, NotFound, StaleRevision
+from ..errors import (Conflict, DispatchError, InvalidInput, NotFound, StaleRevision,
+                      TooLarge)
 from ..cloudevents import normalize
 from ..jobs import ADVANCE_EXECUTION, RUN_ACTIVITY, Jobs
 from ..store import Store
@@ -180,8 +181,9 @@ class ActivityService:
                     "runtime", 404, "Function not found",
                     f"function {function} not found or not READY in organization {org}: "
                     f"{exc.message}", record["reference"]))
-            except InvalidInput as exc:
-                self.finish(record, error=problem("validation", 400, "Invalid call",
+            except (InvalidInput, TooLarge) as exc:
+                status = 413 if isinstance(exc, TooLarge) else 400
+                self.finish(record, error=problem("validation", status, "Invalid call",
                                                   exc.message, record["reference"]))
             return  # the run's end queues this job again
         if run["status"] == E.READY:

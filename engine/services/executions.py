@@ -38,6 +38,7 @@ from ..store import Store
 from ..store.waiter import SettleWaiter
 from ..workflows.definition import Workflow, load
 from ..workflows.interpreter import ActivityResult, Limits, interpret
+from ..workflows.problems import ERRORS
 from .listeners import remove_of_execution
 
 log = logging.getLogger("dispatch.executions")
@@ -297,6 +298,19 @@ class ExecutionService:
                     continue  # another advance or an API edit came first: read again
                 except NotFound:
                     return
+                except InvalidInput as exc:  # the store refused the record (its size)
+                    log.warning("execution.record_refused key=%s why=%s", key, exc.message)
+                    outcome.pending = []
+                    changed = dict(execution, status=FAULTED, output=None,
+                                   finishedTime=int(time.time()), finishedAt=time.time(),
+                                   error={"type": ERRORS + "runtime", "status": 500,
+                                          "title": "Runtime error", "instance": "/",
+                                          "detail": "the execution's record is too large "
+                                                    f"for the store: {exc.message}"})
+                    try:
+                        execution = self.store.update(changed)
+                    except (StaleRevision, NotFound):
+                        continue
             break
         else:
             log.warning("execution.advance_gave_up key=%s", key)
