@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import EXCLUDE, Schema, fields
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from api.context import org, parse_tags, system
 
@@ -139,27 +139,40 @@ class Execution(MethodView):
         return system().executions.get(org(), execution_name, query.get("workflowName"))
 
 
+class ActionSchema(Schema):
+    """An optional body of cancel, suspend and resume."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    reason = fields.String(allow_none=True, validate=validate.Length(max=1000),
+                           metadata={"description": "why (kept in the execution's reason)"})
+
+
 @executions_blp.route("/<string:execution_name>/cancel")
 class CancelExecution(MethodView):
+    @executions_blp.arguments(ActionSchema(), required=False)
     @executions_blp.response(202, ExecutionSchema)
-    def post(self, execution_name):
+    def post(self, body, execution_name):
         """Cancel an execution: no further task starts; it ends ``cancelled``. 409 if it
         has finished."""
-        return system().executions.cancel(org(), execution_name)
+        return system().executions.cancel(org(), execution_name, (body or {}).get("reason"))
 
 
 @executions_blp.route("/<string:execution_name>/suspend")
 class SuspendExecution(MethodView):
+    @executions_blp.arguments(ActionSchema(), required=False)
     @executions_blp.response(200, ExecutionSchema)
-    def post(self, execution_name):
+    def post(self, body, execution_name):
         """Suspend an execution: nothing new starts until it is resumed. 409 if it has
         finished."""
-        return system().executions.suspend(org(), execution_name)
+        return system().executions.suspend(org(), execution_name, (body or {}).get("reason"))
 
 
 @executions_blp.route("/<string:execution_name>/resume")
 class ResumeExecution(MethodView):
+    @executions_blp.arguments(ActionSchema(), required=False)
     @executions_blp.response(202, ExecutionSchema)
-    def post(self, execution_name):
+    def post(self, body, execution_name):
         """Resume a suspended execution (409 if it is not suspended)."""
-        return system().executions.resume(org(), execution_name)
+        return system().executions.resume(org(), execution_name, (body or {}).get("reason"))

@@ -19,11 +19,11 @@ have no record yet. What is guaranteed:
 
 from __future__ import annotations
 
-import datetime as dt
 import collections
+import datetime as dt
 import hashlib
-import threading
 import logging
+import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -34,6 +34,7 @@ from .. import __version__
 from .. import entities as E
 from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
 from ..jobs import ADVANCE_EXECUTION, RUN_ACTIVITY, Jobs
+from ..names import validate_name
 from ..store import Store
 from ..store.waiter import SettleWaiter
 from ..workflows.definition import Workflow, load
@@ -122,8 +123,7 @@ class ExecutionService:
         """
         workflow_entity = require(self.store, org, workflow_name)
         name = name or str(uuid.uuid4())
-        if not isinstance(name, str) or not E.NAME_PATTERN.match(name):
-            raise InvalidInput(f"name {name!r} {E.NAME_MESSAGE}")
+        validate_name(name)
         existing = self._existing(org, name, workflow_name)
         if existing is not None:
             return existing
@@ -192,7 +192,7 @@ class ExecutionService:
         found.sort(key=lambda e: e.get("createdAt", e["createdTime"]), reverse=True)
         return found[:limit] if limit else found
 
-    def cancel(self, org: str, name: str) -> E.Entity:
+    def cancel(self, org: str, name: str, reason: str | None = None) -> E.Entity:
         """Ask the execution to stop: it starts no further task, and ends ``cancelled``.
         409 if it has finished already."""
         def change(execution: E.Entity) -> E.Entity | None:
@@ -200,6 +200,7 @@ class ExecutionService:
             if execution.get("cancelRequested"):
                 return None
             execution["cancelRequested"] = True
+            _note(execution, "cancel", reason)
             return execution
 
         execution = self._modify(org, name, change)
@@ -207,7 +208,7 @@ class ExecutionService:
         log.info("execution.cancel_requested key=%s", E.key_of(execution))
         return execution
 
-    def suspend(self, org: str, name: str) -> E.Entity:
+    def suspend(self, org: str, name: str, reason: str | None = None) -> E.Entity:
         """Pause the execution: results of activities in flight are still recorded, but
         nothing new starts until :meth:`resume`. 409 if finished."""
         def change(execution: E.Entity) -> E.Entity | None:
@@ -215,16 +216,18 @@ class ExecutionService:
             if execution["status"] == SUSPENDED:
                 return None
             execution.update(status=SUSPENDED, suspendedFrom=execution["status"])
+            _note(execution, "suspend", reason)
             return execution
 
         return self._modify(org, name, change)
 
-    def resume(self, org: str, name: str) -> E.Entity:
+    def resume(self, org: str, name: str, reason: str | None = None) -> E.Entity:
         """Go on with a suspended execution (409 if it is not suspended)."""
         def change(execution: E.Entity) -> E.Entity:
             if execution["status"] != SUSPENDED:
                 raise Conflict(f"execution {name} is {execution['status']}, not suspended")
             execution["status"] = execution.pop("suspendedFrom", None) or RUNNING
+            _note(execution, "resume", reason)
             return execution
 
         execution = self._modify(org, name, change)
@@ -451,6 +454,12 @@ def check_input(workflow: Workflow, value: Any) -> None:
     except jsonschema.SchemaError as exc:
         raise InvalidInput(f"the workflow's input.schema is not a valid JSON Schema: "
                            f"{exc.message}") from None
+
+
+def _note(execution: E.Entity, action: str, reason: str | None) -> None:
+    """Keep why an execution was cancelled, suspended or resumed in its ``reason``."""
+    if reason:
+        execution["reason"] = list(execution.get("reason") or []) + [f"{action}: {reason}"]
 
 
 def _refuse_finished(execution: E.Entity, action: str) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 
 from .. import entities as E
 from ..errors import InvalidInput, NotFound
+from ..names import validate_name
 from ..store import Store
 from ..workflows.definition import Workflow, load
-from .functions import validate_name
 from .workflow_triggers import check_schedule
 
 log = logging.getLogger("dispatch.workflows")
