@@ -20,14 +20,18 @@ from cryptography.fernet import Fernet
 from .conftest import Processes, dispatch_cli, free_port, wait_until
 
 REDIS_DB = 11
+# a call takes a moment, so that the workers die many times while the workflows run
 INC = '''\
+import time
+
 def handle(ctx, payload):
+    time.sleep(0.2)
     return {"n": payload.get("n", 0) + 1}
 '''
 SEQUENCE = 100
 BRANCHES = 200
 #: seconds between two kills of the worker processes
-KILL_EVERY = 5.0
+KILL_EVERY = 8.0
 DSL = {"dsl": "1.0.0", "namespace": "durability", "version": "0.1.0"}
 
 # every kill costs a worker boot (seconds on a loaded machine) and the reconciler's delay
@@ -45,9 +49,10 @@ def env(etcd_endpoint, tmp_path):
                DISPATCH_API_BIND=f"127.0.0.1:{port}",
                DISPATCH_RECONCILE_SECONDS="0.5", DISPATCH_STUCK_SECONDS="2",
                DISPATCH_CLAIM_GRACE_SECONDS="1",
-               # a run whose worker is killed is started again; a quick function killed
-               # three times in a row is what this allows for
-               DISPATCH_RUN_ATTEMPTS="4",
+               # a run whose worker is killed is started again, up to this many times (the
+               # loop may kill the same run's worker several times in a row: each new
+               # worker cold-starts the function first)
+               DISPATCH_RUN_ATTEMPTS="10",
                DISPATCH_SECRET_KEY=Fernet.generate_key().decode(), DISPATCH_AUTH="off",
                DISPATCH_CONFIG=str(tmp_path / "cli.json"), DISPATCH_HOST="127.0.0.1",
                DISPATCH_PORT=str(port), DISPATCH_SCHEME="http",
@@ -134,9 +139,10 @@ def test_workflows_complete_while_workers_are_killed(env, cluster, tmp_path):
     source = tmp_path / "inc" / "inc.py"
     source.parent.mkdir()
     source.write_text(INC)
-    # a short timeout: a run claimed by a killed worker is taken back 2 s + the grace later
+    # a short timeout: a run claimed by a killed worker is taken back 6 s + the grace
+    # later (long enough for a new worker's cold start, a few seconds on a loaded machine)
     dispatch_cli("create", "function", "inc", str(source), "--image", "python3",
-                 "--handler", "inc.handle", "--timeout", "2000", env=env)
+                 "--handler", "inc.handle", "--timeout", "6000", env=env)
     sequence = {"document": dict(DSL, name="sequence"), "do": [
         {f"step{i}": {"call": "inc", "with": {"n": "${ .n }"}}} for i in range(SEQUENCE)]}
     fanout = {"document": dict(DSL, name="fanout"), "do": [
