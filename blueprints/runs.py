@@ -51,6 +51,8 @@ class RunSchema(EntitySchema):
     redrivenTo = fields.String(dump_only=True, metadata={
         "description": "the run that started this one again"})
     coldStartMs = fields.Float(dump_only=True)
+    queueWaitMs = fields.Float(dump_only=True,
+                               metadata={"description": "from the request to a worker's claim"})
     # the openwhisk driver's: the run's activation and OpenWhisk's own times
     activationId = fields.String(dump_only=True)
     initTimeMs = fields.Float(dump_only=True)

@@ -52,7 +52,7 @@ from .auth import GatewayUnauthenticated, authenticate
 log = logging.getLogger("dispatch.gateway")
 
 #: first path segments that belong to the API itself, never to the gateway
-API_SEGMENTS = frozenset({"v1", "healthz", "docs", "openapi.json", "oidc", ""})
+API_SEGMENTS = frozenset({"v1", "healthz", "docs", "openapi.json", "oidc", "ui", ""})
 #: whole paths that belong to the API (Dispatch's identity manager's ``/home``, which the
 #: original CLI's login calls); ``/home/…`` stays the gateway's (an organization "home")
 API_PATHS = frozenset({"/home"})

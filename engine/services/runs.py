@@ -302,7 +302,10 @@ class RunService:
             reason=[outcome.error["message"]] if outcome.error else [],
         )
         if run.get("executedAt"):
-            run["durationMs"] = round((now - run.pop("executedAt")) * 1000, 3)
+            executed = run.pop("executedAt")
+            run["durationMs"] = round((now - executed) * 1000, 3)
+            if run.get("createdAt"):  # from the API's write to a worker's claim
+                run["queueWaitMs"] = round(max(0.0, executed - run["createdAt"]) * 1000, 3)
         if outcome.cold_start_ms is not None:
             run["coldStartMs"] = round(outcome.cold_start_ms, 3)
         run.update(outcome.extra)  # the driver's own facts (e.g. OpenWhisk's activationId)
