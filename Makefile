@@ -1,7 +1,7 @@
 # `make test` is the whole suite: it installs and starts what the tests need first.
 PYTHON ?= python3
 
-.PHONY: test up services bench image
+.PHONY: test up services bench image chaos
 
 services:
 	bash deploy/dev-services.sh
@@ -18,3 +18,10 @@ up:
 image:
 	bash deploy/container-services.sh
 	$(PYTHON) deploy/build-image.py $(if $(INFRA),--infra)
+
+# Faults under load (not part of `make test`; about 5-10 minutes): worker SIGKILLs, Redis
+# FLUSHDB, an etcd outage, a 3-member etcd cluster losing its leader, `dispatch up`
+# SIGKILLed. Each prints `N ok, M lost, K stuck, D executed twice`; fails on a lost or
+# stuck run. Uses Redis database 7 (DISPATCH_CHAOS_REDIS) and flushes it.
+chaos: services
+	$(PYTHON) -m tests.chaos.run

@@ -6,7 +6,8 @@ setup(
     description="A serverless framework: functions, runs, events and an API gateway on Flask, Dramatiq and etcd",
     python_requires=">=3.11",
     packages=find_packages(include=["engine*", "api*", "tasks*", "blueprints*", "cli*"]),
-    package_data={"engine": ["runtimes/*/*"]},
+    package_data={"engine": ["runtimes/*/*", "workflows/schema/*"],
+                  "blueprints": ["ui/templates/ui/*.html", "ui/static/*"]},
     install_requires=[
         "Flask>=3.1",
         "flask-smorest>=0.47",
@@ -31,8 +32,9 @@ setup(
         "PyJWT[crypto]>=2.15",
         "casbin>=1.43",
         "flask-oidc>=2.4",
+        "jq>=1.13",
     ],
     extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3", "schemathesis>=4.32,<5",
-                             "kubernetes-validate>=1.37"]},
+                             "kubernetes-validate>=1.37", "playwright>=1.65"]},
     entry_points={"console_scripts": ["dispatch=cli.main:main"]},
 )

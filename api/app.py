@@ -53,12 +53,16 @@ def create_app(system: Dispatch | None = None, settings: Settings | None = None)
 
     api = Api(app)
     from blueprints import (apis, event_drivers, events, functions, health, home, iam,
-                            images, runs, secrets)
+                            images, runs, secrets, workflows)
 
     for module in (health, functions, runs, secrets, images, events, event_drivers, apis,
-                   iam, home):
+                   iam, home, workflows):
         api.register_blueprint(module.blp)
+    api.register_blueprint(workflows.executions_blp)
     errors.register(app)
+    from blueprints import ui
+
+    ui.register(app)  # the web UI at /ui/ (after the browser login: it shares the session)
     # the gateway answers paths outside the API's own and requests on APIs' hosts
     gateway.mount(app, system)
     return app

@@ -11,7 +11,8 @@ the request:
 
 A request without ``Authorization`` whose browser session is known (``g.session_principal``,
 set by :mod:`api.oidc_login`'s own hook, registered before this one) is checked as that
-principal. Refusals are logged by the gate with subject, resource and action, never the
+principal. The web UI (``/ui``) asks the same authorizer about each page itself
+(:mod:`blueprints.ui.session`), so that a browser without a session gets the login page. Refusals are logged by the gate with subject, resource and action, never the
 token. The gateway (``/<org>/…``) is a WSGI app of its own: this hook never sees it.
 """
 
@@ -30,6 +31,9 @@ from .errors import error_response
 
 log = logging.getLogger("dispatch.auth")
 
+#: the web UI: same policies, but a browser without a session gets the login page
+UI_PREFIX = "/ui"
+
 
 def register(app: Flask) -> None:
     # built now, not on the first request: "auth is off" is said at start-up
@@ -37,6 +41,8 @@ def register(app: Flask) -> None:
 
     @app.before_request
     def authenticate():
+        if request.path == UI_PREFIX or request.path.startswith(UI_PREFIX + "/"):
+            return None  # the web UI's pages gate themselves (blueprints.ui.session)
         identity = system().identity
         authorization = request.headers.get("Authorization")
         org = request.headers.get(ORG_HEADER) or None

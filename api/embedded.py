@@ -4,6 +4,7 @@ one process, on the SQLite store, Dramatiq's StubBroker and the local driver."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import secrets
@@ -18,6 +19,8 @@ from engine.errors import NotFound
 from engine.identity.bootstrap import (
     ADMIN, DEFAULT_ORG, bootstrap, public_key_of, write_private_key,
 )
+from engine.identity.login_links import TTL_SECONDS as LOGIN_LINK_TTL, LoginLinks
+from engine.identity.principal import SERVICE_ACCOUNT, Principal
 from engine.scheduler.runner import SchedulerThreads
 from engine.settings import Settings
 from tasks.actors import assemble
@@ -98,6 +101,16 @@ class EmbeddedServer:
             return False
         return account["publicKey"] == public_key_of(key)
 
+    def login_link(self) -> str | None:
+        """A one-time link signing a browser in to the web UI as the admin; None with
+        auth off (no login needed) or when the server listens beyond the loopback
+        interface (sign in with the OIDC login there)."""
+        if self.admin_key_path is None or not is_loopback(self.host):
+            return None
+        token = LoginLinks(self.system.store, LOGIN_LINK_TTL).issue(
+            Principal(self.admin_org, self.admin_account, SERVICE_ACCOUNT))
+        return f"{self.url}/ui/login?token={token}"
+
     def stop(self) -> None:
         """Stop serving, then the workers, the scheduler threads and the store; a second
         call (or one from another thread meanwhile) waits for the first and returns."""
@@ -110,6 +123,13 @@ class EmbeddedServer:
             self.worker.stop()
             self.system.close()
             self.scheduler.join(timeout=5)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def session_secret(home: str) -> str:
@@ -148,6 +168,11 @@ def serve_embedded(home: str, host: str = "127.0.0.1", port: int = 8080) -> None
     if server.admin_key_path is not None:
         print(f"Admin: service account {server.admin_org}/{server.admin_account}, private "
               f"key {server.admin_key_path}", flush=True)
+    print(f"Web UI: {server.url}/ui/", flush=True)
+    link = server.login_link()
+    if link is not None:
+        print(f"Web UI login (once, within {int(LOGIN_LINK_TTL // 60)} minutes, as the "
+              f"admin): {link}", flush=True)
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())

@@ -38,6 +38,9 @@ def status_of(exc: E.DispatchError) -> int:
     """The HTTP status of an engine error (see :data:`STATUS`)."""
     if isinstance(exc, E.RunFailed):
         return RUN_FAILED_STATUS.get(exc.kind, 500)
+    if isinstance(exc, E.ExecutionFaulted):  # the workflow error's own status
+        status = exc.problem.get("status")
+        return status if isinstance(status, int) and 400 <= status < 600 else 500
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]

@@ -20,7 +20,9 @@ blp = Blueprint("api", __name__, url_prefix="/v1/api",
 
 class ApiSchema(EntitySchema):
     # the service checks and normalizes each field, naming the one at fault
-    function = fields.String(required=True, metadata={"description": "the function run"})
+    function = fields.String(allow_none=True, metadata={"description": "the function run"})
+    workflow = fields.String(allow_none=True, metadata={
+        "description": "a workflow to execute instead (the answer is its output)"})
     hosts = fields.List(fields.String(), allow_none=True,
                         metadata={"description": "host names; none: /<org>/<uri>"})
     uris = fields.List(fields.String(), allow_none=True,

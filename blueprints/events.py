@@ -39,7 +39,8 @@ class SubscriptionSchema(EntitySchema):
     name = name_field(allow_none=True,
                       metadata={"description": "random (petname + 6 digits) if left out"})
     eventType = fields.String(required=True)
-    function = fields.String(required=True)
+    function = fields.String(allow_none=True, metadata={"description": "the function to run (or workflow)"})
+    workflow = fields.String(allow_none=True, metadata={"description": "a workflow to start instead of a function"})
     secrets = fields.List(fields.String(), allow_none=True,
                           metadata={"description": "secrets given to the runs"})
 

@@ -32,6 +32,7 @@ import click
 import yaml
 
 from engine.sources import pack
+from engine.workflows import yaml12
 
 from .function_spec import read_json_schema
 
@@ -67,7 +68,8 @@ KINDS: dict[str, Kind] = {
         Kind(
             "Function",
             fields=frozenset({"name", "image", "handler", "source", "schema", "secrets",
-                              "services", "timeout", "tags", "network", "concurrency"}),
+                              "services", "timeout", "tags", "network", "concurrency",
+                              "retry", "retention"}),
             required=(("name",), ("image",), ("handler",), ("sourcePath", "source")),
             server_fields=_ENVELOPE | {"faasId", "functionImageURL", "sourceURL"},
             local_fields=frozenset({"sourcePath"}),
@@ -93,8 +95,8 @@ KINDS: dict[str, Kind] = {
         ),
         Kind(
             "Subscription",
-            fields=frozenset({"name", "eventType", "function", "secrets", "tags"}),
-            required=(("name",), ("eventType",), ("function",)),
+            fields=frozenset({"name", "eventType", "function", "workflow", "secrets", "tags"}),
+            required=(("name",), ("eventType",), ("function", "workflow")),
             server_fields=_ENVELOPE,
         ),
         Kind(
@@ -112,10 +114,18 @@ KINDS: dict[str, Kind] = {
         ),
         Kind(
             "API",
-            fields=frozenset({"name", "function", "hosts", "uris", "methods", "protocols",
-                              "authentication", "enabled", "cors", "tls", "tags"}),
-            required=(("name",), ("function",)),
+            fields=frozenset({"name", "function", "workflow", "hosts", "uris", "methods",
+                              "protocols", "authentication", "enabled", "cors", "tls", "tags"}),
+            required=(("name",), ("function", "workflow")),
             server_fields=_ENVELOPE,
+        ),
+        Kind(
+            "Workflow",
+            # definition: the DSL document inline, or definitionPath: a YAML file
+            fields=frozenset({"name", "definition", "tags"}),
+            required=(("name",), ("definition", "definitionPath")),
+            server_fields=_ENVELOPE | {"document", "schedule", "definitionRevision"},
+            local_fields=frozenset({"definitionPath"}),
         ),
         Kind(
             "Organization",
@@ -186,7 +196,8 @@ def _documents(path: str) -> list[tuple[int, Any]]:
     """``(number, document)`` for each non-empty document, numbered from 1 as in the file."""
     try:
         with open(path, encoding="utf-8") as f:
-            raw = list(yaml.safe_load_all(f))
+            # YAML 1.2 booleans: a Workflow's `schedule: {on: …}` stays `on`
+            raw = list(yaml.load_all(f, Loader=yaml12.Loader))  # noqa: S506 - safe
     except OSError as exc:
         raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -240,6 +251,9 @@ def _resolve(document: Document, workdir: str) -> Document:
         body["source"] = _packed(document, source_path, workdir)
     if "schema" in body:
         body["schema"] = _schemas(document, body["schema"], workdir)
+    definition_path = body.pop("definitionPath", None)
+    if definition_path is not None:
+        body["definition"] = _definition(document, definition_path, workdir)
     if body.get("runtimeDependencies") is not None:
         body["runtimeDependencies"] = _runtime_dependencies(
             document, body["runtimeDependencies"], workdir)
@@ -266,6 +280,27 @@ def _runtime_dependencies(document: Document, value: Any, workdir: str) -> dict[
         raise click.ClickException(f"{document.label}: runtimeDependencies.manifest must be "
                                    "the manifest's text or \"@FILE\"")
     return {"manifest": manifest}
+
+
+def _definition(document: Document, path_value: Any, workdir: str) -> dict[str, Any]:
+    """The workflow document in ``definitionPath`` (YAML or JSON), relative to ``workdir``."""
+    if not isinstance(path_value, str):
+        raise click.ClickException(f"{document.label}: definitionPath must be a path")
+    path = os.path.join(workdir, path_value)
+    try:
+        with open(path, encoding="utf-8") as f:
+            definition = yaml12.load(f)
+    except OSError as exc:
+        raise click.ClickException(
+            f"{document.label}: definitionPath {path_value}: cannot read {path}: "
+            f"{exc.strerror or exc} (it is relative to the work directory, -w)") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise click.ClickException(
+            f"{document.label}: definitionPath {path_value} is not valid YAML: {exc}") from None
+    if not isinstance(definition, dict):
+        raise click.ClickException(
+            f"{document.label}: definitionPath {path_value} must hold a workflow document")
+    return definition
 
 
 def _packed(document: Document, source_path: Any, workdir: str) -> str:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what Dispatch's tests and its distributed mode need, idempotently:
-# the Python package (editable, with test extras), etcd (Debian's etcd-server),
-# bubblewrap (the function sandbox), and Redis if it is stopped. Safe to run again.
+# the Python package (editable, with test extras: Playwright among them), etcd (Debian's
+# etcd-server), bubblewrap (the function sandbox), Chromium and axe-core (the web UI's
+# browser tests), and Redis if it is stopped. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ need_apt=()
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server etcd-client)
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# the web UI's browser tests drive Debian's Chromium (never a downloaded one)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -50,5 +53,11 @@ command -v kubectl >/dev/null 2>&1 || log "WARNING: kubectl is not on PATH: test
 if [ ! -f tests/oidc/node_modules/oidc-provider/package.json ]; then
   log "installing the test OIDC provider (npm ci in tests/oidc)"
   (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# axe-core, which the web UI's browser tests run in every page (npm `axe-core`)
+if [ ! -f tests/ui/node_modules/axe-core/axe.min.js ] || \
+   [ tests/ui/package-lock.json -nt tests/ui/node_modules/.package-lock.json ]; then
+  log "installing the web UI test dependencies (npm ci in tests/ui)"
+  (cd tests/ui && npm ci --no-audit --no-fund --loglevel=error)
 fi
 log "ready: etcd $(etcd --version | head -1 | awk '{print $3}'), bwrap $(bwrap --version | awk '{print $2}'), redis up"

@@ -87,3 +87,13 @@ class BehindFailed(DispatchError):
 
 class DeadlineExceeded(DispatchError):
     """A waited-for result did not come in time."""
+
+
+class ExecutionFaulted(DispatchError):
+    """A workflow execution that a caller waited on (a gateway route to a workflow)
+    faulted; ``problem`` is its RFC 7807 Problem Details, whose ``status`` the answer
+    takes."""
+
+    def __init__(self, problem: dict, message: str):
+        super().__init__(message)
+        self.problem = problem

@@ -35,14 +35,25 @@ SYNC_SUBSCRIPTION = "sync_subscription"
 SYNC_EVENT_DRIVER = "sync_event_driver"
 #: move a gateway API on from CREATING / UPDATING / DELETING
 SYNC_API = "sync_api"
+#: replay a workflow execution over its recorded activities, write its new state and
+#: start the activities it now waits on
+ADVANCE_EXECUTION = "advance_execution"
+#: perform one activity of an execution (a function run, an HTTP call, a timer, …) and
+#: record its result
+RUN_ACTIVITY = "run_activity"
 
 
 class Jobs(abc.ABC):
     """Submits jobs for workers."""
 
     @abc.abstractmethod
-    def submit(self, job: str, key: str) -> None:
-        """Queue ``job`` for the entity at ``key``; returns once the queue has it."""
+    def submit(self, job: str, key: str, delay: float = 0.0) -> None:
+        """Queue ``job`` for the entity at ``key``, to be delivered after ``delay``
+        seconds; returns once the queue has it.
+
+        A delayed job is only a timely wake-up: the entity records when it is due, so
+        that the reconciler fires it if the queue loses it.
+        """
 
 
 class RecordingJobs(Jobs):
@@ -50,6 +61,10 @@ class RecordingJobs(Jobs):
 
     def __init__(self) -> None:
         self.submitted: list[tuple[str, str]] = []
+        #: the delay of each delayed submission, in the order made
+        self.delayed: list[tuple[str, str, float]] = []
 
-    def submit(self, job: str, key: str) -> None:
+    def submit(self, job: str, key: str, delay: float = 0.0) -> None:
         self.submitted.append((job, key))
+        if delay:
+            self.delayed.append((job, key, delay))

@@ -16,18 +16,25 @@ from .identity.access import AccessControl
 from .identity.oidc import parse_issuers
 from .services.catalog import BUILTIN_IMAGES, ImageCatalog
 from .jobs import Jobs
+from .services.activities import ActivityService
 from .services.apis import ApiService
 from .services.base_images import BaseImageService
 from .services.event_drivers import EventDriverService
 from .services.events import EventService
+from .services.executions import ExecutionService
+from .services.listeners import ListenerService, remove_of_execution
 from .services.functions import FunctionService
 from .services.images import ImageService
 from .services.ingest import IngestService
 from .scheduler.reconciler import Reconciler
 from .services.routes import RouteTable
 from .services.runs import RunService
+from .services.scripts import ScriptRunner
 from .services.secrets import SecretService
 from .services.subscriptions import SubscriptionService
+from .services.workflow_triggers import WorkflowTriggers
+from .services.workflows import WorkflowService
+from .run_retention import RunRetention
 from .settings import DEFAULT_API_URL, Settings
 from .steps.secrets import SecretInjection
 from .steps.validation import SchemaValidation
@@ -74,10 +81,26 @@ class Dispatch:
         self.runs = RunService(self.store, jobs, self.driver, self.functions,
                                attempts=settings.run_attempts,
                                claim_grace_seconds=settings.claim_grace_seconds,
+                               idempotency_seconds=settings.idempotency_seconds,
                                steps=[SchemaValidation(), SecretInjection(self.secrets.resolve)],
                                run_here=settings.run_here)
         self.events = EventService(self.store, jobs, self.runs,
                                    retention_seconds=settings.event_retention_seconds)
+        # workflows: executions replay over activity records; activities are runs, HTTP
+        # calls, timers, events…; triggers and listeners hang on event delivery
+        self.workflows = WorkflowService(self.store)
+        self.executions = ExecutionService(
+            self.store, jobs, self.secrets.resolve,
+            retention_seconds=settings.execution_retention_seconds)
+        self.activities = ActivityService(self.store, jobs, self.runs, self.executions,
+                                          self.events.emit, scripts=ScriptRunner(sandbox))
+        self.listeners = ListenerService(self.store, self.activities.finish)
+        self.workflow_triggers = WorkflowTriggers(self.store, self.executions,
+                                                  grace=2 * settings.cron_seconds
+                                                  + lease_seconds(settings.cron_seconds))
+        self.events.triggers, self.events.listeners = self.workflow_triggers, self.listeners
+        self.executions.on_finished += [lambda e: remove_of_execution(self.store, e),
+                                        self.workflow_triggers.finished]
         self.subscriptions = SubscriptionService(self.store, jobs, self.functions)
         self.apis = ApiService(self.store, jobs)
         self.event_drivers = EventDriverService(self.store, jobs, cipher,
@@ -93,7 +116,12 @@ class Dispatch:
                                                   self.secrets.resolve, settings.home)
         self.reconciler = Reconciler(self.store, jobs, settings.stuck_seconds,
                                      settings.run_attempts, settings.base_check_seconds,
-                                     event_retention_seconds=settings.event_retention_seconds)
+                                     event_retention_seconds=settings.event_retention_seconds,
+                                     max_resends_per_pass=settings.reconcile_max_resends,
+                                     run_retention=RunRetention(
+                                         settings.run_retention_count or None,
+                                         settings.run_retention_seconds or None),
+                                     executions=self.executions)
 
     @property
     def identity(self) -> AccessControl:
@@ -124,6 +152,7 @@ class Dispatch:
         if self._routes is not None:
             self._routes.close()
         self.runs.close()
+        self.executions.close()
         self.driver.close()
         self.builder.close()
         self.store.close()

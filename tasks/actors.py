@@ -8,10 +8,10 @@ from typing import Callable
 import dramatiq
 
 from engine.errors import StaleRevision
-
-from engine.jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
-                         DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT, EXECUTE_RUN, SYNC_API,
-                         SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
+from engine.jobs import (ADVANCE_EXECUTION, BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION,
+                         DELETE_BASE_IMAGE, DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT,
+                         EXECUTE_RUN, RUN_ACTIVITY, SYNC_API, SYNC_EVENT_DRIVER,
+                         SYNC_SUBSCRIPTION, Jobs)
 from engine.system import Dispatch
 
 log = logging.getLogger("dispatch.jobs")
@@ -21,7 +21,9 @@ log = logging.getLogger("dispatch.jobs")
 QUEUES = {CREATE_FUNCTION: "functions", DELETE_FUNCTION: "functions", EXECUTE_RUN: "runs",
           CHECK_BASE_IMAGE: "images", DELETE_BASE_IMAGE: "images", BUILD_IMAGE: "images",
           DELETE_IMAGE: "images", DELIVER_EVENT: "events", SYNC_SUBSCRIPTION: "events",
-          SYNC_EVENT_DRIVER: "events", SYNC_API: "events"}
+          SYNC_EVENT_DRIVER: "events", SYNC_API: "events",
+          # workflow steps: never queued behind builds; their function calls are runs
+          ADVANCE_EXECUTION: "workflows", RUN_ACTIVITY: "workflows"}
 
 # Jobs are idempotent and the reconciler re-drives anything left behind, so a few
 # quick retries cover passing failures (the store briefly unreachable) and no more.
@@ -56,6 +58,9 @@ class DramatiqJobs(Jobs):
             SYNC_EVENT_DRIVER: self._declare(SYNC_EVENT_DRIVER,
                                              lambda s, key: s.event_drivers.sync(key)),
             SYNC_API: self._declare(SYNC_API, lambda s, key: s.apis.sync(key)),
+            ADVANCE_EXECUTION: self._declare(ADVANCE_EXECUTION,
+                                             lambda s, key: s.executions.advance(key)),
+            RUN_ACTIVITY: self._declare(RUN_ACTIVITY, lambda s, key: s.activities.run(key)),
         }
 
     def _declare(self, job: str, call: Callable[[Dispatch, str], None]) -> dramatiq.Actor:
@@ -69,8 +74,12 @@ class DramatiqJobs(Jobs):
         return dramatiq.Actor(body, broker=self.broker, actor_name=job, queue_name=QUEUES[job],
                               priority=0, options=dict(OPTIONS))
 
-    def submit(self, job: str, key: str) -> None:
-        self.actors[job].send(key)
+    def submit(self, job: str, key: str, delay: float = 0.0) -> None:
+        if delay > 0:
+            # the broker's delay queue; the store's due time backs it up (reconciler)
+            self.actors[job].send_with_options(args=(key,), delay=int(delay * 1000))
+        else:
+            self.actors[job].send(key)
 
 
 def assemble(settings, broker: dramatiq.Broker, **parts) -> Dispatch:

@@ -38,8 +38,9 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine import entities as E
-from engine.errors import (BehindFailed, DeadlineExceeded, DispatchError, InvalidInput,
-                           MethodNotAllowed, NotFound, RunFailed, UnsupportedMedia)
+from engine.errors import (BehindFailed, Conflict, DeadlineExceeded, DispatchError,
+                           ExecutionFaulted, InvalidInput, MethodNotAllowed, NotFound,
+                           RunFailed, UnsupportedMedia)
 from engine.limits import load_json
 from engine.services.routes import Match
 from engine.system import Dispatch
@@ -51,7 +52,7 @@ from .auth import GatewayUnauthenticated, authenticate
 log = logging.getLogger("dispatch.gateway")
 
 #: first path segments that belong to the API itself, never to the gateway
-API_SEGMENTS = frozenset({"v1", "healthz", "docs", "openapi.json", "oidc", ""})
+API_SEGMENTS = frozenset({"v1", "healthz", "docs", "openapi.json", "oidc", "ui", ""})
 #: whole paths that belong to the API (Dispatch's identity manager's ``/home``, which the
 #: original CLI's login calls); ``/home/…`` stays the gateway's (an organization "home")
 API_PATHS = frozenset({"/home"})
@@ -146,6 +147,8 @@ def _serve(system: Dispatch, match: Match) -> Response:
     payload = read_input(limit)
     blocking = request.headers.get("X-Dispatch-Blocking", "").strip().lower() != "false"
     body = {"blocking": blocking, "input": payload, "httpContext": http_context(match)}
+    if api.get("workflow"):
+        return _serve_workflow(system, api, match, body)
     try:
         run = system.runs.start(match.org, api["function"], body)
     except NotFound as exc:
@@ -166,6 +169,34 @@ def _serve(system: Dispatch, match: Match) -> Response:
         kind = error.get("type") or "SystemError"
         raise RunFailed(kind, f"{what} failed: {kind}: {error.get('message') or ''}".rstrip())
     raise DeadlineExceeded(f"{what} did not finish in time (status {run['status']})")
+
+
+def _serve_workflow(system: Dispatch, api: E.Entity, match: Match,
+                    body: dict[str, Any]) -> Response:
+    """An API that targets a workflow: an execution whose input is the request's; a
+    blocking answer is its output (200), its error's status (a fault), or 504."""
+    try:
+        execution = system.executions.start(
+            match.org, api["workflow"], {"input": body["input"]},
+            trigger={"kind": "api", "api": api["name"], "httpContext": body["httpContext"]})
+    except NotFound as exc:
+        raise BehindFailed(f"api {api['name']}: {exc.message}") from None
+    log.info("gateway.execution api=%s execution=%s", E.key_of(api), execution["name"])
+    if not body["blocking"]:
+        response = _json({"name": execution["name"], "status": execution["status"]}, 202)
+        response.headers["Location"] = f"/v1/executions/{execution['name']}"
+        return response
+    execution = system.executions.wait(execution)
+    what = f"execution {execution['name']} of workflow {api['workflow']}"
+    if execution["status"] == "completed":
+        return _json(execution.get("output"), 200)
+    if execution["status"] == "faulted":
+        error = execution.get("error") or {}
+        raise ExecutionFaulted(error, f"{what} faulted: {error.get('title') or ''}: "
+                                      f"{error.get('detail') or ''}".rstrip(": "))
+    if execution["status"] == "cancelled":
+        raise Conflict(f"{what} was cancelled")
+    raise DeadlineExceeded(f"{what} did not finish in time (status {execution['status']})")
 
 
 def _preflight(api: E.Entity) -> Response:

@@ -12,8 +12,11 @@ from .exec import exec_
 from .get import get
 from .iam import iam
 from .login import login, logout
+from .redrive import redrive
 from .up import up
 from .update import update
 from .version import version
+from .workflows import cancel, exec_workflow, resume, suspend
 
-COMMANDS = (create, get, update, delete, exec_, emit, up, login, logout, iam, version)
+COMMANDS = (create, get, update, delete, exec_, exec_workflow, cancel, suspend, resume,
+            redrive, emit, up, login, logout, iam, version)

@@ -93,20 +93,27 @@ def read_secret_values(path: str) -> dict[str, str]:
 
 
 @create.command("subscription")
-@click.argument("function")
+@click.argument("function", required=False)
 @click.option("--event-type", required=True, help="The event type that runs FUNCTION.")
 @click.option("--name", help="The subscription's name [default: a random one].")
 @click.option("--secret", "secrets", multiple=True,
               help="A secret given to the runs (repeatable).")
+@click.option("--workflow", help="Start an execution of this workflow per event instead "
+                                 "of running a FUNCTION.")
 @wait_options
 @options.global_options()
 @click.pass_context
-def create_subscription(ctx: click.Context, function: str, event_type: str, name: str | None,
-                        secrets: tuple[str, ...], wait: bool) -> None:
-    """Subscribe FUNCTION to events of --event-type: each such event of the organization
-    runs it, with the event's data as input."""
+def create_subscription(ctx: click.Context, function: str | None, event_type: str,
+                        name: str | None, secrets: tuple[str, ...], workflow: str | None,
+                        wait: bool) -> None:
+    """Subscribe FUNCTION (or --workflow) to events of --event-type: each such event of
+    the organization runs it, with the event's data as input."""
+    if bool(function) == bool(workflow):
+        raise click.UsageError("give a FUNCTION or --workflow (one of them)")
     body = {"name": name, "eventType": event_type, "function": function,
             "secrets": list(secrets), "tags": []}
+    if workflow:
+        body["workflow"] = workflow
     client = options.client(ctx)
     sub = settled(client, "Subscription", client.create_subscription(body), "Creating", wait)
     show_outcome(sub, options.output_format(ctx), f"Created subscription: {sub['name']}")

@@ -22,6 +22,15 @@ RUN_COLUMNS = (
     Column("FINISHED", timestamp("finishedTime")),
 )
 
+DEAD_RUN_COLUMNS = (
+    Column("ID", field("name")),
+    Column("FUNCTION", field("functionName")),
+    Column("ATTEMPTS", field("attempts")),
+    Column("ERROR", lambda r: f"{(r.get('error') or {}).get('type')}: "
+                              f"{(r.get('error') or {}).get('message')}"),
+    Column("FINISHED", timestamp("finishedTime")),
+)
+
 SECRET_COLUMNS = (
     Column("NAME", field("name")),
     Column("ID", field("id")),
@@ -69,14 +78,27 @@ def get() -> None:
 @click.argument("run", required=False)
 @click.option("--last", is_flag=True, help="Show only the newest run.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N runs, newest first.")
+@click.option("--continue", "token", metavar="TOKEN",
+              help="The next page: the token a previous listing printed.")
+@click.option("--dead", is_flag=True,
+              help="Only dead runs (retries exhausted, not redriven): `dispatch redrive RUN`.")
 @options.global_options()
 @click.pass_context
 def get_run(
-    ctx: click.Context, function: str | None, run: str | None, last: bool, limit: int | None
+    ctx: click.Context, function: str | None, run: str | None, last: bool, limit: int | None,
+    token: str | None, dead: bool,
 ) -> None:
-    """Show run RUN of FUNCTION, FUNCTION's runs, or every run; newest first."""
-    if run and (last or limit):
-        raise click.UsageError("--last and --limit list runs: leave RUN out")
+    """Show run RUN of FUNCTION, FUNCTION's runs, or every run; newest first, a page at a
+    time (the server's page is at most 1000 runs; `--continue TOKEN` shows the next)."""
+    if run and (last or limit or dead or token):
+        raise click.UsageError("--last, --limit, --continue and --dead list runs: "
+                               "leave RUN out")
+    if dead:
+        if last:
+            raise click.UsageError("--dead lists the dead runs: use --limit 1")
+        data = options.client(ctx).list_dead_runs(function, limit)
+        show(data, options.output_format(ctx), DEAD_RUN_COLUMNS)
+        return
     if last and limit:
         raise click.UsageError("--last is --limit 1: give one or the other")
     client = options.client(ctx)
@@ -90,7 +112,10 @@ def get_run(
             raise click.ClickException(f"{whose} no runs yet")
         data = newest[0]
     else:
-        data = client.list_runs(function, limit=limit)
+        data, more = client.list_runs_page(function, limit=limit, token=token)
+        if more:
+            click.echo(f"more runs: dispatch get runs {function + ' ' if function else ''}"
+                       f"{f'--limit {limit} ' if limit else ''}--continue {more}", err=True)
     show(data, options.output_format(ctx), RUN_COLUMNS)
 
 

@@ -29,12 +29,13 @@ log = logging.getLogger("dispatch.identity")
 WILDCARD = "*"
 ACTIONS = ("get", "create", "update", "delete")
 RESOURCES = ("function", "run", "secret", "image", "baseimage", "event", "subscription",
-             "driver", "drivertype", "api", "iam")
+             "driver", "drivertype", "api", "iam", "workflow", "execution")
 #: Dispatch's spellings (path segments, plurals) of the resources above
 RESOURCE_ALIASES = {"runs": "run", "functions": "function", "secrets": "secret",
                     "images": "image", "baseimages": "baseimage", "events": "event",
                     "subscriptions": "subscription", "drivers": "driver",
-                    "drivertypes": "drivertype", "apis": "api"}
+                    "drivertypes": "drivertype", "apis": "api", "workflows": "workflow",
+                    "executions": "execution"}
 
 
 class PolicyService:

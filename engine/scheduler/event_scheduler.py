@@ -23,6 +23,7 @@ def pass_once(system) -> None:
     """One leader pass: cron ticks first (they are time-bound), then driver programs."""
     try:
         system.cron.tick()
+        system.workflow_triggers.tick()  # workflows' schedule.cron / schedule.every
     finally:
         system.driver_supervisor.reconcile()
 

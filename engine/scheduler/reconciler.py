@@ -10,7 +10,7 @@ function    INITIALIZED   submit ``create_function`` again
 function    UPDATING      submit ``create_function`` again
 function    CREATING      claim expired (worker died): back to INITIALIZED, submit again
 function    DELETING      submit ``delete_function`` again
-run         INITIALIZED   submit ``execute_run`` again
+run         INITIALIZED   submit ``execute_run`` again (at most once per ``stuck_seconds``)
 run         CREATING      claim expired: back to INITIALIZED and submit, while attempts
                           remain; else ERROR with a SystemError saying the worker was lost
 baseimage   INITIALIZED   submit ``check_base_image`` again
@@ -25,6 +25,7 @@ image       CREATING      claim expired (builder died): back to INITIALIZED, sub
 image       DELETING      submit ``delete_image`` again (it may be waiting for functions)
 event       INITIALIZED   submit ``deliver_event`` again
 event       READY         older than ``event_retention_seconds``: delete it
+idem. key   READY         past its ``expiresAt``: delete it (the key may start a run again)
 subscr.     CREATING      submit ``sync_subscription`` again
 subscr.     UPDATING      submit ``sync_subscription`` again
 subscr.     DELETING      submit ``sync_subscription`` again
@@ -36,11 +37,33 @@ api         DELETING      submit ``sync_api`` again
 driver      CREATING      submit ``sync_event_driver`` again
 driver      UPDATING      submit ``sync_event_driver`` again
 driver      DELETING      submit ``sync_event_driver`` again
+execution   pending,      every ``stuck_seconds`` without a change: submit
+            running,      ``advance_execution`` (a lost advance, or an activity result
+            waiting       recorded by a job that died before queueing it)
+execution   completed,    older than ``execution_retention_seconds``: delete it with its
+            faulted,      activity records
+            cancelled
+activity    started       a timer past its due time: submit ``run_activity`` (fires it);
+                          another kind whose claim expired and unchanged for
+                          ``stuck_seconds``: submit ``run_activity`` again (a worker died
+                          mid-call: the call is made again, at-least-once); function,
+                          workflow and listen activities, which their run, child or
+                          event completes, only every 2 × ``stuck_seconds``
 ==========  ============  ================================================================
+
+Every ``retention_check_seconds``, settled runs past their function's retention (a count
+and an age, :mod:`engine.run_retention`) are pruned, oldest first
+(:mod:`engine.scheduler.run_pruning`).
 
 Image rows submit at most once per ``stuck_seconds`` per entity (a waiting image or a
 missing base does not change, and a check may pull an image): the reconciler remembers
 when it last submitted each.
+
+Run rows are throttled twice over, so that an outage (etcd or Redis away, every worker
+dead) does not turn into a storm of re-sends once it ends: each run is re-sent with a
+backoff of its own (``stuck_seconds``, then twice that, … up to
+``max_resend_backoff``), and one pass re-sends at most ``max_resends_per_pass`` runs,
+oldest first; the rest wait for the next pass.
 """
 
 from __future__ import annotations
@@ -52,11 +75,16 @@ from typing import Callable
 from .. import entities as E
 from ..store.cache import EntityCache
 from ..errors import NotFound, StaleRevision
-from ..jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
-                    DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT, EXECUTE_RUN,
-                    SYNC_API, SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
+from ..jobs import (ADVANCE_EXECUTION, BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION,
+                    DELETE_BASE_IMAGE, DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT,
+                    EXECUTE_RUN, RUN_ACTIVITY, SYNC_API, SYNC_EVENT_DRIVER,
+                    SYNC_SUBSCRIPTION, Jobs)
 from ..store import Store
-from ..services.runs import system_error
+from ..retry_policy import RetryPolicy
+from ..run_retention import RunRetention
+from .run_pruning import RunPruner
+from ..services.dead_letters import DeadLetters
+from ..services.runs import notify_settled, system_error
 
 log = logging.getLogger("dispatch.reconciler")
 
@@ -66,15 +94,29 @@ class Reconciler:
     (every move is a compare-and-swap), though one leader at a time is cheaper."""
 
     KINDS = (E.FUNCTION, E.RUN, E.BASE_IMAGE, E.IMAGE, E.EVENT, E.SUBSCRIPTION, E.API,
-             E.DRIVER)
+             E.DRIVER, E.IDEMPOTENCY, E.EXECUTION, E.ACTIVITY)
 
     def __init__(self, store: Store, jobs: Jobs, stuck_seconds: float = 30.0,
                  run_attempts: int = 2, base_check_seconds: float = 60.0,
-                 event_retention_seconds: float = 86400.0):
+                 event_retention_seconds: float = 86400.0,
+                 max_resends_per_pass: int = 100, max_resend_backoff: float = 300.0,
+                 run_retention: RunRetention | None = None,
+                 retention_check_seconds: float = 60.0, executions=None):
         self.store, self.jobs = store, jobs
+        #: prunes settled runs past their function's retention (None: keeps every run)
+        self.pruner = (RunPruner(store, run_retention, every=retention_check_seconds)
+                       if run_retention is not None else None)
+        self.max_resends_per_pass = max_resends_per_pass
+        self.max_resend_backoff = max_resend_backoff
+        #: per run key: (re-sends so far, not before this time)
+        self._resends: dict[str, tuple[int, float]] = {}
+        self._resends_this_pass = 0
+        self.dead_letters = DeadLetters(store)
         self.stuck_seconds, self.run_attempts = stuck_seconds, run_attempts
         self.base_check_seconds = base_check_seconds
         self.event_retention_seconds = event_retention_seconds
+        #: the execution service (prunes finished executions); None: no workflow rows
+        self.executions = executions
         self._pending: dict[str, EntityCache] | None = None
         #: when a throttled row last submitted a job for a key
         self._submitted: dict[str, float] = {}
@@ -83,7 +125,7 @@ class Reconciler:
             (E.FUNCTION, E.UPDATING): self._resubmit(CREATE_FUNCTION),
             (E.FUNCTION, E.CREATING): self._reclaim_function,
             (E.FUNCTION, E.DELETING): self._resubmit(DELETE_FUNCTION),
-            (E.RUN, E.INITIALIZED): self._resubmit(EXECUTE_RUN),
+            (E.RUN, E.INITIALIZED): self._resend_run,
             (E.RUN, E.CREATING): self._reclaim_run,
             (E.BASE_IMAGE, E.INITIALIZED): self._throttled(CHECK_BASE_IMAGE, stuck_seconds),
             (E.BASE_IMAGE, E.UPDATING): self._throttled(CHECK_BASE_IMAGE, stuck_seconds),
@@ -97,6 +139,7 @@ class Reconciler:
             (E.IMAGE, E.DELETING): self._throttled(DELETE_IMAGE, stuck_seconds),
             (E.EVENT, E.INITIALIZED): self._resubmit(DELIVER_EVENT),
             (E.EVENT, E.READY): self._prune_event,
+            (E.IDEMPOTENCY, E.READY): self._prune_idempotency_key,
             (E.SUBSCRIPTION, E.CREATING): self._resubmit(SYNC_SUBSCRIPTION),
             (E.SUBSCRIPTION, E.UPDATING): self._resubmit(SYNC_SUBSCRIPTION),
             (E.SUBSCRIPTION, E.DELETING): self._resubmit(SYNC_SUBSCRIPTION),
@@ -108,6 +151,13 @@ class Reconciler:
             (E.DRIVER, E.UPDATING): self._resubmit(SYNC_EVENT_DRIVER),
             (E.DRIVER, E.DELETING): self._resubmit(SYNC_EVENT_DRIVER),
         }
+        if executions is not None:
+            advance = self._throttled(ADVANCE_EXECUTION, stuck_seconds)
+            for status in ("pending", "running", "waiting"):
+                self.TABLE[(E.EXECUTION, status)] = advance
+            for status in ("completed", "faulted", "cancelled"):
+                self.TABLE[(E.EXECUTION, status)] = self._prune_execution
+            self.TABLE[(E.ACTIVITY, "started")] = self._redrive_activity
 
     def follow(self) -> None:
         """Keep the entities in transitional statuses in memory, fed by store watches, so
@@ -130,8 +180,12 @@ class Reconciler:
         now = time.time() if now is None else now
         moved: dict[str, int] = {}
         seen: set[str] = set()
+        self._resends_this_pass = 0
         for kind in self.KINDS:
-            for entity in self._in_transition(kind):
+            pending = self._in_transition(kind)
+            if kind == E.RUN:  # the oldest first, when the per-pass cap leaves some over
+                pending = sorted(pending, key=lambda r: r.get("createdAt", r["createdTime"]))
+            for entity in pending:
                 seen.add(E.key_of(entity))
                 try:
                     action = self.TABLE[(kind, entity["status"])](entity, now)
@@ -142,6 +196,11 @@ class Reconciler:
                     log.info("reconciler.%s key=%s", action, E.key_of(entity))
         # forget entities that settled or went away
         self._submitted = {k: t for k, t in self._submitted.items() if k in seen}
+        self._resends = {k: v for k, v in self._resends.items() if k in seen}
+        if self.pruner is not None:
+            pruned = self.pruner.maybe_prune(now)
+            if pruned:
+                moved["pruned_run"] = pruned
         return moved
 
     def _stuck(self, entity: E.Entity, now: float) -> bool:
@@ -155,6 +214,23 @@ class Reconciler:
             return f"resubmitted_{job}"
 
         return resubmit
+
+    def _resend_run(self, run: E.Entity, now: float) -> str | None:
+        """A run still INITIALIZED past ``stuck_seconds`` (or past its retry's due time):
+        its ``execute_run`` was lost; send it again, with a backoff per run and a cap per
+        pass."""
+        due = max(run["modifiedTime"], run.get("retryAt") or 0)
+        if due + self.stuck_seconds > now:
+            return None
+        key = E.key_of(run)
+        count, not_before = self._resends.get(key, (0, 0.0))
+        if not_before > now or self._resends_this_pass >= self.max_resends_per_pass:
+            return None
+        self._resends_this_pass += 1
+        backoff = min(self.stuck_seconds * 2 ** count, self.max_resend_backoff)
+        self._resends[key] = (count + 1, now + backoff)
+        self.jobs.submit(EXECUTE_RUN, key)
+        return "resubmitted_execute_run"
 
     def _throttled(self, job: str, seconds: float,
                    action: str | None = None) -> Callable[[E.Entity, float], str | None]:
@@ -177,6 +253,44 @@ class Reconciler:
                           revision=event["revision"])
         return "pruned_event"
 
+    def _prune_execution(self, execution: E.Entity, now: float) -> str | None:
+        finished = execution.get("finishedAt") or execution["modifiedTime"]
+        if finished + self.executions.retention_seconds > now:
+            return None
+        self.executions.prune(execution)
+        return "pruned_execution"
+
+    def _redrive_activity(self, record: E.Entity, now: float) -> str | None:
+        key = E.key_of(record)
+        if record.get("activityKind") == "timer":
+            if record.get("due", 0) > now or self._submitted.get(key, 0) + 1 > now:
+                return None
+            self._submitted[key] = now
+            self.jobs.submit(RUN_ACTIVITY, key)
+            return "fired_timer"
+        if record.get("claimExpires", 0) > now:
+            return None
+        if record.get("activityKind") in ("listen", "function", "workflow"):
+            # these wait on something that says when it is done (an event, a run, a child
+            # execution, each re-driven on its own): only a job lost before it started
+            # that is left to find
+            seconds = self.stuck_seconds * 2
+        else:
+            seconds = self.stuck_seconds
+        last = max(record["modifiedTime"], self._submitted.get(key, 0.0))
+        if last + seconds > now:
+            return None
+        self._submitted[key] = now
+        self.jobs.submit(RUN_ACTIVITY, key)
+        return "redrove_activity"
+
+    def _prune_idempotency_key(self, record: E.Entity, now: float) -> str | None:
+        if record["expiresAt"] > now:
+            return None
+        self.store.delete(E.IDEMPOTENCY, record["organizationId"], record["name"],
+                          revision=record["revision"])
+        return "pruned_idempotency_key"
+
     def _reclaim_image(self, image: E.Entity, now: float) -> str | None:
         if image.get("claimExpires", 0) > now:
             return None
@@ -194,18 +308,38 @@ class Reconciler:
         return "rebuilt_function"
 
     def _reclaim_run(self, run: E.Entity, now: float) -> str | None:
+        """A run whose worker was lost (a SystemError): started again within its retry
+        policy (after the policy's delay) or, without one, ``run_attempts``; else it ends
+        ERROR, dead."""
         if run.get("claimExpires", 0) > now:
             return None
+        if self._resends_this_pass >= self.max_resends_per_pass:
+            return None  # the next pass takes it
+        self._resends_this_pass += 1
         run.pop("claimExpires", None)
+        run.pop("executedAt", None)
         attempts = run.get("attempts", 1)
-        if attempts < self.run_attempts:
-            run = self.store.update(dict(run, status=E.INITIALIZED))
-            self.jobs.submit(EXECUTE_RUN, E.key_of(run))
-            return "retried_run"
+        policy = RetryPolicy.of(run)
+        retried = policy is not None and policy.retries("SystemError")
+        limit = policy.attempts if retried else self.run_attempts
         message = (f"the worker running this run was lost (no result after {attempts} "
                    f"attempt{'s' if attempts != 1 else ''})")
-        self.store.update(dict(run, status=E.ERROR, error=system_error(message),
-                               reason=[message], finishedTime=int(now)))
+        if policy is not None:
+            run["attemptHistory"] = list(run.get("attemptHistory") or []) + [{
+                "attempt": attempts, "executedTime": run.get("executedTime"),
+                "finishedTime": int(now), "status": E.ERROR,
+                "error": {"type": "SystemError", "message": "the worker was lost"}}]
+        if attempts < limit:
+            delay = policy.delay(attempts) if retried else 0.0
+            run = self.store.update(dict(run, status=E.INITIALIZED,
+                                         retryAt=now + delay if delay else None))
+            self.jobs.submit(EXECUTE_RUN, E.key_of(run), delay=delay)
+            return "retried_run"
+        run.update(status=E.ERROR, error=system_error(message), reason=[message],
+                   finishedTime=int(now), dead=True)
+        self.dead_letters.add(run)
+        run = self.store.update(run)
+        notify_settled(self.jobs, run)
         return "failed_run"
 
     def close(self) -> None:

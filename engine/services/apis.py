@@ -49,7 +49,7 @@ URI_PATTERN = re.compile(r"^/(?:[^/?#\s]+(?:/[^/?#\s]+)*)?/?$")
 #: the lock taken around the collision check and the write
 ROUTES_LOCK = "api-routes"
 #: fields a spec may set (the envelope is the server's)
-FIELDS = ("function", "hosts", "uris", "methods", "protocols", "authentication", "enabled",
+FIELDS = ("function", "workflow", "hosts", "uris", "methods", "protocols", "authentication", "enabled",
           "cors", "tls", "tags")
 
 
@@ -167,7 +167,14 @@ def route_keys(api: E.Entity) -> Iterable[tuple[tuple[str, str], str, str]]:
 
 def validate_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The API's own fields, checked and normalized (defaults filled in)."""
-    function = validate_name(spec.get("function"), "function")
+    # the target: a function (Dispatch's), or a workflow whose execution answers
+    workflow = spec.get("workflow") or None
+    if workflow is not None:
+        if spec.get("function"):
+            raise InvalidInput("give either function or workflow, not both")
+        workflow, function = validate_name(workflow, "workflow"), None
+    else:
+        function = validate_name(spec.get("function"), "function")
     methods = _strings(spec.get("methods"), "methods", DEFAULT_METHODS)
     methods = _unique(m.upper() for m in methods)
     for method in methods:
@@ -202,7 +209,7 @@ def validate_spec(spec: dict[str, Any]) -> dict[str, Any]:
     tags = spec.get("tags") or []
     if not isinstance(tags, list):
         raise InvalidInput("tags must be a list of {key, value}")
-    return {"function": function, "hosts": hosts, "uris": uris, "methods": methods,
+    return {"function": function, "workflow": workflow, "hosts": hosts, "uris": uris, "methods": methods,
             "protocols": protocols, "authentication": authentication, "enabled": enabled,
             "cors": cors, "tls": tls, "tags": list(tags)}
 

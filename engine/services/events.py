@@ -55,6 +55,10 @@ class EventService:
                  retention_seconds: float = 86400.0):
         self.store, self.jobs, self.runs = store, jobs, runs
         self.retention_seconds = retention_seconds
+        #: workflow triggers (subscriptions to workflows, ``schedule.on``) and ``listen``
+        #: tasks waiting for events: set when the engine is assembled
+        self.triggers = None
+        self.listeners = None
 
     # ---- API side -------------------------------------------------------------------
 
@@ -119,6 +123,16 @@ class EventService:
         reasons: list[str] = []
         for sub in subscriptions:
             run = run_name(key, sub["id"])
+            if sub.get("workflow"):
+                if self.triggers is None:
+                    continue
+                try:
+                    self.triggers.start_for_subscription(sub, key, name, event, run)
+                except (NotFound, InvalidInput) as exc:
+                    reasons.append(f"subscription {sub['name']}: {exc.message}")
+                    continue
+                started.append(run)
+                continue
             body = {"input": event.get("data"), "event": context_event(event),
                     "secrets": list(sub.get("secrets") or []),
                     "tags": list(sub.get("tags") or [])
@@ -134,6 +148,12 @@ class EventService:
                             sub["name"], exc.message)
                 continue
             started.append(run)
+        if self.triggers is not None:
+            executions, why = self.triggers.start_for_event(org, key, event)
+            started += executions
+            reasons += why
+        if self.listeners is not None:
+            self.listeners.deliver(org, event)
         record.update(status=E.READY, runs=started, reason=reasons,
                       subscriptions=[s["name"] for s in subscriptions])
         try:

@@ -56,8 +56,8 @@ class SubscriptionService:
         sub = E.new(E.SUBSCRIPTION, org, name, status=E.CREATING, **_validate(spec))
         sub = self.store.add(sub)
         self.jobs.submit(SYNC_SUBSCRIPTION, E.key_of(sub))
-        log.info("subscription.created key=%s type=%s function=%s", E.key_of(sub),
-                 sub["eventType"], sub["function"])
+        log.info("subscription.created key=%s type=%s function=%s workflow=%s",
+                 E.key_of(sub), sub["eventType"], sub["function"], sub["workflow"])
         return sub
 
     def update(self, org: str, name: str, spec: dict[str, Any]) -> E.Entity:
@@ -112,12 +112,14 @@ class SubscriptionService:
                 return
             if sub["status"] not in (E.CREATING, E.UPDATING, E.ERROR):
                 return
+            kind, target = ((E.WORKFLOW, sub["workflow"]) if sub.get("workflow")
+                            else (E.FUNCTION, sub["function"]))
             try:
-                fn = self.functions.get(org, sub["function"])
-                missing = fn["status"] == E.DELETING
+                found = self.store.get(kind, org, target)
+                missing = found["status"] == E.DELETING
             except NotFound:
                 missing = True
-            status, reason = ((E.ERROR, [f"function {sub['function']} not found"]) if missing
+            status, reason = ((E.ERROR, [f"{kind} {target} not found"]) if missing
                               else (E.READY, []))
             if (status, reason) == (sub["status"], sub["reason"]):
                 return
@@ -144,8 +146,15 @@ def _validate(spec: dict[str, Any]) -> dict[str, Any]:
     if not EVENT_TYPE_PATTERN.match(event_type):
         raise InvalidInput(f"eventType {event_type!r} may only contain letters, numbers, "
                            "underscores, dots and dashes")
-    function = validate_name(spec.get("function"), "function")
+    # the target: a function (Dispatch's) or a workflow (an execution per event)
+    if spec.get("workflow") not in (None, ""):
+        if spec.get("function") not in (None, ""):
+            raise InvalidInput("give either function or workflow, not both")
+        target = {"function": None, "workflow": validate_name(spec.get("workflow"), "workflow")}
+    else:
+        target = {"function": validate_name(spec.get("function"), "function"),
+                  "workflow": None}
     secrets = validate_names(spec.get("secrets"), "secrets")
     tags = spec.get("tags")
-    return {"eventType": event_type, "function": function, "secrets": list(secrets),
+    return {"eventType": event_type, **target, "secrets": list(secrets),
             "tags": list(tags or [])}

@@ -27,6 +27,16 @@ def check_schema(schema: Any, field: str) -> None:
         raise InvalidInput(f"{field} is not a valid JSON Schema: {_describe(error)}") from None
 
 
+def problem(schema: Any, value: Any) -> str | None:
+    """Why ``value`` fails ``schema`` (``$.name: 'name' is a required property``), or
+    None if it passes (or there is no schema): the check runs make, for a caller that
+    wants to refuse bad input before starting one."""
+    if schema is None:
+        return None
+    error = best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(value))
+    return None if error is None else _describe(error)
+
+
 def _describe(error: jsonschema.ValidationError | SchemaError) -> str:
     path = error.json_path if hasattr(error, "json_path") else "$"
     return f"{path}: {error.message}"

@@ -14,7 +14,8 @@ log = logging.getLogger("dispatch.waiter")
 
 
 class SettleWaiter:
-    """Blocks callers until the entity at a key reaches ``READY`` or ``ERROR``.
+    """Blocks callers until the entity at a key reaches ``READY`` or ``ERROR`` (or one of
+    the ``settled`` statuses given).
 
     One background thread follows ``store.watch(prefix)`` and wakes the waiters of the
     keys it sees settle. A waiter registers before it reads the entity, so a change
@@ -23,8 +24,11 @@ class SettleWaiter:
     ``recheck_seconds``.
     """
 
-    def __init__(self, store: Store, prefix: str, recheck_seconds: float = 2.0):
+    def __init__(self, store: Store, prefix: str, recheck_seconds: float = 2.0,
+                 settled: tuple[str, ...] = E.SETTLED):
         self.store, self.prefix, self.recheck_seconds = store, prefix, recheck_seconds
+        #: the statuses that end a wait (workflow executions have their own)
+        self.statuses = settled
         self._waiters: dict[str, list[threading.Event]] = {}
         #: the settled entity the watch saw for a waited-on key, handed to its waiters
         self._seen: dict[str, E.Entity] = {}
@@ -45,7 +49,7 @@ class SettleWaiter:
             entity = read()
             while True:
                 remaining = deadline - time.monotonic()
-                if entity.get("status") in E.SETTLED or remaining <= 0:
+                if entity.get("status") in self.statuses or remaining <= 0:
                     return entity
                 if event.wait(min(remaining, self.recheck_seconds)):
                     event.clear()
@@ -82,7 +86,7 @@ class SettleWaiter:
                 self._watch = self.store.watch(self.prefix, self._next_revision)
                 for change in self._watch:
                     self._next_revision = change.revision + 1
-                    if change.entity is not None and change.entity.get("status") in E.SETTLED:
+                    if change.entity is not None and change.entity.get("status") in self.statuses:
                         self.settled(change.key, change.entity)
                 if not self._closed:
                     time.sleep(0.1)  # the watch ended by itself (store closing): don't spin

@@ -107,6 +107,20 @@ def test_workdir_defaults_to_the_seed_files_directory(dispatch, own_org, tmp_pat
     assert run(dispatch, "echo", '{"a": 1}')["output"] == {"a": 1}
 
 
+def test_a_seeded_function_may_declare_a_retry_policy_and_retention(dispatch, own_org,
+                                                                     tmp_path):
+    (tmp_path / "echo.py").write_text("def handle(ctx, payload):\n    return payload\n")
+    retry = {"attempts": 4, "backoff": "constant", "delayMs": 500, "maxDelayMs": 500,
+             "jitter": 0.0, "on": ["SystemError", "FunctionError"]}
+    seed = write_seed(tmp_path / "seed.yaml", [
+        {"kind": "Function", "name": "echo", "sourcePath": "echo.py", "image": "python3",
+         "handler": "echo.handle", "retry": retry, "retention": {"count": 20}}])
+
+    dispatch("create", "-f", seed)
+    fn = dispatch.json("get", "function", "echo")
+    assert fn["retry"] == retry and fn["retention"] == {"count": 20, "ageSeconds": None}
+
+
 def test_schemas_may_be_files_named_with_an_at_sign(dispatch, own_org, tmp_path):
     hello = next(d for d in python_documents() if d["name"] == "hello-py")
     hello["schema"] = {"in": "@python3/hello.schema.in.json",
