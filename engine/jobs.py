@@ -36,6 +36,11 @@ class Jobs(abc.ABC):
     def submit(self, job: str, key: str) -> None:
         """Queue ``job`` for the entity at ``key``; returns once the queue has it."""
 
+    def check(self) -> str:
+        """Say where jobs go if the queue answers now; raise Unavailable if it does not
+        (readiness)."""
+        return "in-process"
+
 
 class RecordingJobs(Jobs):
     """Keeps submitted jobs in a list; for unit tests of services."""

@@ -30,6 +30,7 @@ from .settings import Settings
 from .steps.secrets import SecretInjection
 from .steps.validation import SchemaValidation
 from .store import Store, open_store
+from .store.instrumented import instrumented
 
 
 class Dispatch:
@@ -44,7 +45,8 @@ class Dispatch:
         self._identity_lock = threading.Lock()
         self.settings = settings
         self.jobs = jobs
-        self.store = store or open_store(settings.store_url)
+        # every operation timed, in one place (dispatch_store_operation_seconds)
+        self.store = instrumented(store or open_store(settings.store_url))
         sandbox = {"auto": None, "on": True, "off": False}[settings.sandbox]
         driver_options: dict = {"sandbox": sandbox}
         if settings.driver == "openwhisk":

@@ -50,6 +50,7 @@ import time
 from typing import Callable
 
 from .. import entities as E
+from .. import metrics
 from ..cache import EntityCache
 from ..errors import NotFound, StaleRevision
 from ..jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
@@ -139,6 +140,7 @@ class Reconciler:
                     continue  # it moved on by itself meanwhile
                 if action:
                     moved[action] = moved.get(action, 0) + 1
+                    metrics.RECONCILER_REDRIVES.labels(kind, action).inc()
                     log.info("reconciler.%s key=%s", action, E.key_of(entity))
         # forget entities that settled or went away
         self._submitted = {k: t for k, t in self._submitted.items() if k in seen}
@@ -206,6 +208,8 @@ class Reconciler:
                    f"attempt{'s' if attempts != 1 else ''})")
         self.store.update(dict(run, status=E.ERROR, error=system_error(message),
                                reason=[message], finishedTime=int(now)))
+        metrics.RUNS.labels(metrics.function_label(run["organizationId"], run["functionName"]),
+                            E.ERROR, "SystemError").inc()
         return "failed_run"
 
     def close(self) -> None:
