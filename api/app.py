@@ -9,7 +9,8 @@ from engine import __version__
 from engine.settings import Settings
 from engine.system import Dispatch
 
-from . import auth, errors, gateway, oidc_login
+from . import auth, errors, oidc_login
+from .gateway import app as gateway
 
 #: the largest request body the /v1 API takes (413 above it)
 API_MAX_BODY_BYTES = 64 << 20

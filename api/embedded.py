@@ -15,12 +15,12 @@ import dramatiq
 from cryptography.hazmat.primitives import serialization
 from waitress.server import create_server
 
-from engine import event_scheduler
+from engine.scheduler import event_scheduler
 from engine.errors import NotFound
 from engine.identity.bootstrap import (
     ADMIN, DEFAULT_ORG, bootstrap, public_key_of, write_private_key,
 )
-from engine.leader import start_thread
+from engine.scheduler.leader import start_thread
 from engine.settings import Settings
 from tasks.actors import assemble
 from tasks.broker import make_broker

@@ -2,7 +2,7 @@
 
 ``POST /v1/event`` answers 200 with the emission (Dispatch's code): ``{id, name,
 emitted-time, tags, event, duplicate}``; the body is read raw, since CloudEvents' HTTP
-modes differ (see :mod:`engine.events`), and refused with 413 past
+modes differ (see :mod:`engine.cloudevents`), and refused with 413 past
 ``DISPATCH_MAX_BODY_BYTES``. Subscriptions are Dispatch's: POST → 201, PUT and DELETE →
 200 with the entity. Event drivers live in :mod:`blueprints.event_drivers`; events are
 matched only by their 40-hex-digit names, so ``/v1/event/drivers`` is never an event.
@@ -17,7 +17,7 @@ from marshmallow import EXCLUDE, Schema, fields
 
 from api.context import org, parse_tags, system
 from engine.errors import DispatchError
-from engine.events import parse_http
+from engine.cloudevents import parse_http
 
 from .common import EntitySchema, TagsQuerySchema
 

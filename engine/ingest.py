@@ -9,8 +9,8 @@ import uuid
 from typing import Mapping
 
 from . import entities as E
-from .cron import config_map
-from .events import BATCH, STRUCTURED
+from .scheduler.cron import config_map
+from .cloudevents import BATCH, STRUCTURED
 
 
 def is_cloudevent(headers: Mapping[str, str], body: bytes) -> bool:

@@ -6,15 +6,15 @@ import threading
 
 from .builders import open_builder
 from .builders.base import Builder
-from .cron import CronScheduler
+from .scheduler.cron import CronScheduler
 from .crypto import load_cipher
-from .driver_processes import DriverSupervisor
+from .scheduler.driver_processes import DriverSupervisor
 from .drivers import open_driver
 from .drivers.base import Driver
-from .event_scheduler import lease_seconds
+from .scheduler.event_scheduler import lease_seconds
 from .identity.access import AccessControl
 from .identity.oidc import parse_issuers
-from .images import BUILTIN_IMAGES, ImageCatalog
+from .services.catalog import BUILTIN_IMAGES, ImageCatalog
 from .jobs import Jobs
 from .services.apis import ApiService
 from .services.base_images import BaseImageService
@@ -22,7 +22,7 @@ from .services.event_drivers import EventDriverService
 from .services.events import EventService
 from .services.functions import FunctionService
 from .services.images import ImageService
-from .services.reconciler import Reconciler
+from .scheduler.reconciler import Reconciler
 from .services.runs import RunService
 from .services.secrets import SecretService
 from .services.subscriptions import SubscriptionService
@@ -82,7 +82,7 @@ class Dispatch:
             self.store, jobs, cipher, self.events.emit, settings.api_url,
             max_body_bytes=settings.max_body_bytes,
             allowed_commands=settings.driver_commands)
-        # the scheduler's leader runs these two (engine.event_scheduler)
+        # the scheduler's leader runs these two (engine.scheduler.event_scheduler)
         self.cron = CronScheduler(self.store, self.events.emit,
                                   grace=2 * settings.cron_seconds
                                   + lease_seconds(settings.cron_seconds))

@@ -8,8 +8,8 @@ import logging
 import signal
 import threading
 
-from engine import event_scheduler
-from engine.leader import lead
+from engine.scheduler import event_scheduler
+from engine.scheduler.leader import lead
 from engine.settings import Settings
 
 from .actors import assemble

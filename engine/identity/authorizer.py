@@ -12,7 +12,7 @@ principal to act outside its organization — the global policies of its own org
         && (p.sub == "*" || r.sub == p.sub) && (p.res == "*" || r.res == p.res)
         && (p.act == "*" || r.act == p.act)
 
-Policies are read through a store watch (:class:`~engine.cache.EntityCache`), so a
+Policies are read through a store watch (:class:`~engine.store.cache.EntityCache`), so a
 policy written through any API process applies in every other one within the watch's
 delay, without a restart. The casbin enforcer is rebuilt from the cached policies on
 the first check after a change.
@@ -29,7 +29,7 @@ import casbin
 from casbin.model import Model
 
 from .. import entities as E
-from ..cache import EntityCache
+from ..store.cache import EntityCache
 from ..errors import Unavailable
 from ..store import Store
 from .errors import PermissionDenied

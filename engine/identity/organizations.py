@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from .. import entities as E
-from ..cache import EntityCache
+from ..store.cache import EntityCache
 from ..errors import Conflict, InvalidInput, NotFound
 from ..services.functions import validate_name
 from ..store import Store

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from .. import entities as E
-from ..cache import EntityCache
+from ..store.cache import EntityCache
 from ..errors import Conflict, InvalidInput, NotFound
 from ..services.functions import validate_name
 from ..store import Store

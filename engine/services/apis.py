@@ -34,7 +34,7 @@ PROTOCOLS = ("http", "https")
 DEFAULT_METHODS = ["GET"]
 DEFAULT_URIS = ["/"]
 PUBLIC = "public"
-#: the gateway requires ``Authorization: Bearer <token>`` (see api/gateway_auth.py)
+#: the gateway requires ``Authorization: Bearer <token>`` (see api/gateway/auth.py)
 BEARER = "bearer"
 AUTHENTICATIONS = (PUBLIC, BEARER)
 #: Dispatch's other schemes: named in the model, refused with a clear message
@@ -141,7 +141,7 @@ class ApiService:
     def routes(self):
         """The watch-fed route table of this process (made on first use)."""
         if self._routes is None:
-            from ..routes import RouteTable
+            from .routes import RouteTable
 
             self._routes = RouteTable(self.store)
         return self._routes

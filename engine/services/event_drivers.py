@@ -9,10 +9,10 @@ custom program) into events.
   defaults overlaid with its own), ``secrets`` (names of secrets). It is created
   CREATING and moved to READY by the ``sync_event_driver`` job (UPDATING → READY after
   an update; DELETING → removed after a delete); the reconciler re-drives a lost job.
-* ``cron`` drivers are run by the scheduler's leader (:mod:`engine.cron`); ``webhook``
+* ``cron`` drivers are run by the scheduler's leader (:mod:`engine.scheduler.cron`); ``webhook``
   and custom drivers hold a random ingest token (encrypted at rest like secrets, shown
   in the driver's ``token``) that :meth:`EventDriverService.ingest` checks; custom
-  drivers' processes are kept by :mod:`engine.driver_processes`.
+  drivers' processes are kept by :mod:`engine.scheduler.driver_processes`.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 from cryptography.fernet import InvalidToken, MultiFernet
 
-from .. import cron
+from ..scheduler import cron
 from .. import entities as E
 from ..errors import Conflict, DispatchError, InvalidInput, NotFound
-from ..events import EVENT_TYPE_PATTERN, parse_http
+from ..cloudevents import EVENT_TYPE_PATTERN, parse_http
 from ..ingest import is_cloudevent, wrapped_headers
 from ..jobs import SYNC_EVENT_DRIVER, Jobs
 from ..store import Store

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import entities as E
 from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
-from ..events import context_event
+from ..cloudevents import context_event
 from ..jobs import DELIVER_EVENT, Jobs
 from ..store import Store
 from .runs import RunService
@@ -59,7 +59,7 @@ class EventService:
     # ---- API side -------------------------------------------------------------------
 
     def emit(self, org: str, event: dict[str, Any]) -> E.Entity:
-        """Store a normalized event (see :mod:`engine.events`) and queue its delivery.
+        """Store a normalized event (see :mod:`engine.cloudevents`) and queue its delivery.
 
         A second event with the same ``(source, id)`` within the retention is not stored
         nor delivered again: the stored record comes back with ``duplicate=True``.

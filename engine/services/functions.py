@@ -1,6 +1,6 @@
 """Functions: create, update and delete (API side) and build and remove (job side).
 
-A function is built onto an image (:mod:`engine.images`: an Image entity of its
+A function is built onto an image (:mod:`engine.services.catalog`: an Image entity of its
 organization, else a built-in). The build resolves the image once, lets the builder make
 the version runnable (``Builder.build_function``) and keeps the result in the version's
 ``imageConfig``: every run of the version reads it from the function entity alone. A
@@ -20,7 +20,7 @@ from .. import entities as E
 from ..builders.base import BuildError, Builder
 from ..drivers.base import Deployment, Driver
 from ..errors import FunctionBuildError, InvalidInput, NotFound, StaleRevision
-from ..images import ImageCatalog, ImageRef
+from .catalog import ImageCatalog, ImageRef
 from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, DELETE_IMAGE, Jobs
 from ..sources import decode
 from ..steps.validation import check_schema

@@ -10,13 +10,13 @@ from typing import Any, Iterable
 
 from .. import entities as E
 from .. import logs, metrics
-from ..cache import EntityCache
+from ..store.cache import EntityCache
 from ..drivers.base import Driver, Outcome
 from ..errors import InvalidInput, NotFound, StaleRevision
 from ..jobs import EXECUTE_RUN, Jobs
 from ..steps import Call, Step, run_pipeline
 from ..store import Store
-from ..waiter import SettleWaiter
+from ..store.waiter import SettleWaiter
 from .functions import FunctionService, serving_version, version_of
 
 log = logging.getLogger("dispatch.runs")

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import entities as E
 from ..errors import InvalidInput, NotFound, StaleRevision
-from ..events import EVENT_TYPE_MAX, EVENT_TYPE_PATTERN
+from ..cloudevents import EVENT_TYPE_MAX, EVENT_TYPE_PATTERN
 from ..jobs import SYNC_SUBSCRIPTION, Jobs
 from ..store import Store
 from .functions import FunctionService, validate_name

@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from engine.routes import MethodNotAllowed
+from engine.services.routes import MethodNotAllowed
 from engine.sources import pack
 
 from .conftest import wait_for_status, wait_until

@@ -9,7 +9,7 @@ from engine import entities as E
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.jobs import SYNC_API, RecordingJobs
 from engine.services.apis import ApiService
-from engine.services.reconciler import Reconciler
+from engine.scheduler.reconciler import Reconciler
 from engine.store import open_store
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from engine import cron
+from engine.scheduler import cron
 from engine import entities as E
 from engine.errors import InvalidInput
 from engine.store import open_store

@@ -103,7 +103,7 @@ def function(builder, tmp_path):
 
 
 def tags_of(engine, repository: str) -> list[str]:
-    return [tag for image in engine.images.list() for tag in image.tags if tag.startswith(repository + ":")]
+    return [tag for image in engine.services.catalog.list() for tag in image.tags if tag.startswith(repository + ":")]
 
 
 def test_check_base_finds_the_base_image(builder, base):
@@ -121,10 +121,10 @@ def test_a_missing_base_image_is_a_build_error(builder, registry):
 def test_a_base_image_that_goes_away_is_no_longer_present(builder, engine, base):
     repository = f"localhost/dispatch-test/base-{uuid.uuid4().hex[:8]}"
     ref = f"{repository}:latest"
-    engine.images.get(base.url).tag(repository, "latest")
+    engine.services.catalog.get(base.url).tag(repository, "latest")
     gone = dataclasses.replace(base, url=ref)
     assert builder.check_base(gone)["baseImage"] == ref
-    engine.images.remove(ref)
+    engine.services.catalog.remove(ref)
     assert not builder.base_present(gone)
 
 
@@ -211,14 +211,14 @@ def test_a_function_image_serves_dispatchs_protocol_on_port_8080_by_itself(build
         assert reply["context"]["error"] is None
     finally:
         container.remove(force=True)
-    labels = engine.images.get(dep.image_config["functionImage"]).labels
+    labels = engine.services.catalog.get(dep.image_config["functionImage"]).labels
     assert labels["io.dispatchframework.function"] == f"{ORG}/fn"
     assert labels["io.dispatchframework.function-version"] == dep.version
 
 
 def test_images_are_labelled_with_their_entity(build, engine):
     image, built = build()
-    labels = engine.images.get(built.url).labels
+    labels = engine.services.catalog.get(built.url).labels
     assert labels["io.dispatchframework.image-id"] == image.id
     assert labels["io.dispatchframework.image"] == f"{ORG}/{image.name}"
 

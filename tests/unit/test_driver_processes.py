@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet, MultiFernet
 
 from engine import entities as E
-from engine.driver_processes import DriverSupervisor
+from engine.scheduler.driver_processes import DriverSupervisor
 from engine.jobs import RecordingJobs
 from engine.services.event_drivers import EventDriverService
 from engine.store import open_store

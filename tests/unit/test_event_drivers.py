@@ -14,7 +14,7 @@ from engine import entities as E
 from engine.errors import Conflict, InvalidInput
 from engine.jobs import SYNC_EVENT_DRIVER, RecordingJobs
 from engine.services.event_drivers import EventDriverService, Unauthorized
-from engine.services.reconciler import Reconciler
+from engine.scheduler.reconciler import Reconciler
 from engine.store import open_store
 
 

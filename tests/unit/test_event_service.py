@@ -7,10 +7,10 @@ import pytest
 
 from engine import entities as E
 from engine.errors import Conflict, InvalidInput, NotFound
-from engine.events import normalize
+from engine.cloudevents import normalize
 from engine.jobs import DELIVER_EVENT, EXECUTE_RUN, SYNC_SUBSCRIPTION, RecordingJobs
 from engine.services.events import EventService, event_name, run_name
-from engine.services.reconciler import Reconciler
+from engine.scheduler.reconciler import Reconciler
 from engine.services.runs import RunService
 from engine.services.subscriptions import SubscriptionService
 from engine.store import open_store

@@ -13,7 +13,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from engine.errors import InvalidInput
-from engine.events import context_event, normalize, parse_http
+from engine.cloudevents import context_event, normalize, parse_http
 
 JSON = {"Content-Type": "application/json"}
 STRUCTURED = {"Content-Type": "application/cloudevents+json"}

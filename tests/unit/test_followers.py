@@ -9,10 +9,10 @@ import time
 import pytest
 
 from engine import entities as E
-from engine.cache import EntityCache
-from engine.leader import start_thread
+from engine.store.cache import EntityCache
+from engine.scheduler.leader import start_thread
 from engine.store import open_store
-from engine.waiter import SettleWaiter
+from engine.store.waiter import SettleWaiter
 
 
 @pytest.fixture(params=["memory", "sqlite"])

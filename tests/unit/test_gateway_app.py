@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.gateway import create_gateway_app
+from api.gateway.app import create_gateway_app
 from engine import entities as E
 from engine.jobs import RecordingJobs
 from engine.services.apis import ApiService

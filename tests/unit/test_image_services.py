@@ -13,13 +13,13 @@ import pytest
 from engine import entities as E
 from engine.builders.base import BuildError, Builder, BuiltImage
 from engine.errors import Conflict, InvalidInput
-from engine.images import ImageCatalog
+from engine.services.catalog import ImageCatalog
 from engine.jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
                          DELETE_FUNCTION, DELETE_IMAGE, EXECUTE_RUN, RecordingJobs)
 from engine.services.base_images import BaseImageService
 from engine.services.functions import FunctionService
 from engine.services.images import ImageService
-from engine.services.reconciler import Reconciler
+from engine.scheduler.reconciler import Reconciler
 from engine.services.runs import RunService
 from engine.sources import pack
 from engine.store import open_store

@@ -9,7 +9,7 @@ import pytest
 
 from engine import entities as E
 from engine.jobs import RecordingJobs
-from engine.routes import MethodNotAllowed, RouteTable, clean_host
+from engine.services.routes import MethodNotAllowed, RouteTable, clean_host
 from engine.services.apis import ApiService
 from engine.store import open_store
 

@@ -12,10 +12,10 @@ import pytest
 from engine import entities as E
 from engine.drivers.base import Deployment, Driver, Outcome
 from engine.errors import Conflict, FunctionBuildError, InvalidInput, NotFound
-from engine.images import ImageCatalog
+from engine.services.catalog import ImageCatalog
 from engine.jobs import CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN, RecordingJobs
 from engine.services.functions import FunctionService
-from engine.services.reconciler import Reconciler
+from engine.scheduler.reconciler import Reconciler
 from engine.services.runs import RunService
 from engine.sources import pack
 from engine.store import open_store

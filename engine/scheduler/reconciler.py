@@ -51,13 +51,13 @@ from typing import Callable
 
 from .. import entities as E
 from .. import metrics
-from ..cache import EntityCache
+from ..store.cache import EntityCache
 from ..errors import NotFound, StaleRevision
 from ..jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
                     DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT, EXECUTE_RUN,
                     SYNC_API, SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
 from ..store import Store
-from .runs import system_error
+from ..services.runs import system_error
 
 log = logging.getLogger("dispatch.reconciler")
 

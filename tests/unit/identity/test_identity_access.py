@@ -14,7 +14,7 @@ from engine.identity.errors import PermissionDenied, Unauthenticated, UnknownOrg
 from engine.identity.principal import Principal
 from engine.identity.service_accounts import issue_token
 
-from .identity_keys import private_pem, public_b64, rsa_key, store  # noqa: F401 (a fixture)
+from ..identity_keys import private_pem, public_b64, rsa_key, store  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

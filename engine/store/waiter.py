@@ -7,8 +7,8 @@ import threading
 import time
 from typing import Callable
 
-from . import entities as E
-from .store import Store
+from .. import entities as E
+from .base import Store
 
 log = logging.getLogger("dispatch.waiter")
 

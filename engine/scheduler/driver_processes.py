@@ -36,9 +36,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import entities as E
-from .errors import DispatchError, NotFound, StaleRevision
-from .store import Store
+from .. import entities as E
+from ..errors import DispatchError, NotFound, StaleRevision
+from ..store import Store
 
 log = logging.getLogger("dispatch.driver_processes")
 

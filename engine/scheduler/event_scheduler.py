@@ -15,7 +15,7 @@ LOCK = "cron"
 
 
 def lease_seconds(every: float) -> float:
-    """The leader lock's lease for a period of ``every`` (as :func:`engine.leader.lead`)."""
+    """The leader lock's lease for a period of ``every`` (as :func:`engine.scheduler.leader.lead`)."""
     return max(3 * every, 2.0)
 
 

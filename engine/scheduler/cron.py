@@ -1,6 +1,6 @@
 """The ``cron`` event driver: its config, and the scheduler pass that emits its ticks.
 
-What is guaranteed (with one leader at a time through :func:`engine.leader.lead`, and
+What is guaranteed (with one leader at a time through :func:`engine.scheduler.leader.lead`, and
 also when two schedulers overlap, as during a lease hand-over):
 
 * Each tick is emitted once. Its event id is ``<driver id>/<scheduled time, ISO UTC>``
@@ -29,10 +29,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from . import entities as E
-from . import metrics
-from .errors import InvalidInput, NotFound, StaleRevision
-from .store import Store
+from .. import entities as E
+from .. import metrics
+from ..errors import InvalidInput, NotFound, StaleRevision
+from ..store import Store
 
 log = logging.getLogger("dispatch.cron")
 

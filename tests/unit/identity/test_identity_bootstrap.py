@@ -19,7 +19,7 @@ from engine.identity.policies import PolicyService
 from engine.identity.service_accounts import ServiceAccountService, issue_token
 from engine.store import open_store
 
-from .identity_keys import public_b64, public_pem, private_pem, rsa_key
+from ..identity_keys import public_b64, public_pem, private_pem, rsa_key
 
 
 @pytest.fixture(params=["memory", "sqlite"])

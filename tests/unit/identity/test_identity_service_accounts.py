@@ -18,7 +18,7 @@ from engine.identity.errors import (
 from engine.identity.principal import Principal
 from engine.identity.service_accounts import ServiceAccountService, issue_token
 
-from .identity_keys import (  # store: the fixture
+from ..identity_keys import (  # store: the fixture
     ec_key, hmac_token, private_pem, public_b64, public_pem, rsa_key, store, unsigned_token,
 )
 

@@ -15,7 +15,7 @@ from engine.identity.policies import PolicyService
 from engine.identity.principal import Principal
 from engine.store import open_store
 
-from .identity_keys import store  # noqa: F401 (the fixture)
+from ..identity_keys import store  # noqa: F401 (the fixture)
 
 WAIT = 10  # seconds a watch may take to bring a change (a ceiling: no timing is asserted)
 

@@ -28,7 +28,7 @@ from engine.identity.principal import Principal
 from engine.services.apis import BEARER, PUBLIC
 from engine.system import Dispatch
 
-from . import errors
+from .. import errors
 
 log = logging.getLogger("dispatch.gateway")
 

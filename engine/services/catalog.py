@@ -24,9 +24,9 @@ import shutil
 import sys
 from typing import Any
 
-from . import entities as E
-from .errors import InvalidInput, NotFound
-from .store import Store
+from .. import entities as E
+from ..errors import InvalidInput, NotFound
+from ..store import Store
 
 BUILTIN_IMAGES: dict[str, dict[str, Any]] = {
     "python3": {"language": "python3", "interpreter": sys.executable},

@@ -25,7 +25,7 @@ from engine.identity.service_accounts import ServiceAccountService, issue_token
 from engine.store import open_store
 from tests.oidc_provider import AUDIENCE, SHORT_LIVED_CLIENT, oidc_provider  # noqa: F401
 
-from .identity_keys import hmac_token, private_pem, public_b64, rsa_key, unsigned_token
+from ..identity_keys import hmac_token, private_pem, public_b64, rsa_key, unsigned_token
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The API gateway: HTTP requests on APIs' routes become runs of their functions.
 
 A request on ``/<org>/<uri>`` (or on one of an API's hosts) is matched by the route table
-(:mod:`engine.routes`) and turned into a *blocking* run of the API's function:
+(:mod:`engine.services.routes`) and turned into a *blocking* run of the API's function:
 
 * input: a JSON body (``application/json`` or ``application/*+json``); a form
   (``application/x-www-form-urlencoded``, ``multipart/form-data``) as an object (a field
@@ -17,7 +17,7 @@ A request on ``/<org>/<uri>`` (or on one of an API's hosts) is matched by the ro
 
 The organization comes from the path or the API's host, never from ``X-Dispatch-Org``.
 An API's ``authentication`` (``public`` or ``bearer``) is enforced before the body is
-read (:mod:`api.gateway_auth`). Bodies over ``max_body_bytes`` are refused with 413
+read (:mod:`api.gateway.auth`). Bodies over ``max_body_bytes`` are refused with 413
 before they are read.
 
 :func:`mount` puts the gateway in front of the API app (every path outside the API's own
@@ -38,11 +38,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from engine import entities as E
 from engine.errors import DispatchError, NotFound
 from engine.identity.errors import PermissionDenied
-from engine.routes import Match, MethodNotAllowed
+from engine.services.routes import Match, MethodNotAllowed
 from engine.system import Dispatch
 
-from . import errors
-from .gateway_auth import GatewayUnauthenticated, authenticate
+from .. import errors
+from .auth import GatewayUnauthenticated, authenticate
 
 log = logging.getLogger("dispatch.gateway")
 

@@ -1,7 +1,7 @@
 """The gateway's route table: which API (and organization) answers a request.
 
 Built from the routed APIs (``READY`` or ``UPDATING``, and ``enabled``) of every
-organization, kept current by a store watch (:class:`engine.cache.EntityCache`), so every
+organization, kept current by a store watch (:class:`engine.store.cache.EntityCache`), so every
 API or gateway process sees a change within a watch delay, without polling.
 
 Matching, for ``(host, path, method)``:
@@ -21,11 +21,11 @@ import dataclasses
 import threading
 from typing import Any
 
-from . import entities as E
-from .cache import EntityCache
-from .errors import DispatchError
-from .services.apis import ROUTED, normalize_uri
-from .store import Store
+from .. import entities as E
+from ..store.cache import EntityCache
+from ..errors import DispatchError
+from .apis import ROUTED, normalize_uri
+from ..store import Store
 
 
 class MethodNotAllowed(DispatchError):

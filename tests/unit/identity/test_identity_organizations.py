@@ -12,7 +12,7 @@ from engine.identity.organizations import OrganizationService
 from engine.identity.policies import PolicyService
 from engine.identity.service_accounts import ServiceAccountService
 
-from .identity_keys import public_b64, rsa_key, store  # noqa: F401 (a fixture)
+from ..identity_keys import public_b64, rsa_key, store  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

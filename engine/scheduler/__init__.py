@@ -1,0 +1,1 @@
+"""Everything the scheduler process runs: leader election, cron, the event-driver supervisor, the reconciler."""
