@@ -21,6 +21,7 @@ from engine.identity.bootstrap import (
     ADMIN, DEFAULT_ORG, bootstrap, public_key_of, write_private_key,
 )
 from engine.scheduler.leader import start_thread
+from engine.logs import configure_logging
 from engine.settings import Settings
 from tasks.actors import assemble
 from tasks.broker import make_broker
@@ -160,8 +161,7 @@ def start_embedded(home: str, host: str = "127.0.0.1", port: int = 8080,
 
 def serve_embedded(home: str, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Run an embedded Dispatch until SIGINT or SIGTERM (the ``dispatch up`` command)."""
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     # A run crosses several threads of this one process (HTTP, queue, worker, watch);
     # each hand-off may wait for the GIL up to the switch interval (5 ms by default).
     sys.setswitchinterval(0.0005)

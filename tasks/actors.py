@@ -9,7 +9,11 @@ import dramatiq
 from engine.jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
                          DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT, EXECUTE_RUN, SYNC_API,
                          SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
+from engine import logs
 from engine.system import Dispatch
+
+from .broker import check_broker
+from .observability import TRACE_OPTION
 
 #: builds run on their own queues so that a slow build never delays a run, and a slow
 #: image build (pip, npm, docker) never delays a function build
@@ -29,12 +33,18 @@ class DramatiqJobs(Jobs):
     """:class:`engine.jobs.Jobs` on Dramatiq actors declared on ``broker``.
 
     The actors call into ``self.system``, set once the engine is assembled (the engine
-    needs the jobs, and the actors need the engine).
+    needs the jobs, and the actors need the engine); they are declared only then
+    (:meth:`declare`), so that a worker whose engine could not be assembled consumes
+    nothing it could not serve.
     """
 
     def __init__(self, broker: dramatiq.Broker):
         self.broker = broker
         self.system: Dispatch | None = None
+        self.actors: dict[str, dramatiq.Actor] = {}
+
+    def declare(self) -> None:
+        """Declare the actors on the broker (a worker starts consuming their queues)."""
         self.actors = {
             CREATE_FUNCTION: self._declare(CREATE_FUNCTION, lambda s, key: s.functions.build(key)),
             DELETE_FUNCTION: self._declare(DELETE_FUNCTION, lambda s, key: s.functions.remove(key)),
@@ -62,11 +72,21 @@ class DramatiqJobs(Jobs):
                               priority=0, options=dict(OPTIONS))
 
     def submit(self, job: str, key: str) -> None:
-        self.actors[job].send(key)
+        trace = logs.traceparent()
+        if trace is None:
+            self.actors[job].send(key)
+        else:  # the sender's trace goes with the job (tasks.observability)
+            self.actors[job].send_with_options(args=(key,), **{TRACE_OPTION: trace})
+
+    def check(self) -> str:
+        return check_broker(self.broker, self.system.settings.broker_url
+                            if self.system else "")
 
 
 def assemble(settings, broker: dramatiq.Broker, **parts) -> Dispatch:
-    """The engine wired to Dramatiq jobs on ``broker``."""
+    """The engine wired to Dramatiq jobs on ``broker``; the actors are declared once the
+    engine is whole."""
     jobs = DramatiqJobs(broker)
     jobs.system = Dispatch(settings, jobs, **parts)
+    jobs.declare()
     return jobs.system
