@@ -31,6 +31,7 @@ setup(
         "PyJWT[crypto]>=2.15",
         "casbin>=1.43",
         "flask-oidc>=2.4",
+        "prometheus-client>=0.26",
     ],
     extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3"]},
     entry_points={"console_scripts": ["dispatch=cli.main:main"]},

@@ -7,6 +7,8 @@ route template, the log context of each request, liveness and readiness.
   organization once the identity gate settled it; and, per answer,
   ``dispatch_http_requests_total`` and ``dispatch_http_request_duration_seconds`` by the
   URL rule (``/v1/function/<name>``), never the raw path.
+* one ``http.request`` log line per answer (method, path without its query, route,
+  status, milliseconds), in the request's context.
 * ``/healthz`` (live: the process answers), ``/readyz`` (ready: the process's
   :class:`~engine.health.Health` report, 503 with the problems when not) and ``/metrics``
   — on the API through :mod:`blueprints.health`, on the gateway app by
@@ -17,6 +19,7 @@ route template, the log context of each request, liveness and readiness.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -26,9 +29,14 @@ from typing import Any, Callable
 from flask import Flask, Response, current_app, g, jsonify, request
 
 from engine import __version__, logs, metrics
+from engine.errors import DispatchError
 from engine.health import Health, store_check
 
+from . import context
+
 HEALTH_KEY = "dispatch.health"
+access_log = logging.getLogger("dispatch.http")
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 #: a client's request id is kept when it looks like one
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -57,10 +65,13 @@ def register(app: Flask, server: str, health: Health) -> None:
                                  **logs.trace_fields(request.headers.get("traceparent")))
 
     def settle_org() -> None:
-        access = g.get("access")
-        org = getattr(access, "org", None)
-        if org:
-            g.log_tokens += logs.bind(org=org)
+        if server != "api":  # the gateway's organization is its route's
+            return
+        try:
+            org = context.org()  # as the views will see it
+        except DispatchError:
+            return
+        g.log_tokens += logs.bind(org=org)
 
     def finish(response: Response) -> Response:
         started = g.get("observed_at")
@@ -68,9 +79,14 @@ def register(app: Flask, server: str, health: Health) -> None:
             return response
         route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
         method = request.method
+        seconds = time.perf_counter() - started
         metrics.HTTP_REQUESTS.labels(server, route, method, str(response.status_code)).inc()
-        metrics.HTTP_LATENCY.labels(server, route, method).observe(
-            time.perf_counter() - started)
+        metrics.HTTP_LATENCY.labels(server, route, method).observe(seconds)
+        # the path without its query (which may carry a token: ?authToken=); probes and
+        # scrapes every few seconds would drown the rest
+        if route not in QUIET_ROUTES:
+            access_log.info("http.request method=%s path=%s route=%s status=%d ms=%.2f", method,
+                            request.path, route, response.status_code, seconds * 1000)
         response.headers.setdefault("X-Request-Id", g.request_id)
         trace = logs.traceparent()
         if trace:

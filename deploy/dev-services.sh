@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what Dispatch's tests and its distributed mode need, idempotently:
 # the Python package (editable, with test extras), etcd (Debian's etcd-server),
-# bubblewrap (the function sandbox), and Redis if it is stopped. Safe to run again.
+# bubblewrap (the function sandbox), Prometheus (Debian's; the tests start their own,
+# the package's service is never started here), and Redis if it is stopped. Safe to run
+# again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +14,8 @@ need_apt=()
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server etcd-client)
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# the monitoring e2e test scrapes a distributed Dispatch with a real Prometheus
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

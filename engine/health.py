@@ -144,10 +144,9 @@ class Startup(Generic[T]):
     """
 
     def __init__(self, what: str, build: Callable[[], T], health: Health,
-                 retry_seconds: float = 2.0, on_ready: Callable[[T], None] | None = None):
+                 retry_seconds: float = 2.0):
         self.what, self._build, self.health = what, build, health
         self.retry_seconds = retry_seconds
-        self._on_ready = on_ready
         self.result: T | None = None
         self.problem: str | None = None
         self.done = threading.Event()
@@ -172,11 +171,9 @@ class Startup(Generic[T]):
                           " (fix the configuration and restart)")
             return False
         self.result, self.problem = result, None
-        if self._on_ready is not None:
-            self._on_ready(result)
-        self.done.set()
         if self._logged is not None:
             log.info("startup.recovered role=%s %s", self.health.role, self.what)
+        self.done.set()
         return True
 
     def _retry(self) -> None:

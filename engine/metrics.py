@@ -107,6 +107,9 @@ CRON_TICKS = Counter(
     "missed (later than the grace: reported on the driver, fired only with catchup).",
     ["outcome"])
 
+for _outcome in ("fired", "missed"):  # present from the start: rate() needs a zero
+    CRON_TICKS.labels(_outcome)
+
 # ---- the process ------------------------------------------------------------------------
 
 READY = Gauge(
