@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from typing import Any, Callable, Generic, TypeVar
 
-from .errors import Unavailable
+from .errors import InvalidInput, Unavailable
 
 log = logging.getLogger("dispatch.health")
 
@@ -136,11 +136,12 @@ def describe(exc: BaseException) -> str:
 class Startup(Generic[T]):
     """Assembles a process's engine (``build``) and says how that went, as a check.
 
-    ``build`` runs at once; if it raises :class:`~engine.errors.Unavailable` (the store
-    or the broker cannot be reached yet) it is tried again in a background thread every
-    ``retry_seconds`` until it succeeds; any other exception (a missing key, a bad
-    setting) is final until the process is restarted with a fixed configuration. The
-    reason is logged once, not at every attempt.
+    ``build`` runs at once; if it fails it is tried again in a background thread every
+    ``retry_seconds`` until it succeeds (the store or the broker cannot be reached yet,
+    or is starting) — unless the failure is the configuration's (a ``ValueError``: a
+    missing or malformed key, a bad setting; or an :class:`~engine.errors.InvalidInput`:
+    an unusable key file), which only a restart with a fixed configuration mends. Each
+    distinct reason is logged once, not at every attempt.
     """
 
     def __init__(self, what: str, build: Callable[[], T], health: Health,
@@ -162,7 +163,7 @@ class Startup(Generic[T]):
         try:
             result = self._build()
         except Exception as exc:  # noqa: BLE001 - every failure becomes the reason
-            self._transient = isinstance(exc, Unavailable)
+            self._transient = not isinstance(exc, (ValueError, InvalidInput))
             self.problem = describe(exc)
             if self.problem != self._logged:  # once per distinct reason
                 self._logged = self.problem
