@@ -121,6 +121,22 @@ def function_label(org: str, name: str) -> str:
     return f"{org}/{name}"
 
 
+#: a run's (status, error type) pairs; each function's are made at its first run
+RUN_OUTCOMES = (("READY", ""), ("ERROR", "InputError"), ("ERROR", "FunctionError"),
+                ("ERROR", "SystemError"))
+_counted: set[str] = set()
+
+
+def count_run(function: str, status: str, error_type: str) -> None:
+    """One finished run. A function's series all start at zero with its first run, so
+    that ``rate()`` sees its first error too (a series born at 1 shows no increase)."""
+    if function not in _counted:
+        _counted.add(function)
+        for outcome in RUN_OUTCOMES:
+            RUNS.labels(function, *outcome)
+    RUNS.labels(function, status, error_type).inc()
+
+
 # ---- exposition -------------------------------------------------------------------------
 
 _PID = re.compile(r"_(\d+)\.db$")

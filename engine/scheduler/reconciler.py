@@ -208,8 +208,8 @@ class Reconciler:
                    f"attempt{'s' if attempts != 1 else ''})")
         self.store.update(dict(run, status=E.ERROR, error=system_error(message),
                                reason=[message], finishedTime=int(now)))
-        metrics.RUNS.labels(metrics.function_label(run["organizationId"], run["functionName"]),
-                            E.ERROR, "SystemError").inc()
+        metrics.count_run(metrics.function_label(run["organizationId"], run["functionName"]),
+                          E.ERROR, "SystemError")
         return "failed_run"
 
     def close(self) -> None:

@@ -204,8 +204,7 @@ class RunService:
         if self._waiter is not None:
             self._waiter.settled(E.key_of(run), run)
         function = metrics.function_label(run["organizationId"], run["functionName"])
-        metrics.RUNS.labels(function, run["status"],
-                            (run["error"] or {}).get("type", "")).inc()
+        metrics.count_run(function, run["status"], (run["error"] or {}).get("type", ""))
         if "durationMs" in run:
             metrics.RUN_DURATION.labels(function).observe(run["durationMs"] / 1000)
         log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
