@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import re
-import secrets
+import random
 import sys
 from typing import Any, Mapping
 
@@ -41,6 +41,7 @@ FIELDS = ("trace_id", "span_id", "request_id", "org", "run", "job", "entity")
 _vars: dict[str, contextvars.ContextVar[str | None]] = {
     name: contextvars.ContextVar(f"dispatch_log_{name}", default=None) for name in FIELDS}
 
+_random = random.Random()
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
@@ -144,11 +145,12 @@ def parse_traceparent(value: str | None) -> tuple[str, str] | None:
 
 
 def new_trace_id() -> str:
-    return secrets.token_hex(16)
+    # ids need to be unique, not secret: the fast generator (os.urandom is a syscall)
+    return "%032x" % (_random.getrandbits(128) or 1)
 
 
 def new_span_id() -> str:
-    return secrets.token_hex(8)
+    return "%016x" % (_random.getrandbits(64) or 1)
 
 
 def traceparent(trace_id: str | None = None, span_id: str | None = None) -> str | None:

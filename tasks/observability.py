@@ -27,6 +27,7 @@ from engine import logs, metrics
 
 #: the message option holding the sender's trace
 TRACE_OPTION = "traceparent"
+OUTCOMES = ("succeeded", "failed", "skipped")
 
 
 class JobObservability(Middleware):
@@ -36,6 +37,8 @@ class JobObservability(Middleware):
 
     def __init__(self) -> None:
         self._local = threading.local()
+        #: per actor: (in progress, duration, succeeded, failed, skipped), made once
+        self._children: dict[str, tuple] = {}
         #: the Dramatiq worker of this process once it booted (None before, and in
         #: processes that only send)
         self.worker = None
@@ -61,7 +64,7 @@ class JobObservability(Middleware):
         self._local.tokens = logs.bind(job=message.actor_name, org=org, entity=entity,
                                        run=run, **fields)
         self._local.started = time.perf_counter()
-        metrics.JOBS_IN_PROGRESS.labels(message.actor_name).inc()
+        self._of(message.actor_name)[0].inc()
 
     def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
         self._done(message, "succeeded" if exception is None else "failed")
@@ -72,14 +75,24 @@ class JobObservability(Middleware):
     def after_nack(self, broker, message) -> None:
         metrics.JOBS_DEAD.labels(message.actor_name).inc()
 
+    def _of(self, actor: str) -> tuple:
+        children = self._children.get(actor)
+        if children is None:
+            children = self._children[actor] = (
+                metrics.JOBS_IN_PROGRESS.labels(actor), metrics.JOB_DURATION.labels(actor),
+                *(metrics.JOBS.labels(actor, outcome) for outcome in OUTCOMES))
+        return children
+
     def _done(self, message, outcome: str) -> None:
+        in_progress, duration, *counts = self._of(message.actor_name)
+        counter = counts[OUTCOMES.index(outcome)]
         started = getattr(self._local, "started", None)
         if started is None:  # skipped before it started (an age limit)
-            metrics.JOBS.labels(message.actor_name, outcome).inc()
+            counter.inc()
             return
         self._local.started = None
-        metrics.JOB_DURATION.labels(message.actor_name).observe(time.perf_counter() - started)
-        metrics.JOBS_IN_PROGRESS.labels(message.actor_name).dec()
-        metrics.JOBS.labels(message.actor_name, outcome).inc()
+        duration.observe(time.perf_counter() - started)
+        in_progress.dec()
+        counter.inc()
         logs.unbind(getattr(self._local, "tokens", []))
         self._local.tokens = []
