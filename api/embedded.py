@@ -15,13 +15,12 @@ import dramatiq
 from cryptography.hazmat.primitives import serialization
 from waitress.server import create_server
 
-from engine.scheduler import event_scheduler
 from engine.errors import NotFound
 from engine.identity.bootstrap import (
     ADMIN, DEFAULT_ORG, bootstrap, public_key_of, write_private_key,
 )
-from engine.scheduler.leader import start_thread
 from engine.logs import configure_logging
+from engine.scheduler.runner import SchedulerThreads
 from engine.settings import Settings
 from tasks.actors import assemble
 from tasks.broker import make_broker
@@ -64,26 +63,20 @@ class EmbeddedServer:
         self.host, self.port = host, self.http.effective_port
         self.url = f"http://{host}:{self.port}"
         self._threads: list[threading.Thread] = []
-        self._stop_reconciler: threading.Event | None = None
-        self._stop_events: threading.Event | None = None
+        self.scheduler = SchedulerThreads(self.system, follow=False)
         self._stopping = threading.Event()
 
     def start(self) -> "EmbeddedServer":
         if self.admin_key_path is not None:
             self._bootstrap()
         self.worker.start()
-        # no reconciler.follow() here: on SQLite its pass filters statuses in SQL, and a
-        # watch-fed index would cost this one process a read on every write
-        thread, self._stop_reconciler = start_thread(
-            self.system.store, "reconciler", self.settings.reconcile_seconds,
-            self.system.reconciler.reconcile_once)
         # custom event drivers post to this server unless DISPATCH_API_URL says otherwise
-        if not os.environ.get("DISPATCH_API_URL"):
+        if not self.settings.api_url:
             self.system.event_drivers.api_url = self.url
-        events, self._stop_events = event_scheduler.start(self.system)
+        self.scheduler.start()
         http = threading.Thread(target=self._serve_http, name="http", daemon=True)
         http.start()
-        self._threads = [thread, http, *events]
+        self._threads = [http]
         log.info("embedded.listening url=%s home=%s store=%s", self.url, self.settings.home,
                  self.settings.store_url)
         return self
@@ -118,15 +111,13 @@ class EmbeddedServer:
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._stop_reconciler is not None:
-            self._stop_reconciler.set()
-        if self._stop_events is not None:
-            self._stop_events.set()
+        self.scheduler.stop()
         # the HTTP loop runs until its last channel closes, a client's idle keep-alive
         # connection included: close them all (the listener too) in the loop's own thread
         self.http.trigger.pull_trigger(self._close_channels)
         self.worker.stop()
         self.system.close()
+        self.scheduler.join(timeout=5)
         for thread in self._threads:
             thread.join(timeout=5)
 

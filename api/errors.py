@@ -7,9 +7,47 @@ import logging
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from engine.errors import DispatchError
+from engine import errors as E
 
 log = logging.getLogger("dispatch.api")
+
+#: every engine error class → the HTTP status it answers with; a class not listed takes
+#: its nearest listed base's (``DispatchError`` itself: an internal fault)
+STATUS: dict[type[E.DispatchError], int] = {
+    E.InvalidInput: 400,
+    E.Unauthenticated: 401,
+    E.Forbidden: 403,
+    E.NotFound: 404,
+    E.MethodNotAllowed: 405,
+    E.Conflict: 409,
+    E.TooLarge: 413,
+    E.UnsupportedMedia: 415,
+    E.BuildError: 400,
+    E.BehindFailed: 502,
+    E.Unavailable: 503,
+    E.DeadlineExceeded: 504,
+    E.DispatchError: 500,
+}
+#: a failed run a caller waited on, by its error type (Dispatch's gateway)
+RUN_FAILED_STATUS = {"InputError": 400, "FunctionError": 502, "SystemError": 500}
+
+
+def status_of(exc: E.DispatchError) -> int:
+    """The HTTP status of an engine error (see :data:`STATUS`)."""
+    if isinstance(exc, E.RunFailed):
+        return RUN_FAILED_STATUS.get(exc.kind, 500)
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def dispatch_error_response(exc: E.DispatchError):
+    """Dispatch's ``{code, message}`` for an engine error (with ``Allow`` on a 405)."""
+    response = error_response(status_of(exc), exc.message)
+    if isinstance(exc, E.MethodNotAllowed):
+        response.headers["Allow"] = ", ".join(exc.allowed)
+    return response
 
 
 def error_response(code: int, message: str):
@@ -36,9 +74,9 @@ def _validation_message(messages) -> str:
 
 
 def register(app: Flask) -> None:
-    @app.errorhandler(DispatchError)
-    def dispatch_error(exc: DispatchError):
-        return error_response(exc.status, exc.message)
+    @app.errorhandler(E.DispatchError)
+    def dispatch_error(exc: E.DispatchError):
+        return dispatch_error_response(exc)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

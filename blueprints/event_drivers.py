@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
 
 from api.context import org, parse_tags, system
-from engine.services.event_drivers import TooLarge
+from engine.errors import TooLarge
 
 from .common import EntitySchema, TagsQuerySchema
 
@@ -171,7 +171,7 @@ def _body() -> bytes:
 
 
 def _ingest(driver_name: str | None):
-    service = system().event_drivers
+    service = system().ingest
     # the token first: an unknown caller learns nothing, not even the body limit
     driver = service.authenticate(_token(), driver_name)
     records = service.ingest(driver, request.headers, _body())

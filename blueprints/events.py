@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
 
 from api.context import org, parse_tags, system
-from engine.errors import DispatchError
+from engine.errors import TooLarge
 from engine.cloudevents import parse_http
 
 from .common import EntitySchema, TagsQuerySchema
@@ -49,20 +49,14 @@ def emission(record: dict) -> dict:
             "event": record["event"], "duplicate": record["duplicate"]}
 
 
-class BodyTooLarge(DispatchError):
-    """The request body is over ``max_body_bytes``; the message names the limit."""
-
-    status = 413
-
-
 def read_body() -> bytes:
     """The raw request body; 413 naming the limit past ``max_body_bytes``."""
     limit = system().settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(f"the request body is larger than the limit of {limit} bytes")
+        raise TooLarge(f"the request body is larger than the limit of {limit} bytes")
     body = request.stream.read(limit + 1)
     if len(body) > limit:
-        raise BodyTooLarge(f"the request body is larger than the limit of {limit} bytes")
+        raise TooLarge(f"the request body is larger than the limit of {limit} bytes")
     return body
 
 

@@ -281,3 +281,17 @@ def _body_data(body: bytes, content_type: str | None) -> Any:
         except UnicodeDecodeError:
             raise InvalidInput(f"the body is not UTF-8 text ({content_type})") from None
     return base64.b64encode(body).decode("ascii")
+
+
+def is_cloudevent(headers: Mapping[str, str], body: bytes) -> bool:
+    """Whether a request (lower-cased headers) carries CloudEvents rather than a payload."""
+    media = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if "ce-specversion" in headers or media in (STRUCTURED, BATCH):
+        return True
+    if media and "json" not in media:
+        return False
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and ("specversion" in value or "cloudEventsVersion" in value)

@@ -20,12 +20,13 @@ Keys never appear in messages, logs or ``repr``.
 from __future__ import annotations
 
 import binascii
+import json
 import logging
 import os
 import stat
 import tempfile
 
-from cryptography.fernet import Fernet, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .settings import Settings
 
@@ -113,3 +114,34 @@ def read_or_create_key_file(path: str) -> str:
     with open(path, "rb") as f:
         # a damaged file must fail as a bad key (SecretKeyError), not as a decoding error
         return f.read().decode("ascii", "replace")
+
+
+class Unsealable(ValueError):
+    """A sealed value does not open: the key changed (``foreign=False``), or it was sealed
+    for another entity and copied here (``foreign=True``)."""
+
+    def __init__(self, foreign: bool):
+        super().__init__("sealed for another entity" if foreign else "undecryptable")
+        self.foreign = foreign
+
+
+def seal(cipher: MultiFernet, org: str, name: str, values: dict) -> str:
+    """Encrypt ``values`` bound to the entity ``org``/``name`` (secrets' values, event
+    drivers' ingest tokens): a token copied onto another entity does not open there."""
+    plain = json.dumps({"org": org, "name": name, **values})
+    return cipher.encrypt(plain.encode()).decode("ascii")
+
+
+def unseal(cipher: MultiFernet, token: str, org: str, name: str) -> dict:
+    """What :func:`seal` sealed for ``org``/``name`` (without those two).
+
+    :raises Unsealable: the key does not decrypt it, or it belongs to another entity.
+    """
+    try:
+        sealed = json.loads(cipher.decrypt(token.encode()))
+    except (InvalidToken, AttributeError, TypeError, ValueError):
+        raise Unsealable(foreign=False) from None
+    if not isinstance(sealed, dict) or sealed.pop("org", None) != org \
+            or sealed.pop("name", None) != name:
+        raise Unsealable(foreign=True)
+    return sealed

@@ -54,13 +54,7 @@ ERROR = "ERROR"
 DELETING = "DELETING"
 #: an external resource (a base image) that was READY and has disappeared
 MISSING = "MISSING"
-STATUSES = (INITIALIZED, CREATING, READY, UPDATING, ERROR, DELETING, MISSING)
 SETTLED = (READY, ERROR)
-
-ENVELOPE = (
-    "id", "kind", "name", "organizationId", "createdTime", "modifiedTime",
-    "revision", "status", "reason", "tags", "delete",
-)
 
 NAME_PATTERN = re.compile(r"^[\w\d][\w\d\-]*$")
 NAME_MESSAGE = (
@@ -107,10 +101,3 @@ def new(kind: str, org: str, name: str, status: str = INITIALIZED, **fields: Any
     }
     entity.update(fields)
     return entity
-
-
-def tag_value(entity: Entity, tag_key: str) -> str | None:
-    for tag in entity.get("tags") or ():
-        if tag.get("key") == tag_key:
-            return tag.get("value")
-    return None

@@ -2,6 +2,17 @@
 
 Every job names one entity by its store key and is idempotent: the entity's status
 and revision say what still has to happen, so a job delivered twice does its work once.
+
+How a job starts, and what it does when it loses a race — the same for every job:
+
+* It reads its entity with :meth:`engine.store.Store.find`; gone means nothing is left
+  to do, and it returns.
+* It moves the entity on only by compare-and-swap on the revision it read. If another
+  writer came first (:class:`~engine.errors.StaleRevision`), the job **ends quietly**: the
+  winner's write moved the entity on, and whatever is still due was submitted by that
+  writer or is re-driven by the reconciler from the status. A lost race is never retried
+  by the queue (``tasks/`` ends such a job as done), so it cannot run a second time
+  against a state it did not read.
 """
 
 from __future__ import annotations
@@ -24,9 +35,6 @@ SYNC_SUBSCRIPTION = "sync_subscription"
 SYNC_EVENT_DRIVER = "sync_event_driver"
 #: move a gateway API on from CREATING / UPDATING / DELETING
 SYNC_API = "sync_api"
-JOBS = (CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN, CHECK_BASE_IMAGE, DELETE_BASE_IMAGE,
-        BUILD_IMAGE, DELETE_IMAGE, DELIVER_EVENT, SYNC_SUBSCRIPTION, SYNC_EVENT_DRIVER,
-        SYNC_API)
 
 
 class Jobs(abc.ABC):

@@ -12,6 +12,9 @@ from .logs import log_format
 AUTH_VALUES = ("on", "off")
 
 
+#: where custom event drivers post events when ``DISPATCH_API_URL`` is not given
+DEFAULT_API_URL = "http://127.0.0.1:8080"
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Every knob of a Dispatch process.
@@ -47,7 +50,8 @@ class Settings:
     :param cron_seconds: ``$DISPATCH_CRON_SECONDS``: how often the scheduler's leader
         looks for due cron ticks (and supervises custom event drivers).
     :param api_url: ``$DISPATCH_API_URL``: where this installation's API answers, as
-        custom event drivers reach it to post events.
+        custom event drivers reach it to post events; empty when not given (drivers then
+        use :data:`DEFAULT_API_URL`, or ``dispatch up`` its own address).
     :param max_body_bytes: ``$DISPATCH_MAX_BODY_BYTES``: the largest request body the
         gateway and the event endpoints take (413 above it).
     :param openwhisk_api_host: ``$DISPATCH_OPENWHISK_API_HOST``: OpenWhisk's API host
@@ -101,7 +105,7 @@ class Settings:
     sandbox: str = "auto"
     event_retention_seconds: float = 86400.0
     cron_seconds: float = 1.0
-    api_url: str = "http://127.0.0.1:8080"
+    api_url: str = ""
     max_body_bytes: int = 1 << 20
     driver_commands: tuple[str, ...] = ()
     openwhisk_api_host: str | None = None
@@ -150,7 +154,7 @@ class Settings:
             sandbox=env.get("DISPATCH_SANDBOX") or "auto",
             event_retention_seconds=float(env.get("DISPATCH_EVENT_RETENTION_SECONDS") or 86400),
             cron_seconds=float(env.get("DISPATCH_CRON_SECONDS") or 1),
-            api_url=env.get("DISPATCH_API_URL") or "http://127.0.0.1:8080",
+            api_url=env.get("DISPATCH_API_URL") or "",
             max_body_bytes=int(env.get("DISPATCH_MAX_BODY_BYTES") or (1 << 20)),
             driver_commands=tuple(c.strip() for c in
                                   (env.get("DISPATCH_DRIVER_COMMANDS") or "").split(",")

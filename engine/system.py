@@ -22,11 +22,13 @@ from .services.event_drivers import EventDriverService
 from .services.events import EventService
 from .services.functions import FunctionService
 from .services.images import ImageService
+from .services.ingest import IngestService
 from .scheduler.reconciler import Reconciler
+from .services.routes import RouteTable
 from .services.runs import RunService
 from .services.secrets import SecretService
 from .services.subscriptions import SubscriptionService
-from .settings import Settings
+from .settings import DEFAULT_API_URL, Settings
 from .steps.secrets import SecretInjection
 from .steps.validation import SchemaValidation
 from .store import Store, open_store
@@ -42,7 +44,8 @@ class Dispatch:
         cipher = load_cipher(settings)
         self._oidc_issuers = parse_issuers(settings.oidc_issuers)  # likewise bad JSON
         self._identity: AccessControl | None = None
-        self._identity_lock = threading.Lock()
+        self._routes: RouteTable | None = None
+        self._lazy_lock = threading.Lock()
         self.settings = settings
         self.jobs = jobs
         # every operation timed, in one place (dispatch_store_operation_seconds)
@@ -78,10 +81,11 @@ class Dispatch:
                                    retention_seconds=settings.event_retention_seconds)
         self.subscriptions = SubscriptionService(self.store, jobs, self.functions)
         self.apis = ApiService(self.store, jobs)
-        self.event_drivers = EventDriverService(
-            self.store, jobs, cipher, self.events.emit, settings.api_url,
-            max_body_bytes=settings.max_body_bytes,
-            allowed_commands=settings.driver_commands)
+        self.event_drivers = EventDriverService(self.store, jobs, cipher,
+                                                settings.api_url or DEFAULT_API_URL,
+                                                allowed_commands=settings.driver_commands)
+        self.ingest = IngestService(self.store, self.event_drivers, self.events.emit,
+                                    max_body_bytes=settings.max_body_bytes)
         # the scheduler's leader runs these two (engine.scheduler.event_scheduler)
         self.cron = CronScheduler(self.store, self.events.emit,
                                   grace=2 * settings.cron_seconds
@@ -97,18 +101,29 @@ class Dispatch:
         """Authentication and authorization (built on first use: only API processes
         use it, and it keeps watches on the store)."""
         if self._identity is None:  # every API request asks: the lock only at first use
-            with self._identity_lock:  # one per process, even if first used by two threads
+            with self._lazy_lock:  # one per process, even if first used by two threads
                 if self._identity is None:
                     self._identity = AccessControl(self.store, self._oidc_issuers,
                                                    enabled=self.settings.auth == "on")
         return self._identity
+
+    @property
+    def routes(self) -> RouteTable:
+        """The gateway's route table (built on first use: only gateway-serving processes
+        use it, and it keeps a watch on the store)."""
+        if self._routes is None:
+            with self._lazy_lock:
+                if self._routes is None:
+                    self._routes = RouteTable(self.store)
+        return self._routes
 
     def close(self) -> None:
         if self._identity is not None:
             self._identity.close()
         self.reconciler.close()
         self.driver_supervisor.close()
-        self.apis.close()
+        if self._routes is not None:
+            self._routes.close()
         self.runs.close()
         self.driver.close()
         self.builder.close()

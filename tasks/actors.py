@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import dramatiq
 
+from engine import logs
+from engine.errors import StaleRevision
 from engine.jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE,
                          DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT, EXECUTE_RUN, SYNC_API,
                          SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
-from engine import logs
 from engine.system import Dispatch
 
 from .broker import check_broker
 from .observability import TRACE_OPTION
+
+log = logging.getLogger("dispatch.jobs")
 
 #: builds run on their own queues so that a slow build never delays a run, and a slow
 #: image build (pip, npm, docker) never delays a function build
@@ -65,7 +69,10 @@ class DramatiqJobs(Jobs):
 
     def _declare(self, job: str, call: Callable[[Dispatch, str], None]) -> dramatiq.Actor:
         def body(key: str) -> None:
-            call(self.system, key)
+            try:
+                call(self.system, key)
+            except StaleRevision:  # the rule of engine/jobs.py: a lost race ends the job
+                log.info("job.lost_race job=%s key=%s", job, key)
 
         body.__name__ = job
         return dramatiq.Actor(body, broker=self.broker, actor_name=job, queue_name=QUEUES[job],

@@ -10,8 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from engine.scheduler import event_scheduler
-from engine.scheduler.leader import lead
+from engine.scheduler.runner import SchedulerThreads
 
 from .process import Process
 
@@ -29,15 +28,10 @@ def main() -> None:
         if stop.is_set():
             process.close()
             return
-    system = process.system
-    system.reconciler.follow()
-    # cron ticks and custom event drivers: their own leader lock, in threads beside this
-    threads, stop_events = event_scheduler.start(system)
-    lead(system.store, "reconciler", system.settings.reconcile_seconds,
-         system.reconciler.reconcile_once, stop)
-    stop_events.set()
-    for thread in threads:
-        thread.join(timeout=10)
+    scheduler = SchedulerThreads(process.system, follow=True).start()
+    stop.wait()
+    scheduler.stop()
+    scheduler.join()
     process.close()
 
 

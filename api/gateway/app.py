@@ -36,10 +36,10 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine import entities as E
-from engine.errors import DispatchError, NotFound
-from engine.identity.errors import PermissionDenied
-from engine.services.routes import Match, MethodNotAllowed
+from engine.errors import (BehindFailed, DeadlineExceeded, DispatchError, InvalidInput,
+                           MethodNotAllowed, NotFound, RunFailed, TooLarge, UnsupportedMedia)
 from engine.health import Health
+from engine.services.routes import Match
 from engine.system import Dispatch
 
 from .. import errors, observability
@@ -53,17 +53,7 @@ API_SEGMENTS = frozenset({"v1", "healthz", "readyz", "metrics", "docs", "openapi
 #: request headers a function never sees
 HIDDEN_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-#: a failed run's error type → the gateway's status
-ERROR_STATUS = {"InputError": 400, "FunctionError": 502, "SystemError": 500}
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-
-
-class GatewayError(DispatchError):
-    """A request the gateway refuses; ``status`` is given per instance."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def create_gateway_app(system: Dispatch, health: Health | None = None,
@@ -99,7 +89,7 @@ def mount(app: Flask, system: Dispatch, health: Health | None = None) -> None:
     gateway = create_gateway_app(system, health, health_routes=False)
     app.extensions["dispatch.gateway"] = gateway
     app.wsgi_app = GatewayDispatcher(app.wsgi_app, gateway.wsgi_app,
-                                     system.apis.routes.is_api_host)
+                                     system.routes.is_api_host)
 
 
 class GatewayDispatcher:
@@ -124,22 +114,18 @@ def _system() -> Dispatch:
 def _handle(path: str) -> Response:
     system = _system()
     try:
-        match = system.apis.routes.match(request.host, request.path, request.method)
+        match = system.routes.match(request.host, request.path, request.method)
     except MethodNotAllowed as exc:
-        response = errors.error_response(405, exc.message)
-        response.headers["Allow"] = ", ".join(exc.allowed)
-        return response
+        return errors.dispatch_error_response(exc)
     if match is None:
         return errors.error_response(404, "no API found with those values")
     api = match.api
     try:
         response = _serve(system, match)
-    except GatewayError as exc:
-        response = errors.error_response(exc.status, exc.message)
     except GatewayUnauthenticated as exc:
         response = exc.response
-    except PermissionDenied as exc:
-        response = errors.error_response(403, exc.message)
+    except DispatchError as exc:
+        response = errors.dispatch_error_response(exc)
     except RequestEntityTooLarge:
         response = errors.error_response(413, body_limit_message())
     if api.get("cors"):
@@ -153,11 +139,11 @@ def _serve(system: Dispatch, match: Match) -> Response:
         return _preflight(api)  # routes match a non-listed OPTIONS only on CORS APIs
     protocols = api.get("protocols") or ["http", "https"]
     if request.scheme not in protocols:
-        raise GatewayError(400, f"Please use {protocols[0].upper()} protocol")
+        raise InvalidInput(f"Please use {protocols[0].upper()} protocol")
     authenticate(system, api)  # bearer APIs: 401/403 before the body is read
     limit = system.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise GatewayError(413, body_limit_message(limit))
+        raise TooLarge(body_limit_message(limit))
     payload = read_input(limit)
     blocking = request.headers.get("X-Dispatch-Blocking", "").strip().lower() != "false"
     body = {"blocking": blocking, "input": payload, "httpContext": http_context(match)}
@@ -165,7 +151,7 @@ def _serve(system: Dispatch, match: Match) -> Response:
         run = system.runs.start(match.org, api["function"], body)
     except NotFound as exc:
         # the API is fine, what stands behind it is not: a gateway's 502
-        raise GatewayError(502, f"api {api['name']}: {exc.message}") from None
+        raise BehindFailed(f"api {api['name']}: {exc.message}") from None
     log.info("gateway.run api=%s run=%s blocking=%s", E.key_of(api), run["name"], blocking)
     if not blocking:
         response = _json({"name": run["name"], "status": run["status"]}, 202)
@@ -178,9 +164,8 @@ def _serve(system: Dispatch, match: Match) -> Response:
     if run["status"] == E.ERROR:
         error = run.get("error") or {}
         kind = error.get("type") or "SystemError"
-        raise GatewayError(ERROR_STATUS.get(kind, 500),
-                           f"{what} failed: {kind}: {error.get('message') or ''}".rstrip())
-    raise GatewayError(504, f"{what} did not finish in time (status {run['status']})")
+        raise RunFailed(kind, f"{what} failed: {kind}: {error.get('message') or ''}".rstrip())
+    raise DeadlineExceeded(f"{what} did not finish in time (status {run['status']})")
 
 
 def _preflight(api: E.Entity) -> Response:
@@ -200,7 +185,7 @@ def read_input(limit: int) -> Any:
         return simple(request.form)  # werkzeug caps it at MAX_CONTENT_LENGTH
     data = request.stream.read(limit + 1)  # bounded even when no length was sent
     if len(data) > limit:
-        raise GatewayError(413, body_limit_message(limit))
+        raise TooLarge(body_limit_message(limit))
     if not data:
         return simple(request.args)
     if content_type == "application/json" or (content_type.startswith("application/")
@@ -208,15 +193,15 @@ def read_input(limit: int) -> Any:
         try:
             return json.loads(data)
         except (ValueError, UnicodeDecodeError):
-            raise GatewayError(400, "request body is not json") from None
+            raise InvalidInput("request body is not json") from None
     if not content_type:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            raise GatewayError(415, "request body without a content type must be UTF-8 "
-                                    "text") from None
-    raise GatewayError(415, "request body type is not supported: "
-                            f"{request.headers.get('Content-Type')}")
+            raise UnsupportedMedia("request body without a content type must be UTF-8 "
+                                   "text") from None
+    raise UnsupportedMedia("request body type is not supported: "
+                           f"{request.headers.get('Content-Type')}")
 
 
 def http_context(match: Match) -> dict[str, Any]:

@@ -14,14 +14,7 @@ import dataclasses
 from typing import Any
 
 from ..drivers.base import Deployment
-from ..errors import DispatchError
-
-
-class BuildError(DispatchError):
-    """A build failed; ``message`` is what the entity's ``reason`` says (for an image,
-    the tail of the build log, e.g. pip's own error)."""
-
-    status = 400
+from ..errors import BuildError  # noqa: F401 (builders raise it; re-exported)
 
 
 @dataclasses.dataclass(frozen=True)

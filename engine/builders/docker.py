@@ -66,13 +66,13 @@ class DockerBuilder(Builder):
 
     :param home: ``$DISPATCH_HOME`` (unused: everything lives in the engine and registry)
     :param docker_host: the engine's URL; default ``$DOCKER_HOST``, else podman's socket
-    :param registry: ``host:port`` images are pushed to; default ``$DISPATCH_REGISTRY``,
-        else ``127.0.0.1:5000``
+    :param registry: ``host:port`` images are pushed to (the settings'
+        ``DISPATCH_REGISTRY``); default ``127.0.0.1:5000``
     """
 
     def __init__(self, home: str, *, docker_host: str | None = None, registry: str | None = None):
         self._client = docker_client(docker_host, timeout=900)
-        self.registry = (registry or os.environ.get("DISPATCH_REGISTRY") or DEFAULT_REGISTRY).rstrip("/")
+        self.registry = (registry or DEFAULT_REGISTRY).rstrip("/")
 
     # -- base images ------------------------------------------------------------------
 

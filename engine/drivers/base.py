@@ -73,7 +73,7 @@ class Driver(abc.ABC):
     def prepare(self, deployment: Deployment) -> None:
         """Make the version runnable (unpack, build, deploy, import-check).
 
-        Raises :class:`~engine.errors.FunctionBuildError` whose message says what is
+        Raises :class:`~engine.errors.BuildError` whose message says what is
         wrong with the function (a missing module, a syntax error, a missing handler).
         Idempotent: preparing a prepared version is cheap.
         """

@@ -26,7 +26,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from ..errors import FunctionBuildError, Unavailable
+from ..errors import BuildError, Unavailable
 from .instance import FILE_LIMIT_MB, FunctionServer, UnixHTTPConnection, startup_failure
 from .languages import RUNTIMES, LanguageRuntime
 
@@ -61,7 +61,7 @@ def server_command(language: str, handler: str, *, socket: str | None = None, me
     """The command line of a function server in a function image: on ``socket`` if given,
     else on :data:`PORT`."""
     if language not in SERVERS:
-        raise FunctionBuildError(f"containers cannot run {language!r} functions (known: {', '.join(SERVERS)})")
+        raise BuildError(f"containers cannot run {language!r} functions (known: {', '.join(SERVERS)})")
     interpreter, server = SERVERS[language]
     options = RUNTIMES[language].interpreter_options(memory_mb) if memory_mb else (
         ["-I"] if language == "python3" else [])
@@ -71,7 +71,7 @@ def server_command(language: str, handler: str, *, socket: str | None = None, me
     return cmd + ["--port", str(PORT)]
 
 
-class ImageMissing(FunctionBuildError):
+class ImageMissing(BuildError):
     """The function image is not on the engine (removed since the version was prepared)."""
 
 
@@ -175,7 +175,7 @@ def remove_container(client: docker.DockerClient, container_id: str) -> None:
 def start_container(client: docker.DockerClient, spec: ContainerSpec, run_dir: str) -> ContainerInstance:
     """Start a container for ``spec`` and wait until its server answers ``/healthz``.
 
-    Raises :class:`FunctionBuildError` with the server's reason if it exits during
+    Raises :class:`BuildError` with the server's reason if it exits during
     start-up (e.g. the handler cannot be imported) or does not start in time.
     """
     runtime = RUNTIMES[spec.language]
@@ -266,7 +266,7 @@ def _wait_healthy(client: docker.DockerClient, container_id: str, directory: str
                 resp.read()
                 if resp.status == 200:
                     return conn
-                raise FunctionBuildError(f"function server answered /healthz with {resp.status}")
+                raise BuildError(f"function server answered /healthz with {resp.status}")
             except OSError:
                 conn.close()
         now = time.monotonic()
@@ -275,11 +275,11 @@ def _wait_healthy(client: docker.DockerClient, container_id: str, directory: str
             state = client.api.inspect_container(container_id)["State"]
             if not state.get("Running") and state.get("Status") not in ("created", "configured", "initialized"):
                 if state.get("OOMKilled"):
-                    raise FunctionBuildError(
+                    raise BuildError(
                         f"function ran out of memory while loading (limit {spec.memory_limit_mb} MB)")
-                raise FunctionBuildError(startup_failure(state.get("ExitCode"), directory))
+                raise BuildError(startup_failure(state.get("ExitCode"), directory))
         if now >= deadline:
-            raise FunctionBuildError(f"function server did not start within {spec.start_timeout_s:g} s")
+            raise BuildError(f"function server did not start within {spec.start_timeout_s:g} s")
         time.sleep(delay)
         delay = min(delay * 2, 0.025)
 

@@ -37,7 +37,7 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 
-from ..errors import FunctionBuildError, Unavailable
+from ..errors import BuildError, Unavailable
 from .base import Deployment, Driver, Outcome
 from .container import INSTANCE_DIR, ContainerInstance, ContainerSpec, ImageMissing, docker_client, \
     remove_container, start_container
@@ -122,7 +122,7 @@ class DockerDriver(Driver):
         """The pool's setup: the function image is on the engine, pulled if it was not."""
         ref = deployment.image_config.get("functionImage")
         if not ref:
-            raise FunctionBuildError(
+            raise BuildError(
                 f"function {deployment.org}/{deployment.name} has no function image: the docker driver "
                 f"runs functions built by the docker builder (DISPATCH_BUILDER=docker)")
         try:
@@ -135,7 +135,7 @@ class DockerDriver(Driver):
         try:
             self._client.images.pull(ref)
         except docker.errors.APIError as exc:
-            raise FunctionBuildError(f"function image {ref} cannot be pulled: {exc.explanation or exc}") from None
+            raise BuildError(f"function image {ref} cannot be pulled: {exc.explanation or exc}") from None
         except requests.exceptions.RequestException as exc:
             raise Unavailable(f"the container engine cannot be reached: {exc}") from None
         log.info("image.pulled function=%s image=%s", deployment.id, ref)

@@ -25,7 +25,7 @@ import time
 import uuid
 from concurrent.futures import Executor
 
-from ..errors import FunctionBuildError
+from ..errors import BuildError
 from . import sandbox
 from .cgroups import Cgroups, InstanceCgroup
 from .languages import RUNTIMES, LanguageRuntime
@@ -181,7 +181,7 @@ class Instance(FunctionServer):
 def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instance:
     """Start a server for ``spec`` and wait until it answers ``/healthz``.
 
-    Raises :class:`FunctionBuildError` with the server's reason if it exits during
+    Raises :class:`BuildError` with the server's reason if it exits during
     start-up (e.g. the handler cannot be imported) or does not start in time.
     """
     iid = uuid.uuid4().hex[:12]
@@ -193,7 +193,7 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
             cgroup = spec.cgroups.create(iid, max_tasks=spec.max_tasks, memory_mb=spec.memory_limit_mb)
         except OSError as exc:
             shutil.rmtree(directory, ignore_errors=True)
-            raise FunctionBuildError(f"cannot create the function's cgroups: {exc}") from None
+            raise BuildError(f"cannot create the function's cgroups: {exc}") from None
     ready_r, ready_w = os.pipe()
     life_r, life_w = os.pipe()
     gate_r, gate_w = os.pipe()
@@ -226,7 +226,7 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
         os.close(ready_r)
         os.close(life_w)
         _remove(directory, cgroup)
-        raise FunctionBuildError(f"cannot start the function server: {exc}") from None
+        raise BuildError(f"cannot start the function server: {exc}") from None
     finally:
         for fd in {ready_w, life_r, gate_r, gate_w, log_fd, out_fd, err_fd}:
             os.close(fd)
@@ -237,17 +237,17 @@ def start_instance(spec: LaunchSpec, run_dir: str, launcher: Executor) -> Instan
         resp = conn.getresponse()
         resp.read()
         if resp.status != 200:
-            raise FunctionBuildError(f"function server answered /healthz with {resp.status}")
+            raise BuildError(f"function server answered /healthz with {resp.status}")
     except BaseException as exc:
         _kill(proc)
         os.close(life_w)
         out_of_memory = cgroup is not None and cgroup.oom_killed()
         _remove(directory, cgroup)
         if out_of_memory:  # the module's own top level took it all
-            raise FunctionBuildError(
+            raise BuildError(
                 f"function ran out of memory while loading (limit {spec.memory_limit_mb} MB)") from None
         if isinstance(exc, (OSError, http.client.HTTPException)):
-            raise FunctionBuildError(f"function server is not healthy: {exc}") from None
+            raise BuildError(f"function server is not healthy: {exc}") from None
         raise
     cold_ms = (time.perf_counter() - started) * 1000
     return Instance(iid, directory, proc, life_w, conn, cold_ms, runtime=spec.runtime, cgroup=cgroup)
@@ -300,14 +300,14 @@ def _wait_ready(proc: subprocess.Popen, ready_r: int, directory: str, timeout_s:
     finally:
         os.close(ready_r)
     if line is None:
-        raise FunctionBuildError(f"function server did not start within {timeout_s:g} s")
+        raise BuildError(f"function server did not start within {timeout_s:g} s")
     if line:
         return
     try:
         code = proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         code = None
-    raise FunctionBuildError(startup_failure(code, directory))
+    raise BuildError(startup_failure(code, directory))
 
 
 def startup_failure(code: int | None, directory: str) -> str:

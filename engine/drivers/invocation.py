@@ -14,7 +14,7 @@ import json
 import logging
 from typing import Any
 
-from ..errors import FunctionBuildError, Unavailable
+from ..errors import BuildError, Unavailable
 from .base import Deployment, Outcome
 from .instance import Instance, ReplyTooLarge, describe_exit
 from .pool import Retired, WarmPools
@@ -54,7 +54,7 @@ def run_pooled(pools: WarmPools, deployment: Deployment, context: dict[str, Any]
         inst, cold_ms = pools.acquire(pool)
     except (Retired, Unavailable) as exc:  # not the function's fault
         return Outcome(error={"type": "SystemError", "message": exc.message, "stacktrace": []})
-    except FunctionBuildError as exc:
+    except BuildError as exc:
         return Outcome(error=function_error(exc.message))
     outcome, reusable = invoke(inst, body, timeout_ms=deployment.timeout_ms or DEFAULT_TIMEOUT_MS,
                                limits=limits, function=deployment.id)

@@ -25,7 +25,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import FunctionBuildError, Unavailable
+from ..errors import BuildError, Unavailable
 from ..sources import unpack
 from . import sandbox
 from .base import Deployment, Driver, Outcome
@@ -135,10 +135,10 @@ class LocalDriver(Driver):
     def _launch_spec(self, d: Deployment) -> LaunchSpec:
         runtime = runtime_for(d.language)
         if runtime is None:
-            raise FunctionBuildError(f"the local driver cannot run {d.language!r} functions")
+            raise BuildError(f"the local driver cannot run {d.language!r} functions")
         interpreter = d.image_config.get("interpreter") or runtime.default_interpreter
         if not interpreter:
-            raise FunctionBuildError(f"no interpreter for {d.language!r} functions is installed on this host")
+            raise BuildError(f"no interpreter for {d.language!r} functions is installed on this host")
         # an image built by the local builder: its directories (a venv, node_modules)
         # live under $DISPATCH_HOME, which the sandbox otherwise hides
         environment = (("NODE_PATH", d.image_config["nodePath"]),) if d.image_config.get("nodePath") else ()
@@ -171,7 +171,7 @@ class LocalDriver(Driver):
             try:
                 unpack(d.source(), tmp)
             except (OSError, EOFError, ValueError, tarfile.TarError) as exc:
-                raise FunctionBuildError(f"the function's source cannot be unpacked: {exc}") from None
+                raise BuildError(f"the function's source cannot be unpacked: {exc}") from None
             os.chmod(tmp, 0o755)
             os.rename(tmp, src_dir)
         except OSError:

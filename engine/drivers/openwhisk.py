@@ -11,7 +11,7 @@ Guarantees, against OpenWhisk's REST API (``docs/rest_api.md``):
 * ``prepare`` PUTs the version's action (``?overwrite=true``; what it holds:
   :mod:`.openwhisk_actions`). Versions have actions of their own, so an update deploys
   the new action before the function service retires the old one, and a failed deploy
-  leaves the old one serving. Every refusal is a FunctionBuildError saying why (bad
+  leaves the old one serving. Every refusal is a BuildError saying why (bad
   credentials, a namespace the key may not use, a name over the limit, code too large).
 * ``run`` is one blocking invoke. The activation record becomes the Outcome: the result's
   payload, the logs split into stdout and stderr, status 1/2 (application / developer
@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 import requests
 
-from ..errors import FunctionBuildError
+from ..errors import BuildError
 from .base import Deployment, Driver, Outcome
 from .openwhisk_actions import action_exec, action_name, limits
 
@@ -117,9 +117,9 @@ class OpenWhiskDriver(Driver):
         try:
             resp = self._session.put(url, params={"overwrite": "true"}, json=body, timeout=(10, 120))
         except requests.RequestException as exc:
-            raise FunctionBuildError(f"OpenWhisk at {self.api_host} cannot be reached: {exc}") from None
+            raise BuildError(f"OpenWhisk at {self.api_host} cannot be reached: {exc}") from None
         if resp.status_code != 200:
-            raise FunctionBuildError(f"OpenWhisk refused the action {name}: {self._refusal(resp)}")
+            raise BuildError(f"OpenWhisk refused the action {name}: {self._refusal(resp)}")
         with self._lock:
             self._deployed.add(name)
         log.info("action.deployed action=%s kind=%s", name, body["exec"]["kind"])
@@ -127,7 +127,7 @@ class OpenWhiskDriver(Driver):
     def retire(self, deployment: Deployment) -> None:
         try:
             name = action_name(deployment)
-        except FunctionBuildError:
+        except BuildError:
             return  # never deployed
         with self._lock:
             self._deployed.discard(name)
@@ -151,7 +151,7 @@ class OpenWhiskDriver(Driver):
             # not prepared here: re-PUTting an action makes a new revision of it, whose
             # containers all start cold; a missing action (404) is deployed below
             name = action_name(deployment)
-        except FunctionBuildError as exc:
+        except BuildError as exc:
             return Outcome(error=_error("FunctionError", exc.message))
         body = json.dumps({"context": context, "payload": payload}, allow_nan=False).encode()
         if len(body) > MAX_PARAMETERS_BYTES:
@@ -187,7 +187,7 @@ class OpenWhiskDriver(Driver):
                     self._deployed.discard(name)
                 try:
                     self.prepare(deployment)
-                except FunctionBuildError as exc:
+                except BuildError as exc:
                     return Outcome(error=_error("SystemError", exc.message))
                 redeployed = True
                 continue

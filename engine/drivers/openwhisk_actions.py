@@ -31,7 +31,7 @@ import tempfile
 import zipfile
 from typing import Any
 
-from ..errors import FunctionBuildError
+from ..errors import BuildError
 from ..sources import unpack
 from .base import Deployment
 
@@ -183,15 +183,15 @@ NODE_ADAPTER_FILE = "__dispatch_action__.js"
 
 
 def action_name(deployment: Deployment) -> str:
-    """The action's name; FunctionBuildError if OpenWhisk would refuse it."""
+    """The action's name; BuildError if OpenWhisk would refuse it."""
     name = f"{deployment.org}.{deployment.name}.{deployment.version}"
     if len(name) > NAME_MAX:
-        raise FunctionBuildError(
+        raise BuildError(
             f"the OpenWhisk action name {name[:40]}... would be {len(name)} characters "
             f"(organization, function name and version; OpenWhisk allows at most {NAME_MAX}): "
             "use a shorter function or organization name")
     if not NAME_RULE.match(name):
-        raise FunctionBuildError(
+        raise BuildError(
             f"the OpenWhisk action name {name!r} is not a valid OpenWhisk name (ASCII letters, "
             "digits and _ @ . - only): rename the function")
     return name
@@ -221,11 +221,11 @@ def action_exec(deployment: Deployment, kinds: dict[str, str] | None = None) -> 
     if image:
         return {"kind": "blackbox", "image": image}
     if deployment.language not in kinds:
-        raise FunctionBuildError(f"the openwhisk driver cannot run {deployment.language!r} functions "
+        raise BuildError(f"the openwhisk driver cannot run {deployment.language!r} functions "
                                  f"(known: {', '.join(sorted(kinds))})")
     data = action_zip(deployment)
     if len(data) > MAX_CODE_BYTES:
-        raise FunctionBuildError(f"the action's code would be {len(data)} bytes (source and dependencies), "
+        raise BuildError(f"the action's code would be {len(data)} bytes (source and dependencies), "
                                  f"over OpenWhisk's {MAX_CODE_BYTES} byte limit")
     return {"kind": kinds[deployment.language], "code": base64.b64encode(data).decode(),
             "binary": True, "main": "main"}
@@ -248,11 +248,11 @@ def action_zip(deployment: Deployment) -> bytes:
 
 def _python_parts(archive: zipfile.ZipFile, deployment: Deployment, source_dir: str) -> None:
     if os.path.exists(os.path.join(source_dir, "__main__.py")):
-        raise FunctionBuildError("the source has a __main__.py: OpenWhisk runs that file, so the "
+        raise BuildError("the source has a __main__.py: OpenWhisk runs that file, so the "
                                  "openwhisk driver needs the name for its adapter; rename it")
     handler = deployment.handler
     if "." not in handler.strip("."):
-        raise FunctionBuildError(f"handler {handler!r} must be MODULE.FUNCTION")
+        raise BuildError(f"handler {handler!r} must be MODULE.FUNCTION")
     archive.writestr("__main__.py", PYTHON_ADAPTER % {"handler": handler})
     for directory in deployment.image_config.get("paths") or []:  # the local builder's venv
         for site in glob.glob(os.path.join(directory, "lib", "python*", "site-packages")):
@@ -271,7 +271,7 @@ def _node_parts(archive: zipfile.ZipFile, deployment: Deployment, source_dir: st
     except (OSError, ValueError):
         pass
     if package.get("type") == "module":
-        raise FunctionBuildError("the openwhisk driver runs CommonJS packages: the source's package.json "
+        raise BuildError("the openwhisk driver runs CommonJS packages: the source's package.json "
                                  "says \"type\": \"module\" (use .mjs files instead)")
     archive.writestr("package.json", json.dumps(package))
     archive.writestr(NODE_ADAPTER_FILE, NODE_ADAPTER % {"handler": json.dumps(deployment.handler)})

@@ -22,7 +22,7 @@ import time
 from typing import Callable, Generic, Protocol, TypeVar
 
 from .. import metrics
-from ..errors import FunctionBuildError
+from ..errors import BuildError
 from .base import Deployment
 
 
@@ -41,7 +41,7 @@ class WarmInstance(Protocol):
 I = TypeVar("I", bound=WarmInstance)
 
 
-class Retired(FunctionBuildError):
+class Retired(BuildError):
     """The version was retired (or the driver closed) while a call was getting to it."""
 
 
@@ -80,8 +80,8 @@ class WarmPools(Generic[I]):
     """Every pool of one driver.
 
     :param setup: prepares a version once, before its first instance (may raise
-        FunctionBuildError)
-    :param start: starts an instance of a version (may raise FunctionBuildError)
+        BuildError)
+    :param start: starts an instance of a version (may raise BuildError)
     :param dispose: stops instances no longer wanted (may return before they are gone)
     :param max_per_version: instances per version unless its deployment sets ``concurrency``
     :param idle_seconds: instances unused for this long are stopped
@@ -239,7 +239,7 @@ class WarmPools(Generic[I]):
                 pool.show()
             if pool.retired:  # what it needed went away under it: say why, not the symptom
                 raise Retired(f"function version {d.id} was retired") from None
-            if isinstance(exc, FunctionBuildError):
+            if isinstance(exc, BuildError):
                 self._log.info("instance.failed function=%s reason=%r", d.id, exc.message)
             raise
         self._log.info("instance.started function=%s instance=%s cold_ms=%.1f", d.id, inst.iid,

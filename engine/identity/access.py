@@ -125,8 +125,8 @@ class AccessControl:
             return Access(principal, target)
         except (Unauthenticated, Forbidden) as exc:
             # one line per refused request; messages never quote tokens
-            log.warning("access.denied status=%d subject=%s subject_org=%s org=%s "
-                        "resource=%s action=%s path=%s reason=%s", exc.status,
+            log.warning("access.denied error=%s subject=%s subject_org=%s org=%s "
+                        "resource=%s action=%s path=%s reason=%s", type(exc).__name__,
                         principal.policy_subject if principal else "-",
                         principal.org if principal else "-", shown(org) if org else "-",
                         resource or "-", action or method, shown(path), exc.message)

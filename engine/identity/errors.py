@@ -1,4 +1,6 @@
-"""The identity errors: who the caller is (401) and what it may do (403).
+"""The identity errors: why a caller is not who it claims (each an
+:class:`~engine.errors.Unauthenticated`) or may not do something (each an
+:class:`~engine.errors.Forbidden`).
 
 Messages name the claim, the issuer or the rule at fault, never the token itself: they
 are logged and returned to callers, and a token in a log is a credential in a log.
@@ -6,7 +8,7 @@ are logged and returned to callers, and a token in a log is a credential in a lo
 
 from __future__ import annotations
 
-from ..errors import DispatchError
+from ..errors import Forbidden, Unauthenticated
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -14,12 +16,6 @@ def shown(value: object, limit: int = 80) -> str:
     can be smuggled into a log line) and cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}…"
-
-
-class Unauthenticated(DispatchError):
-    """The request carries no credentials, or credentials that do not prove who it is."""
-
-    status = 401
 
 
 class MissingCredentials(Unauthenticated):
@@ -61,12 +57,6 @@ class UnknownIssuer(Unauthenticated):
 
 class WrongAudience(Unauthenticated):
     """``aud`` does not name this API."""
-
-
-class Forbidden(DispatchError):
-    """The caller is known but may not do this."""
-
-    status = 403
 
 
 class UnknownOrganization(Forbidden):

@@ -76,10 +76,13 @@ class OrganizationService:
         """Replace an organization's tags (its only field a client sets)."""
         if spec.get("name") not in (None, name):
             raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
-        org = self.get(name)
-        if spec.get("tags") is not None:
-            org["tags"] = list(spec["tags"])
-        return self.store.update(org)
+        if spec.get("tags") is None:
+            return self.get(name)
+        try:
+            return self.store.modify(ORGANIZATION, name, name,
+                                     lambda org: dict(org, tags=list(spec["tags"])))
+        except NotFound:
+            raise NotFound(f"organization {name} not found") from None
 
     def list(self) -> list[E.Entity]:
         """Every organization, ordered by name."""

@@ -76,14 +76,17 @@ class PolicyService:
         """Replace rules, ``global`` and tags (each kept if left out)."""
         if spec.get("name") not in (None, name):
             raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
-        policy = self.get(org, name)
+        fields = {}
         if spec.get("rules") is not None:
-            policy["rules"] = validate_rules(spec["rules"])
+            fields["rules"] = validate_rules(spec["rules"])
         if spec.get("global") is not None:
-            policy["global"] = validate_global(spec["global"])
+            fields["global"] = validate_global(spec["global"])
         if spec.get("tags") is not None:
-            policy["tags"] = list(spec["tags"])
-        policy = self.store.update(policy)
+            fields["tags"] = list(spec["tags"])
+        try:
+            policy = self.store.modify(POLICY, org, name, lambda p: dict(p, **fields))
+        except NotFound:
+            raise NotFound(f"policy {name} not found") from None
         log.info("policy.updated key=%s global=%s rules=%d", E.key_of(policy),
                  policy["global"], len(policy["rules"]))
         return policy

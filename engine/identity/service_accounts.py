@@ -103,12 +103,15 @@ class ServiceAccountService:
         Tokens signed by the old key stop verifying once the caches see the change."""
         if spec.get("name") not in (None, name):
             raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
-        account = self.get(org, name)
+        fields = {}
         if spec.get("publicKey") is not None:
-            account["publicKey"] = validate_public_key(spec["publicKey"])
+            fields["publicKey"] = validate_public_key(spec["publicKey"])
         if spec.get("tags") is not None:
-            account["tags"] = list(spec["tags"])
-        account = self.store.update(account)
+            fields["tags"] = list(spec["tags"])
+        try:
+            account = self.store.modify(SERVICE_ACCOUNT, org, name, lambda a: dict(a, **fields))
+        except NotFound:
+            raise NotFound(f"service account {name} not found") from None
         log.info("serviceaccount.updated key=%s", E.key_of(account))
         return account
 

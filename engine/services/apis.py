@@ -63,7 +63,6 @@ class ApiService:
 
     def __init__(self, store: Store, jobs: Jobs):
         self.store, self.jobs = store, jobs
-        self._routes = None
 
     # ---- API side -------------------------------------------------------------------
 
@@ -134,21 +133,6 @@ class ApiService:
                 log.info("api.deleted key=%s", key)
         except (NotFound, StaleRevision):
             return
-
-    # ---- the gateway's view ---------------------------------------------------------
-
-    @property
-    def routes(self):
-        """The watch-fed route table of this process (made on first use)."""
-        if self._routes is None:
-            from .routes import RouteTable
-
-            self._routes = RouteTable(self.store)
-        return self._routes
-
-    def close(self) -> None:
-        if self._routes is not None:
-            self._routes.close()
 
     # ---- collisions -----------------------------------------------------------------
 

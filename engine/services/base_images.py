@@ -72,17 +72,19 @@ class BaseImageService:
         (``UPDATING``). Images built on it are not rebuilt: update them to rebuild."""
         if spec.get("name") not in (None, name):
             raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
-        base = self.store.get(E.BASE_IMAGE, org, name)
-        if base["status"] == E.DELETING:
-            raise InvalidInput(f"base image {name} is being deleted")
         fields = self._validate(spec)
-        if fields["language"] != base["language"]:
-            users = self.images_on(org, name)
-            if users:
-                raise Conflict(f"base image {name} is used by images {names(users)}: "
-                               "its language cannot change")
-        base.update(fields, status=E.UPDATING, reason=[])
-        base = self.store.update(base)
+
+        def change(base: E.Entity) -> E.Entity:
+            if base["status"] == E.DELETING:
+                raise InvalidInput(f"base image {name} is being deleted")
+            if fields["language"] != base["language"]:
+                users = self.images_on(org, name)
+                if users:
+                    raise Conflict(f"base image {name} is used by images {names(users)}: "
+                                   "its language cannot change")
+            return dict(base, **fields, status=E.UPDATING, reason=[])
+
+        base = self.store.modify(E.BASE_IMAGE, org, name, change)
         self.jobs.submit(CHECK_BASE_IMAGE, E.key_of(base))
         log.info("baseimage.updated key=%s url=%s", E.key_of(base), base["dockerUrl"])
         return base
@@ -90,13 +92,15 @@ class BaseImageService:
     def delete(self, org: str, name: str) -> E.Entity:
         """Mark the base image ``DELETING`` and queue its removal; Conflict naming the
         images on it if there are any (images being deleted do not count)."""
-        base = self.store.get(E.BASE_IMAGE, org, name)
-        users = [i for i in self.images_on(org, name) if i["status"] != E.DELETING]
-        if users:
-            raise Conflict(f"base image {name} is used by images {names(users)}")
-        if base["status"] != E.DELETING:
-            base.update(status=E.DELETING, delete=True)
-            base = self.store.update(base)
+        def change(base: E.Entity) -> E.Entity | None:
+            users = [i for i in self.images_on(org, name) if i["status"] != E.DELETING]
+            if users:
+                raise Conflict(f"base image {name} is used by images {names(users)}")
+            if base["status"] == E.DELETING:
+                return None
+            return dict(base, status=E.DELETING, delete=True)
+
+        base = self.store.modify(E.BASE_IMAGE, org, name, change)
         self.jobs.submit(DELETE_BASE_IMAGE, E.key_of(base))
         log.info("baseimage.deleting key=%s", E.key_of(base))
         return base
@@ -127,11 +131,10 @@ class BaseImageService:
         ``INITIALIZED|UPDATING → READY|ERROR``; ``READY`` stays READY while the builder
         has it, else → ``MISSING``; ``MISSING → READY`` once a check succeeds again.
         """
-        kind, org, name = E.parse_key(key)
-        try:
-            base = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        _, org, name = E.parse_key(key)
+        base = self.store.find(key)
+        if base is None:
+            return  # deleted meanwhile: nothing left to do
         try:
             if base["status"] == E.READY:
                 if self.builder.base_present(base_spec(base)):
@@ -166,10 +169,9 @@ class BaseImageService:
         organizations' bases may name the same image). Waits while images being deleted
         still use it."""
         kind, org, name = E.parse_key(key)
-        try:
-            base = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        base = self.store.find(key)
+        if base is None:
+            return  # deleted meanwhile: nothing left to do
         if base["status"] != E.DELETING:
             return
         users = self.images_on(org, name)

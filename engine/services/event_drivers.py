@@ -11,27 +11,25 @@ custom program) into events.
   an update; DELETING → removed after a delete); the reconciler re-drives a lost job.
 * ``cron`` drivers are run by the scheduler's leader (:mod:`engine.scheduler.cron`); ``webhook``
   and custom drivers hold a random ingest token (encrypted at rest like secrets, shown
-  in the driver's ``token``) that :meth:`EventDriverService.ingest` checks; custom
+  in the driver's ``token``) that :mod:`engine.services.ingest` checks; custom
   drivers' processes are kept by :mod:`engine.scheduler.driver_processes`.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import re
 import secrets as random
 import uuid
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from cryptography.fernet import InvalidToken, MultiFernet
+from cryptography.fernet import MultiFernet
 
 from ..scheduler import cron
 from .. import entities as E
-from ..errors import Conflict, DispatchError, InvalidInput, NotFound
-from ..cloudevents import EVENT_TYPE_PATTERN, parse_http
-from ..ingest import is_cloudevent, wrapped_headers
+from ..cloudevents import EVENT_TYPE_PATTERN
+from ..crypto import Unsealable, seal, unseal
+from ..errors import Conflict, InvalidInput, NotFound
 from ..jobs import SYNC_EVENT_DRIVER, Jobs
 from ..store import Store
 from .functions import validate_name
@@ -44,15 +42,6 @@ BUILTIN_TYPES = (CRON, WEBHOOK)
 DRIVER_NAME = re.compile(r"^[a-z0-9][a-z0-9\-]*$")
 #: the stored field holding the Fernet token of a driver's ingest token
 ENCRYPTED_TOKEN = "encryptedToken"
-TOKEN_NOT_RECOGNIZED = "token not recognized"
-
-Emit = Callable[[str, dict[str, Any]], E.Entity]
-
-
-class Unauthorized(DispatchError):
-    """An ingest request's token does not belong to the driver (401)."""
-
-    status = 401
 
 
 def builtin_type(org: str, name: str) -> E.Entity:
@@ -90,19 +79,17 @@ def validate_pairs(value: Any, field: str) -> list[dict[str, str]]:
 
 
 class EventDriverService:
-    """Driver types and drivers of an organization, their lifecycle, and ingest.
+    """Driver types and drivers of an organization, their lifecycle and ingest tokens.
 
     :param cipher: encrypts ingest tokens at rest (the secrets' cipher).
-    :param emit: ``emit(org, event) -> Event entity`` (the event service's).
     :param api_url: where drivers reach this installation's API (settable after start,
         when the embedded server knows its port).
     """
 
-    def __init__(self, store: Store, jobs: Jobs, cipher: MultiFernet, emit: Emit,
-                 api_url: str, max_body_bytes: int = 1 << 20,
+    def __init__(self, store: Store, jobs: Jobs, cipher: MultiFernet, api_url: str,
                  allowed_commands: Iterable[str] = ()):
-        self.store, self.jobs, self.cipher, self.emit = store, jobs, cipher, emit
-        self.api_url, self.max_body_bytes = api_url.rstrip("/"), max_body_bytes
+        self.store, self.jobs, self.cipher = store, jobs, cipher
+        self.api_url = api_url.rstrip("/")
         #: the executables ``command`` types may run (the operator's
         #: ``DISPATCH_DRIVER_COMMANDS``): a type runs code on the scheduler's host
         self.allowed_commands = frozenset(allowed_commands)
@@ -146,11 +133,10 @@ class EventDriverService:
             raise Conflict(f"driver type {name} is built in and cannot be updated")
         if spec.get("name") not in (None, name):
             raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
-        entity = self.store.get(E.DRIVER_TYPE, org, name)
-        entity.update(self._type_fields(spec))
+        fields = self._type_fields(spec)
         if spec.get("tags") is not None:
-            entity["tags"] = list(spec["tags"])
-        entity = self.store.update(entity)
+            fields["tags"] = list(spec["tags"])
+        entity = self.store.modify(E.DRIVER_TYPE, org, name, lambda t: dict(t, **fields))
         log.info("drivertype.updated key=%s", E.key_of(entity))
         return entity
 
@@ -251,10 +237,9 @@ class EventDriverService:
         """The ``sync_event_driver`` job: CREATING/UPDATING → READY (a cron driver's
         cursor (re)started), DELETING → gone (with its cursor). Idempotent."""
         _, org, name = E.parse_key(key)
-        try:
-            driver = self.store.get(E.DRIVER, org, name)
-        except NotFound:
-            return
+        driver = self.store.find(key)
+        if driver is None:
+            return  # deleted meanwhile: nothing left to do
         if driver["status"] == E.DELETING:
             try:
                 cursor = self.store.get(E.SCHEDULE, org, name)
@@ -309,73 +294,16 @@ class EventDriverService:
 
     def token_of(self, driver: E.Entity) -> str:
         try:
-            sealed = json.loads(self.cipher.decrypt(driver[ENCRYPTED_TOKEN].encode()))
-        except (InvalidToken, KeyError, TypeError, ValueError):
-            raise Conflict(f"driver {driver['name']}'s token cannot be decrypted with the "
-                           "configured key (was DISPATCH_SECRET_KEY changed?)") from None
-        if sealed.get("org") != driver["organizationId"] or sealed.get("name") != driver["name"]:
-            raise Conflict(f"driver {driver['name']} holds another driver's token")
-        return sealed["token"]
+            return unseal(self.cipher, driver.get(ENCRYPTED_TOKEN), driver["organizationId"],
+                          driver["name"])["token"]
+        except (Unsealable, KeyError) as exc:
+            if isinstance(exc, Unsealable) and not exc.foreign:
+                raise Conflict(f"driver {driver['name']}'s token cannot be decrypted with the "
+                               "configured key (was DISPATCH_SECRET_KEY changed?)") from None
+            raise Conflict(f"driver {driver['name']} holds another driver's token") from None
 
     def _seal(self, org: str, name: str, token: str) -> str:
-        plain = json.dumps({"org": org, "name": name, "token": token})
-        return self.cipher.encrypt(plain.encode()).decode("ascii")
-
-    # ---- ingest ---------------------------------------------------------------------
-
-    def authenticate(self, token: str | None, name: str | None = None) -> E.Entity:
-        """The driver whose token is ``token`` (named ``name`` if given), in any org.
-
-        :raises Unauthorized: no such driver; the token is compared in constant time.
-        """
-        if not token:
-            raise Unauthorized(TOKEN_NOT_RECOGNIZED)
-        candidates = (self.store.list(E.DRIVER, None, fields={"name": name}) if name
-                      else self.store.list(E.DRIVER, None))
-        found = None
-        for driver in candidates:
-            if ENCRYPTED_TOKEN not in driver:
-                continue
-            try:
-                mine = self.token_of(driver)
-            except Conflict:
-                continue
-            if hmac.compare_digest(mine.encode(), token.encode()) and found is None:
-                found = driver
-        if found is None:
-            raise Unauthorized(TOKEN_NOT_RECOGNIZED)
-        return found
-
-    def ingest(self, driver: E.Entity, headers: Mapping[str, str], body: bytes
-               ) -> list[E.Entity]:
-        """Turn one request to ``driver``'s ingest URL into events of the driver's org.
-
-        A CloudEvent (structured, batch, binary, or Dispatch's 0.1) is emitted as it is;
-        any other body is wrapped: type = config ``eventType`` (default
-        ``<driver>.webhook``), source = ``/v1/event/ingest/<driver>``, id = the
-        ``Idempotency-Key`` or ``X-Request-Id`` header, else a random one, data = body.
-        Every event is checked before any is emitted.
-        """
-        if driver["status"] not in (E.READY, E.ERROR):
-            raise Conflict(f"driver {driver['name']} is {driver['status']}, not READY: "
-                           "it cannot take events yet")
-        if len(body) > self.max_body_bytes:
-            raise TooLarge(f"the body is {len(body)} bytes, over the limit of "
-                           f"{self.max_body_bytes}")
-        lowered = {k.lower(): v for k, v in headers.items()}
-        if is_cloudevent(lowered, body):
-            events = parse_http(lowered, body)
-        else:
-            events = parse_http(wrapped_headers(driver, lowered, body), body)
-        org = driver["organizationId"]
-        emitted = [self.emit(org, event) for event in events]
-        log.info("driver.ingested key=%s events=%d", E.key_of(driver), len(emitted))
-        return emitted
-
-class TooLarge(DispatchError):
-    """A request body over ``max_body_bytes`` (413)."""
-
-    status = 413
+        return seal(self.cipher, org, name, {"token": token})
 
 
 def validate_driver_name(name: Any) -> str:

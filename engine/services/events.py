@@ -106,11 +106,10 @@ class EventService:
         delivery skips those started already; an event READY is left alone. A
         subscription whose function cannot run is named in the event's ``reason``.
         """
-        kind, org, name = E.parse_key(key)
-        try:
-            record = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        _, org, name = E.parse_key(key)
+        record = self.store.find(key)
+        if record is None:
+            return  # deleted meanwhile: nothing left to do
         if record["status"] != E.INITIALIZED:
             return
         event = record["event"]

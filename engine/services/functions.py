@@ -17,9 +17,9 @@ import uuid
 from typing import Any
 
 from .. import entities as E
-from ..builders.base import BuildError, Builder
+from ..builders.base import Builder
 from ..drivers.base import Deployment, Driver
-from ..errors import FunctionBuildError, InvalidInput, NotFound, StaleRevision
+from ..errors import BuildError, InvalidInput, NotFound, StaleRevision
 from .catalog import ImageCatalog, ImageRef
 from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, DELETE_IMAGE, Jobs
 from ..sources import decode
@@ -28,8 +28,6 @@ from ..store import Store
 
 log = logging.getLogger("dispatch.functions")
 
-#: the fields a client sets; everything else is the server's
-SPEC_FIELDS = ("image", "handler", "timeout", "schema", "secrets", "services", "tags")
 SOURCE_SCHEME = "es://"
 #: what makes one version of a function: replaced together by an update
 VERSION_FIELDS = ("faasId", "sourceURL", "image", "handler", "timeout", "schema", "secrets",
@@ -241,11 +239,10 @@ class FunctionService:
 
         Waits (returns, leaving the status as it is) while the function's image builds.
         """
-        kind, org, name = E.parse_key(key)
-        try:
-            fn = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        _, org, name = E.parse_key(key)
+        fn = self.store.find(key)
+        if fn is None:
+            return  # deleted meanwhile: nothing left to do
         if fn["status"] not in (E.INITIALIZED, E.UPDATING):
             return  # built already, being built, or being deleted
         try:
@@ -263,7 +260,7 @@ class FunctionService:
             return  # another worker claimed it, or it changed meanwhile
         try:
             fn.update(self._build_version(fn, image), status=E.READY, reason=[])
-        except (FunctionBuildError, InvalidInput, BuildError) as exc:
+        except (BuildError, InvalidInput) as exc:
             fn.update(status=E.ERROR, reason=[exc.message])
         except Exception as exc:  # a driver failure must not leave the function CREATING
             log.exception("function.build_failed key=%s", key)
@@ -286,10 +283,10 @@ class FunctionService:
     def _build_version(self, fn: E.Entity, image: ImageRef | str) -> dict[str, Any]:
         """Build and prepare the version on ``image``; the fields that record it."""
         if isinstance(image, str):
-            raise FunctionBuildError(image)
+            raise BuildError(image)
         if image.status != E.READY:
             reasons = "; ".join(image.reason) or "no reason given"
-            raise FunctionBuildError(
+            raise BuildError(
                 f"image {image.name} is in ERROR: {reasons}" if image.status == E.ERROR
                 else f"image {image.name} is {image.status}")
         config = dict(image.config)
@@ -318,10 +315,9 @@ class FunctionService:
     def remove(self, key: str) -> None:
         """The ``delete_function`` job: retire its instances, delete its runs and source."""
         kind, org, name = E.parse_key(key)
-        try:
-            fn = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        fn = self.store.find(key)
+        if fn is None:
+            return  # deleted meanwhile: nothing left to do
         if fn["status"] != E.DELETING:
             return
         for version in filter(None, (fn, fn.get("previous") and {**fn, **fn["previous"]})):

@@ -84,11 +84,14 @@ class ImageService:
         Functions built on it keep their build until they are updated."""
         if spec.get("name") not in (None, name):
             raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
-        image = self.store.get(E.IMAGE, org, name)
-        if image["status"] == E.DELETING:
-            raise InvalidInput(f"image {name} is being deleted")
-        image.update(self._validate(org, spec), status=E.UPDATING, reason=[])
-        image = self.store.update(image)
+        fields = self._validate(org, spec)
+
+        def change(image: E.Entity) -> E.Entity:
+            if image["status"] == E.DELETING:
+                raise InvalidInput(f"image {name} is being deleted")
+            return dict(image, **fields, status=E.UPDATING, reason=[])
+
+        image = self.store.modify(E.IMAGE, org, name, change)
         self.jobs.submit(BUILD_IMAGE, E.key_of(image))
         log.info("image.updated key=%s base=%s", E.key_of(image), image["baseImageName"])
         return image
@@ -96,13 +99,15 @@ class ImageService:
     def delete(self, org: str, name: str) -> E.Entity:
         """Mark the image ``DELETING`` and queue its removal; Conflict naming the
         functions that use it, if any (functions being deleted do not count)."""
-        image = self.store.get(E.IMAGE, org, name)
-        users = [f for f in self.functions_on(org, name) if f["status"] != E.DELETING]
-        if users:
-            raise Conflict(f"image {name} is used by functions {names(users)}")
-        if image["status"] != E.DELETING:
-            image.update(status=E.DELETING, delete=True)
-            image = self.store.update(image)
+        def change(image: E.Entity) -> E.Entity | None:
+            users = [f for f in self.functions_on(org, name) if f["status"] != E.DELETING]
+            if users:
+                raise Conflict(f"image {name} is used by functions {names(users)}")
+            if image["status"] == E.DELETING:
+                return None
+            return dict(image, status=E.DELETING, delete=True)
+
+        image = self.store.modify(E.IMAGE, org, name, change)
         self.jobs.submit(DELETE_IMAGE, E.key_of(image))
         log.info("image.deleting key=%s", E.key_of(image))
         return image
@@ -140,10 +145,9 @@ class ImageService:
         """The ``build_image`` job: ``INITIALIZED|UPDATING → CREATING → READY|ERROR``,
         or nothing while the base image is not READY."""
         kind, org, name = E.parse_key(key)
-        try:
-            image = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        image = self.store.find(key)
+        if image is None:
+            return  # deleted meanwhile: nothing left to do
         if image["status"] not in IMAGE_WAITING:
             return  # built, being built by another job (CREATING), or being deleted
         if self._base_state(image)[1] == "wait":

@@ -23,20 +23,9 @@ from typing import Any
 
 from .. import entities as E
 from ..store.cache import EntityCache
-from ..errors import DispatchError
+from ..errors import MethodNotAllowed
 from .apis import ROUTED, normalize_uri
 from ..store import Store
-
-
-class MethodNotAllowed(DispatchError):
-    """The path is an API's, the method is not; ``allowed`` goes into ``Allow``."""
-
-    status = 405
-
-    def __init__(self, path: str, method: str, allowed: list[str]):
-        super().__init__(f"method {method} is not allowed on {path} "
-                         f"(allowed: {', '.join(allowed)})")
-        self.allowed = allowed
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ import logging
 import time
 import traceback
 import uuid
-from typing import Any, Iterable
+from typing import Any
 
 from .. import entities as E
 from .. import logs, metrics
@@ -126,15 +126,14 @@ class RunService:
 
     def execute(self, key: str) -> None:
         """The ``execute_run`` job: claim the run, call the function, record the outcome."""
-        kind, org, name = E.parse_key(key)
+        _, org, name = E.parse_key(key)
         with logs.bound(org=org, run=name):
-            self._execute(kind, org, name)
+            self._execute(key, org)
 
-    def _execute(self, kind: str, org: str, name: str) -> None:
-        try:
-            run = self.store.get(kind, org, name)
-        except NotFound:
-            return
+    def _execute(self, key: str, org: str) -> None:
+        run = self.store.find(key)
+        if run is None:
+            return  # deleted meanwhile: nothing left to do
         if run["status"] != E.INITIALIZED:
             return  # claimed or finished already: at-least-once delivery made it a no-op
         try:

@@ -19,13 +19,13 @@ A secret has no asynchronous life: it is ``READY`` as soon as it is written.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Iterable
 
-from cryptography.fernet import InvalidToken, MultiFernet
+from cryptography.fernet import MultiFernet
 
 from .. import entities as E
+from ..crypto import Unsealable, seal, unseal
 from ..errors import DispatchError, InvalidInput, NotFound, StaleRevision
 from ..store import Store
 from .functions import validate_name
@@ -46,9 +46,8 @@ class MissingSecret(InvalidInput):
 
 
 class UndecryptableSecret(DispatchError):
-    """A stored secret does not decrypt with the configured key (the key was changed)."""
-
-    status = 500
+    """A stored secret does not decrypt with the configured key (the key was changed):
+    an internal fault, not the caller's."""
 
 
 class SecretService:
@@ -89,15 +88,17 @@ class SecretService:
         """
         if spec.get("name") not in (None, name):
             raise InvalidInput(f"name {spec['name']!r} does not match the path's {name!r}")
-        secret = self.store.get(SECRET, org, name)
-        if spec.get("secrets") is None:
-            values = self._open(secret)
-        else:
-            values = validate_values(spec["secrets"])
-            secret[ENCRYPTED] = self._seal(org, name, values)
-        if spec.get("tags") is not None:
-            secret["tags"] = list(spec["tags"])
-        secret = self.store.update(secret)
+        new_values = None if spec.get("secrets") is None else validate_values(spec["secrets"])
+
+        def change(secret: E.Entity) -> E.Entity:
+            if new_values is not None:
+                secret[ENCRYPTED] = self._seal(org, name, new_values)
+            if spec.get("tags") is not None:
+                secret["tags"] = list(spec["tags"])
+            return secret
+
+        secret = self.store.modify(SECRET, org, name, change)
+        values = self._open(secret) if new_values is None else new_values
         log.info("secret.updated key=%s keys=%d", E.key_of(secret), len(values))
         return self._reveal(secret, values)
 
@@ -147,22 +148,23 @@ class SecretService:
     # ---- encryption -----------------------------------------------------------------
 
     def _seal(self, org: str, name: str, values: dict[str, str]) -> str:
-        plain = json.dumps({"org": org, "name": name, "secrets": values})
-        return self.cipher.encrypt(plain.encode()).decode("ascii")
+        return seal(self.cipher, org, name, {"secrets": values})
 
     def _open(self, secret: E.Entity) -> dict[str, str]:
-        org, name = secret["organizationId"], secret["name"]
+        name = secret["name"]
         try:
-            sealed = json.loads(self.cipher.decrypt(secret[ENCRYPTED].encode()))
-        except (InvalidToken, KeyError, TypeError, ValueError):
+            return unseal(self.cipher, secret.get(ENCRYPTED), secret["organizationId"],
+                          name)["secrets"]
+        except Unsealable as exc:
+            if exc.foreign:
+                raise UndecryptableSecret(f"secret {name} holds another secret's values") from None
             raise UndecryptableSecret(
                 f"secret {name} cannot be decrypted with the configured key "
                 "(was DISPATCH_SECRET_KEY changed? keep the old key after the new one "
                 "until the secrets are rotated)"
             ) from None
-        if sealed.get("org") != org or sealed.get("name") != name:
-            raise UndecryptableSecret(f"secret {name} holds another secret's values")
-        return sealed["secrets"]
+        except KeyError:
+            raise UndecryptableSecret(f"secret {name} holds another secret's values") from None
 
     def _reveal(self, secret: E.Entity, values: dict[str, str] | None = None) -> E.Entity:
         """The secret as the API shows it: its values in place of the token."""

@@ -101,10 +101,9 @@ class SubscriptionService:
         ``UPDATING`` or ``ERROR`` → ``READY`` if the function exists, else ``ERROR``.
         Idempotent; a write that loses a race is left to the next sync."""
         kind, org, name = E.parse_key(key)
-        try:
-            sub = self.store.get(kind, org, name)
-        except NotFound:
-            return
+        sub = self.store.find(key)
+        if sub is None:
+            return  # deleted meanwhile: nothing left to do
         try:
             if sub["status"] == E.DELETING:
                 self.store.delete(kind, org, name, revision=sub["revision"])

@@ -4,6 +4,7 @@ output, with any JSON Schema draft ``jsonschema`` knows ($schema picks it)."""
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import jsonschema
@@ -35,10 +36,15 @@ class SchemaValidation(Step):
     """Input invalid → ``InputError``; output invalid → ``FunctionError``; each message
     names the failing path (``$.name: 'name' is a required property``)."""
 
-    def __init__(self) -> None:
+    #: compiled validators kept per process; past it the least recently used goes (a
+    #: retired version's are never used again, and retirement happens in another process)
+    MAX_VALIDATORS = 1024
+
+    def __init__(self, max_validators: int = MAX_VALIDATORS) -> None:
         # compiled validators by (function version, direction): a schema changes only
-        # with a new version, so each is compiled once per process
-        self._validators: dict[tuple[str, str], Any] = {}
+        # with a new version, so each is compiled once per process while it is used
+        self._validators: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._max = max_validators
         self._lock = threading.Lock()
 
     def _validator(self, function: dict, direction: str):
@@ -51,6 +57,10 @@ class SchemaValidation(Step):
             if validator is None:
                 cls = jsonschema.validators.validator_for(schema)
                 validator = self._validators[cache_key] = cls(schema)
+                if len(self._validators) > self._max:
+                    self._validators.popitem(last=False)
+            else:
+                self._validators.move_to_end(cache_key)
         return validator
 
     def before(self, call: Call) -> None:
@@ -67,9 +77,3 @@ class SchemaValidation(Step):
         error = best_match(validator.iter_errors(value))
         if error is not None:
             raise StepError(error_type, f"{what} invalid against schema: {_describe(error)}")
-
-    def forget(self, version: str) -> None:
-        """Drop the compiled schemas of a retired version."""
-        with self._lock:
-            for direction in ("in", "out"):
-                self._validators.pop((version, direction), None)

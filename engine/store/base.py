@@ -18,8 +18,8 @@ import dataclasses
 import time
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from ..entities import Entity
-from ..errors import StaleRevision
+from ..entities import Entity, parse_key
+from ..errors import NotFound, StaleRevision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +129,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def revision(self) -> int:
         """The store's current revision (that of its last write)."""
+
+    def find(self, key: str) -> Entity | None:
+        """The entity at ``key``, or None if there is none: a job's first read, where an
+        entity deleted since the job was queued means there is nothing left to do."""
+        kind, org, name = parse_key(key)
+        try:
+            return self.get(kind, org, name)
+        except NotFound:
+            return None
 
     def modify(self, kind: str, org: str, name: str,
                change: Callable[[Entity], Entity | None], attempts: int = 5) -> Entity:

@@ -24,7 +24,7 @@ import pytest
 from engine.builders.base import BaseImageSpec, ImageSpec
 from engine.drivers import open_driver
 from engine.drivers.base import Deployment
-from engine.errors import FunctionBuildError
+from engine.errors import BuildError
 from engine.sources import pack
 
 pytestmark = pytest.mark.timeout(120)
@@ -383,7 +383,7 @@ def test_broken_handler_fails_prepare_with_reason(driver, deploy, language, case
         pytest.skip(f"does not apply to {language}")
     handler, code, reason = BROKEN[case][language]
     dep = deploy({language: code}, handler={language: handler})
-    with pytest.raises(FunctionBuildError, match=reason):
+    with pytest.raises(BuildError, match=reason):
         driver.prepare(dep)
     # a run does not raise for the function's own fault: it is the outcome's error
     out = driver.run(dep, {}, None)

@@ -25,7 +25,7 @@ import requests
 from engine.drivers import open_driver
 from engine.drivers.base import Deployment
 from engine.drivers.openwhisk import OpenWhiskDriver
-from engine.errors import FunctionBuildError
+from engine.errors import BuildError
 from engine.sources import pack
 from tests.contract.openwhisk_server import ContractOpenWhisk
 from tests.contract.test_driver import (  # noqa: F401 - the shared contract, run with these fixtures
@@ -143,7 +143,7 @@ def test_limits_are_clamped_into_openwhisks_ranges(whisk, make_driver, deploy, c
 @pytest.mark.parametrize("packaging", ["native"], indirect=True)
 def test_an_action_name_over_openwhisks_limit_is_a_clear_error(whisk, driver, deploy):
     dep = deploy(ECHO, name="f" * 250)
-    with pytest.raises(FunctionBuildError, match="at most 256"):
+    with pytest.raises(BuildError, match="at most 256"):
         driver.prepare(dep)
     out = driver.run(dep, {}, None)
     assert out.error["type"] == "FunctionError" and "at most 256" in out.error["message"]
@@ -154,7 +154,7 @@ def test_an_action_name_over_openwhisks_limit_is_a_clear_error(whisk, driver, de
 def test_wrong_credentials_fail_deploy_and_run_clearly(whisk, make_driver, deploy):
     driver = make_driver(auth="nobody:wrong")
     dep = deploy(ECHO)
-    with pytest.raises(FunctionBuildError, match=r"credentials were refused \(401.*DISPATCH_OPENWHISK_AUTH"):
+    with pytest.raises(BuildError, match=r"credentials were refused \(401.*DISPATCH_OPENWHISK_AUTH"):
         driver.prepare(dep)
     out = driver.run(dep, {}, None)  # not the function's fault
     assert out.error["type"] == "SystemError" and "credentials were refused (401" in out.error["message"]
@@ -163,7 +163,7 @@ def test_wrong_credentials_fail_deploy_and_run_clearly(whisk, make_driver, deplo
 @pytest.mark.parametrize("packaging", ["native"], indirect=True)
 def test_a_namespace_the_key_may_not_use_is_a_clear_error(whisk, make_driver, deploy):
     dep = deploy(ECHO)
-    with pytest.raises(FunctionBuildError, match=r"may not use namespace 'nowhere' \(403.*NAMESPACE"):
+    with pytest.raises(BuildError, match=r"may not use namespace 'nowhere' \(403.*NAMESPACE"):
         make_driver(namespace="nowhere").prepare(dep)
     make_driver(namespace="guest").prepare(dep)  # its own namespace by name works too
     assert action_of(whisk, dep) is not None
@@ -190,7 +190,7 @@ def test_a_failed_update_keeps_the_old_version_serving(whisk, driver, deploy):
     new = deploy(ECHO)
     whisk.put_error = (500, "the database is down")
     try:
-        with pytest.raises(FunctionBuildError, match="HTTP 500: the database is down"):
+        with pytest.raises(BuildError, match="HTTP 500: the database is down"):
             driver.prepare(new)
     finally:
         whisk.put_error = None
@@ -318,7 +318,7 @@ def test_transport_failure_is_a_system_error(deploy, packaging):
         pytest.skip("one packaging is enough")
     driver = OpenWhiskDriver(api_host="http://127.0.0.1:9", auth=AUTH)
     dep = deploy(ECHO)
-    with pytest.raises(FunctionBuildError, match="cannot be reached"):
+    with pytest.raises(BuildError, match="cannot be reached"):
         driver.prepare(dep)
     driver.close()
 

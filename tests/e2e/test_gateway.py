@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from engine.services.routes import MethodNotAllowed
+from engine.errors import MethodNotAllowed
 from engine.sources import pack
 
 from .conftest import wait_for_status, wait_until
@@ -47,7 +47,7 @@ class Org(requests.Session):
 
     def __init__(self, server, name: str):
         super().__init__()
-        self.base, self.name, self.routes = server.url, name, server.system.apis.routes
+        self.base, self.name, self.routes = server.url, name, server.system.routes
         self.headers["X-Dispatch-Org"] = name
 
     def create_api(self, expect: int = 200, **spec):

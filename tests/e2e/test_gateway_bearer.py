@@ -62,7 +62,7 @@ def world(secure, tmp_path_factory):
             "authentication": auth, "cors": True})
         assert r.status_code == 200, r.text
         assert r.json()["authentication"] == auth
-        wait_until(lambda: secure.system.apis.routes.match(None, f"/{team}{uri}", "GET"),
+        wait_until(lambda: secure.system.routes.match(None, f"/{team}{uri}", "GET"),
                    10, what=f"api {name} routed")
     return {"admin": admin, "team": team, "robot": robot, "outsider": outsider,
             "url": f"{secure.url}/{team}"}
@@ -189,7 +189,7 @@ def test_bearer_is_enforced_even_with_auth_off(tmp_path_factory):
         assert requests.post(f"{base}/v1/api", json={
             "name": "secure", "function": "echo", "uris": ["/secure"],
             "authentication": "bearer"}).status_code == 200
-        wait_until(lambda: server.system.apis.routes.match(None, "/default/secure", "GET"),
+        wait_until(lambda: server.system.routes.match(None, "/default/secure", "GET"),
                    10, what="api routed")
 
         assert requests.get(f"{base}/default/secure").status_code == 401

@@ -261,7 +261,7 @@ def test_a_bearer_api_takes_provider_tokens_but_not_sessions(server, admin, prov
     r = admin.post("/v1/api", json={"name": "hello", "function": "hello", "uris": ["/hello"],
                                     "authentication": "bearer"})
     assert r.status_code == 200, r.text
-    wait_until(lambda: server.system.apis.routes.match(None, "/default/hello", "GET"), 10,
+    wait_until(lambda: server.system.routes.match(None, "/default/hello", "GET"), 10,
                what="api hello routed")
 
     token = provider.login("judy")["access_token"]

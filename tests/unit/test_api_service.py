@@ -27,9 +27,7 @@ def jobs():
 
 @pytest.fixture
 def apis(store, jobs):
-    service = ApiService(store, jobs)
-    yield service
-    service.close()
+    return ApiService(store, jobs)
 
 
 def settle(apis, jobs):
@@ -100,13 +98,16 @@ def test_a_colliding_route_conflicts_naming_the_other_api(apis, store):
     assert [a["name"] for a in store.list(E.API)] == ["first"]
 
 
-def test_routes_that_differ_in_method_org_or_host_do_not_collide(apis):
+def test_routes_that_differ_in_method_org_or_host_do_not_collide(apis, store):
     apis.create("acme", {"name": "get", "function": "f", "uris": ["/hello"]})
     apis.create("acme", {"name": "post", "function": "f", "uris": ["/hello"],
                          "methods": ["POST"]})
     apis.create("other", {"name": "get", "function": "f", "uris": ["/hello"]})
     apis.create("acme", {"name": "hosted", "function": "f", "uris": ["/hello"],
                          "hosts": ["a.example.com"]})
+    # all four were stored: none of them collided with another
+    assert sorted((a["organizationId"], a["name"]) for a in store.list(E.API)) == [
+        ("acme", "get"), ("acme", "hosted"), ("acme", "post"), ("other", "get")]
 
 
 def test_hosts_collide_across_organizations_without_naming_the_other(apis):
@@ -152,8 +153,11 @@ def test_delete_answers_deleting_then_the_sync_removes_it(apis, jobs):
 
 def test_a_deleting_api_no_longer_blocks_its_routes(apis):
     apis.create("acme", {"name": "a", "function": "f"})
+    with pytest.raises(Conflict, match="api a"):  # the same route, while a is live
+        apis.create("acme", {"name": "early", "function": "f"})
     apis.delete("acme", "a")
-    apis.create("acme", {"name": "b", "function": "f"})
+    b = apis.create("acme", {"name": "b", "function": "f"})
+    assert b["uris"] == ["/"] and apis.get("acme", "a")["status"] == E.DELETING
 
 
 def test_list_filters_by_function(apis):

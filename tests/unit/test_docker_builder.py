@@ -22,7 +22,7 @@ from engine.builders.base import BaseImageSpec, BuildError, ImageSpec
 from engine.builders.docker import DockerBuilder
 from engine.drivers.base import Deployment
 from engine.drivers.docker import DockerDriver
-from engine.errors import FunctionBuildError
+from engine.errors import BuildError
 from engine.sources import pack
 
 pytestmark = pytest.mark.timeout(300)
@@ -103,7 +103,7 @@ def function(builder, tmp_path):
 
 
 def tags_of(engine, repository: str) -> list[str]:
-    return [tag for image in engine.services.catalog.list() for tag in image.tags if tag.startswith(repository + ":")]
+    return [tag for image in engine.images.list() for tag in image.tags if tag.startswith(repository + ":")]
 
 
 def test_check_base_finds_the_base_image(builder, base):
@@ -121,10 +121,10 @@ def test_a_missing_base_image_is_a_build_error(builder, registry):
 def test_a_base_image_that_goes_away_is_no_longer_present(builder, engine, base):
     repository = f"localhost/dispatch-test/base-{uuid.uuid4().hex[:8]}"
     ref = f"{repository}:latest"
-    engine.services.catalog.get(base.url).tag(repository, "latest")
+    engine.images.get(base.url).tag(repository, "latest")
     gone = dataclasses.replace(base, url=ref)
     assert builder.check_base(gone)["baseImage"] == ref
-    engine.services.catalog.remove(ref)
+    engine.images.remove(ref)
     assert not builder.base_present(gone)
 
 
@@ -211,14 +211,14 @@ def test_a_function_image_serves_dispatchs_protocol_on_port_8080_by_itself(build
         assert reply["context"]["error"] is None
     finally:
         container.remove(force=True)
-    labels = engine.services.catalog.get(dep.image_config["functionImage"]).labels
+    labels = engine.images.get(dep.image_config["functionImage"]).labels
     assert labels["io.dispatchframework.function"] == f"{ORG}/fn"
     assert labels["io.dispatchframework.function-version"] == dep.version
 
 
 def test_images_are_labelled_with_their_entity(build, engine):
     image, built = build()
-    labels = engine.services.catalog.get(built.url).labels
+    labels = engine.images.get(built.url).labels
     assert labels["io.dispatchframework.image-id"] == image.id
     assert labels["io.dispatchframework.image"] == f"{ORG}/{image.name}"
 
@@ -238,7 +238,7 @@ def test_remove_image_untags_it_and_deletes_it_from_the_registry(builder, base, 
 def test_the_docker_driver_refuses_a_function_without_a_function_image(driver):
     dep = Deployment(org=ORG, name="fn", version="v1", handler="fn.handle", language="python3", image="python3",
                      timeout_ms=0, source=lambda: b"")
-    with pytest.raises(FunctionBuildError, match="has no function image"):
+    with pytest.raises(BuildError, match="has no function image"):
         driver.prepare(dep)
 
 

@@ -40,7 +40,7 @@ def world(tmp_path):
     store = open_store("memory://")
     drivers = EventDriverService(store, RecordingJobs(),
                                  MultiFernet([Fernet(Fernet.generate_key())]),
-                                 lambda org, ev: ev, "http://api:1",
+                                 "http://api:1",
                                  allowed_commands=("/usr/bin/env", sys.executable))
     clock = Clock()
     secrets = {"keys": {"api-key": "k1"}}

@@ -8,12 +8,16 @@ import json
 import sys
 
 import pytest
+
+from api.errors import status_of
 from cryptography.fernet import Fernet, MultiFernet
 
 from engine import entities as E
 from engine.errors import Conflict, InvalidInput
 from engine.jobs import SYNC_EVENT_DRIVER, RecordingJobs
-from engine.services.event_drivers import EventDriverService, Unauthorized
+from engine.errors import Unauthenticated
+from engine.services.event_drivers import EventDriverService
+from engine.services.ingest import IngestService
 from engine.scheduler.reconciler import Reconciler
 from engine.store import open_store
 
@@ -29,10 +33,16 @@ def parts():
     store = open_store("memory://")
     jobs, emitted = RecordingJobs(), Emitted()
     service = EventDriverService(store, jobs, MultiFernet([Fernet(Fernet.generate_key())]),
-                                 emitted, "http://api.example:8080/", max_body_bytes=100,
+                                 "http://api.example:8080/",
                                  allowed_commands=("/usr/bin/env", sys.executable))
     yield service, store, jobs, emitted
     store.close()
+
+
+@pytest.fixture
+def ingest(parts):
+    service, store, _, emitted = parts
+    return IngestService(store, service, emitted, max_body_bytes=100)
 
 
 def test_a_driver_is_created_then_made_ready_by_its_job(parts):
@@ -65,43 +75,43 @@ def test_the_token_is_encrypted_at_rest_and_shown_with_the_ingest_url(parts):
     assert driver["token"] not in raw and "encryptedToken" not in driver
 
 
-def test_a_token_authenticates_only_its_own_driver(parts):
+def test_a_token_authenticates_only_its_own_driver(parts, ingest):
     service, _, _, _ = parts
     a = service.create("o1", {"name": "hook", "type": "webhook"})
     b = service.create("o2", {"name": "hook", "type": "webhook"})
-    assert service.authenticate(a["token"], "hook")["organizationId"] == "o1"
-    assert service.authenticate(b["token"], "hook")["organizationId"] == "o2"
-    assert service.authenticate(b["token"])["organizationId"] == "o2"
+    assert ingest.authenticate(a["token"], "hook")["organizationId"] == "o1"
+    assert ingest.authenticate(b["token"], "hook")["organizationId"] == "o2"
+    assert ingest.authenticate(b["token"])["organizationId"] == "o2"
     for token, name in ((a["token"], "other"), ("", "hook"), (None, None), ("x", None)):
-        with pytest.raises(Unauthorized, match="token not recognized"):
-            service.authenticate(token, name)
+        with pytest.raises(Unauthenticated, match="token not recognized"):
+            ingest.authenticate(token, name)
 
 
-def test_a_plain_body_is_wrapped_in_an_event_of_the_drivers_org(parts):
+def test_a_plain_body_is_wrapped_in_an_event_of_the_drivers_org(parts, ingest):
     service, store, _, emitted = parts
     service.create("o", {"name": "hook", "type": "webhook",
                          "config": [{"key": "eventType", "value": "order.paid"}]})
     service.sync("/dispatch/driver/o/hook")
     driver = store.get(E.DRIVER, "o", "hook")
-    service.ingest(driver, {"Content-Type": "application/json", "X-Request-Id": "r-1"},
+    ingest.ingest(driver, {"Content-Type": "application/json", "X-Request-Id": "r-1"},
                    b'{"total": 3}')
     [(org, event)] = emitted
     assert org == "o" and event["type"] == "order.paid" and event["id"] == "r-1"
     assert event["source"] == "/v1/event/ingest/hook" and event["data"] == {"total": 3}
     with pytest.raises(InvalidInput, match="invalid JSON body"):
-        service.ingest(driver, {"Content-Type": "application/json"}, b"{nope")
+        ingest.ingest(driver, {"Content-Type": "application/json"}, b"{nope")
     assert len(emitted) == 1
 
 
-def test_ingest_refuses_a_driver_not_ready_and_a_body_over_the_limit(parts):
+def test_ingest_refuses_a_driver_not_ready_and_a_body_over_the_limit(parts, ingest):
     service, store, _, emitted = parts
     service.create("o", {"name": "hook", "type": "webhook"})
     with pytest.raises(Conflict, match="not READY"):
-        service.ingest(store.get(E.DRIVER, "o", "hook"), {}, b"{}")
+        ingest.ingest(store.get(E.DRIVER, "o", "hook"), {}, b"{}")
     service.sync("/dispatch/driver/o/hook")
     with pytest.raises(Exception, match="over the limit of 100") as caught:
-        service.ingest(store.get(E.DRIVER, "o", "hook"), {}, b"x" * 101)
-    assert caught.value.status == 413 and not emitted
+        ingest.ingest(store.get(E.DRIVER, "o", "hook"), {}, b"x" * 101)
+    assert status_of(caught.value) == 413 and not emitted
 
 
 def test_an_update_cannot_change_the_type_and_is_synced(parts):
@@ -128,7 +138,7 @@ def test_command_types_run_only_the_executables_an_operator_allowed(parts):
     with pytest.raises(InvalidInput, match="'/bin/sh' is not an allowed driver executable"):
         service.create_type("o", {"name": "sh", "command": ["/bin/sh", "-c", "id"]})
     closed = EventDriverService(store, jobs, MultiFernet([Fernet(Fernet.generate_key())]),
-                                emitted, "http://api.example:8080/")
+                                "http://api.example:8080/")
     with pytest.raises(InvalidInput, match="turned off here.*DISPATCH_DRIVER_COMMANDS"):
         closed.create_type("o", {"name": "py", "command": [sys.executable, "-V"]})
     assert store.list(E.DRIVER_TYPE, "o") == []

@@ -9,6 +9,7 @@ from api.gateway.app import create_gateway_app
 from engine import entities as E
 from engine.jobs import RecordingJobs
 from engine.services.apis import ApiService
+from engine.services.routes import RouteTable
 from engine.settings import Settings
 from engine.store import open_store
 
@@ -33,6 +34,7 @@ class System:
         api = self.apis.create("acme", {"name": "a", "function": "f", "uris": ["/a"],
                                         "methods": ["POST"]})
         self.apis.sync(E.key_of(api))
+        self.routes = RouteTable(self.store)
         self.runs = runs
 
 
@@ -54,7 +56,7 @@ def test_run_outcomes_map_to_status_codes(tmp_path, status, error, code):
     else:
         assert r.json["code"] == code and "run run-1 of function f" in r.json["message"]
     assert runs.started[0][:2] == ("acme", "f")  # the path's org, not the header's
-    system.apis.close()
+    system.routes.close()
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_any_run(tmp_path):
@@ -66,4 +68,4 @@ def test_a_declared_length_over_the_limit_is_refused_before_any_run(tmp_path):
     r = client.post("/acme/a", data={"f": "x" * 200})
     assert r.status_code == 413 and "100 bytes" in r.json["message"]
     assert runs.started == []
-    system.apis.close()
+    system.routes.close()

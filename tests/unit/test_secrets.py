@@ -7,6 +7,8 @@ import stat
 import threading
 
 import pytest
+
+from api.errors import status_of
 from cryptography.fernet import Fernet, MultiFernet
 
 from engine import entities as E
@@ -219,7 +221,7 @@ def test_a_changed_key_is_a_clear_error_not_a_crash(store):
         "default", {"name": "door", "secrets": {"password": PASSWORD}})
     with pytest.raises(UndecryptableSecret, match="DISPATCH_SECRET_KEY") as caught:
         SecretService(store, cipher(Fernet.generate_key())).get("default", "door")
-    assert caught.value.status == 500
+    assert status_of(caught.value) == 500
     assert PASSWORD not in caught.value.message
 
 

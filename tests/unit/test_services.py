@@ -11,7 +11,7 @@ import pytest
 
 from engine import entities as E
 from engine.drivers.base import Deployment, Driver, Outcome
-from engine.errors import Conflict, FunctionBuildError, InvalidInput, NotFound
+from engine.errors import Conflict, BuildError, InvalidInput, NotFound
 from engine.services.catalog import ImageCatalog
 from engine.jobs import CREATE_FUNCTION, DELETE_FUNCTION, EXECUTE_RUN, RecordingJobs
 from engine.services.functions import FunctionService
@@ -34,7 +34,7 @@ class ScriptedDriver(Driver):
     def prepare(self, deployment: Deployment) -> None:
         deployment.source()  # the source must be loadable
         if self.fail_prepare:
-            raise FunctionBuildError(self.fail_prepare)
+            raise BuildError(self.fail_prepare)
         self.prepared.append(deployment.version)
 
     def run(self, deployment, context, payload):

@@ -117,3 +117,12 @@ def test_a_step_error_after_the_call_fails_the_run():
 
     outcome = run_pipeline([Refuse()], call(), returning(1))
     assert outcome.error["message"] == "no"
+
+
+def test_compiled_schemas_are_bounded_least_recently_used_first():
+    from engine.steps.validation import SchemaValidation
+    validation = SchemaValidation(max_validators=2)
+    schema = {"schema": {"in": {"type": "object"}}}
+    for version in ("v1", "v2", "v1", "v3"):  # v1 used again: v2 is the oldest unused
+        assert validation._validator(dict(schema, faasId=version), "in") is not None
+    assert list(validation._validators) == [("v1", "in"), ("v3", "in")]

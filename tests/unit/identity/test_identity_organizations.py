@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from api.errors import status_of
+
 from engine import entities as E
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.identity.errors import UnknownOrganization
@@ -58,7 +60,7 @@ def test_require_answers_403_for_an_unknown_organization(orgs):
     assert orgs.require("acme") == "acme"
     with pytest.raises(UnknownOrganization, match="organization 'ghost' does not exist") as caught:
         orgs.require("ghost")
-    assert caught.value.status == 403
+    assert status_of(caught.value) == 403
     for bad in ("", "../acme", "acme/x"):
         with pytest.raises(UnknownOrganization):
             orgs.require(bad)

