@@ -187,8 +187,12 @@ def test_a_wrong_etcd_address_fails_readiness_naming_it_and_heals_when_etcd_come
              "--initial-cluster", f"default=http://127.0.0.1:{peer_port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: ready(env["url"]), 90, what="the api to become ready")
-        assert requests.get(f"{env['url']}/v1/function", timeout=10,
-                            headers={"X-Dispatch-Org": "default"}).status_code == 200
+        # each of gunicorn's two workers assembles its own engine: both, in time
+        for _ in range(4):
+            wait_until(lambda: requests.get(f"{env['url']}/v1/function", timeout=10,
+                                            headers={"X-Dispatch-Org": "default"}
+                                            ).status_code == 200, 90,
+                       what="the api to serve /v1/function")
     finally:
         procs.stop_all()
         if etcd is not None:

@@ -117,7 +117,8 @@ def test_prometheus_counts_the_runs_a_distributed_dispatch_made(prometheus, tmp_
         url, f'sum(rate(dispatch_runs_total{{function="{function}",status="ERROR"}}[5m]))'
              f' / sum(rate(dispatch_runs_total{{function="{function}"}}[5m]))'),
         60, what="the error rate")
-    assert 0 < error_rate < 1
+    # (1.0 when every READY run fell between two scrapes: only the error shows a rise)
+    assert 0 < error_rate <= 1
     assert wait_until(lambda: scalar(
         url, f'histogram_quantile(0.99, sum by (le) (rate('
              f'dispatch_run_duration_seconds_bucket{{function="{function}"}}[5m])))'),
