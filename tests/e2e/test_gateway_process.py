@@ -31,14 +31,6 @@ def ready(url: str) -> bool:
         return False
 
 
-def answers(url: str) -> bool:
-    try:
-        requests.get(url, timeout=1)
-        return True
-    except requests.RequestException:
-        return False
-
-
 @pytest.fixture
 def cluster(etcd_endpoint, tmp_path):
     redis.Redis(db=REDIS_DB).flushdb()
