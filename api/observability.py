@@ -23,7 +23,6 @@ import logging
 import re
 import threading
 import time
-import uuid
 from typing import Any, Callable
 
 from flask import Flask, Response, current_app, g, jsonify, request
@@ -56,11 +55,12 @@ def register(app: Flask, server: str, health: Health) -> None:
     """Request ids, traces, log context and request metrics for ``app`` (``server``:
     ``api`` or ``gateway``, a label of the metrics)."""
     app.extensions[HEALTH_KEY] = health
+    children: dict[tuple[str, str, int], tuple] = {}
 
     def begin() -> None:
         g.observed_at = time.perf_counter()
         sent = request.headers.get("X-Request-Id", "")
-        g.request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+        g.request_id = sent if _REQUEST_ID.match(sent) else logs.new_trace_id()
         g.log_tokens = logs.bind(request_id=g.request_id,
                                  **logs.trace_fields(request.headers.get("traceparent")))
 
@@ -78,19 +78,25 @@ def register(app: Flask, server: str, health: Health) -> None:
         if started is None:  # a request that never reached begin()
             return response
         route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        method = request.method
+        method, code = request.method, response.status_code
         seconds = time.perf_counter() - started
-        metrics.HTTP_REQUESTS.labels(server, route, method, str(response.status_code)).inc()
-        metrics.HTTP_LATENCY.labels(server, route, method).observe(seconds)
+        series = children.get((route, method, code))
+        if series is None:  # made once per route, method and code: later a dict lookup
+            series = children[(route, method, code)] = (
+                metrics.HTTP_REQUESTS.labels(server, route, method, str(code)),
+                metrics.HTTP_LATENCY.labels(server, route, method))
+        series[0].inc()
+        series[1].observe(seconds)
         # the path without its query (which may carry a token: ?authToken=); probes and
         # scrapes every few seconds would drown the rest
         if route not in QUIET_ROUTES:
             access_log.info("http.request method=%s path=%s route=%s status=%d ms=%.2f", method,
                             request.path, route, response.status_code, seconds * 1000)
-        response.headers.setdefault("X-Request-Id", g.request_id)
+        # added, not set: no view sets these, and a set would scan the headers
+        response.headers.add("X-Request-Id", g.request_id)
         trace = logs.traceparent()
         if trace:
-            response.headers.setdefault("traceparent", trace)
+            response.headers.add("traceparent", trace)
         return response
 
     def end(_exc: BaseException | None) -> None:
