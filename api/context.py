@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from engine.entities import NAME_MESSAGE, NAME_PATTERN
+from engine.names import validate_name
 from engine.errors import InvalidInput
 from engine.system import Dispatch
 
@@ -23,13 +23,13 @@ def org() -> str:
     access = g.get("access")
     value = (access.org if access is not None else None) or \
         request.headers.get(ORG_HEADER) or DEFAULT_ORG
-    if not NAME_PATTERN.match(value):
-        raise InvalidInput(f"{ORG_HEADER} {value!r} {NAME_MESSAGE}")
-    return value
+    return validate_name(value, ORG_HEADER)
 
 
 def parse_tags(values: list[str] | None) -> dict[str, str] | None:
-    """Dispatch's ``?tags=app=NAME`` filter: only ``app``/``application`` keys exist."""
+    """Dispatch's ``?tags=app=NAME`` filter: only ``app``/``application`` keys exist; an
+    empty ``tags=`` filters nothing out."""
+    values = [value for value in values or () if value]
     if not values:
         return None
     tags: dict[str, str] = {}

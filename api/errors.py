@@ -9,6 +9,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from engine import errors as E
 
+from .body import body_limit_message
+
 log = logging.getLogger("dispatch.api")
 
 #: every engine error class → the HTTP status it answers with; a class not listed takes
@@ -87,8 +89,11 @@ def register(app: Flask) -> None:
         if exc.code == 413 and exc.description == RequestEntityTooLarge.description:
             # werkzeug's own refusal: name the limit it applied
             limit = current_app.config.get("MAX_CONTENT_LENGTH")
-            return error_response(413, f"request body is larger than the limit of {limit} bytes")
-        return error_response(exc.code or 500, exc.description or exc.name)
+            return error_response(413, body_limit_message(limit))
+        response = error_response(exc.code or 500, exc.description or exc.name)
+        if getattr(exc, "valid_methods", None):  # a 405 says what is allowed
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -55,7 +55,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from flask import Flask, current_app, g, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from engine.entities import NAME_MESSAGE, NAME_PATTERN
+from engine.names import validate_name
 from engine.errors import InvalidInput
 from engine.identity.oidc import parse_issuers
 from engine.identity.principal import USER, Principal
@@ -114,9 +114,7 @@ def parse_client(config: str | dict | None) -> OidcClient | None:
             raise InvalidInput(f"DISPATCH_OIDC_CLIENT.{field} must be a string")
     if not config["issuer"].startswith(("https://", "http://")):
         raise InvalidInput("DISPATCH_OIDC_CLIENT.issuer must be an http(s) URL")
-    if not NAME_PATTERN.match(config["organization"]):
-        raise InvalidInput(f"DISPATCH_OIDC_CLIENT.organization {config['organization']!r} "
-                           f"{NAME_MESSAGE}")
+    validate_name(config["organization"], "DISPATCH_OIDC_CLIENT.organization")
     if "openid" not in config.get("scopes", "openid").split():
         raise InvalidInput("DISPATCH_OIDC_CLIENT.scopes must include openid")
     return OidcClient(**config)

@@ -8,12 +8,11 @@ PUT → 200, DELETE → 200 with the entity (``DELETING``; removed once synced).
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
 
 from api.context import org, parse_tags, system
 
-from .common import EntitySchema
+from .common import Blueprint, EntitySchema, name_field
 
 blp = Blueprint("api", __name__, url_prefix="/v1/api",
                 description="APIs: HTTP routes of the gateway, each running a function")
@@ -38,7 +37,7 @@ class ApiSchema(EntitySchema):
 
 
 class ApiUpdateSchema(ApiSchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
     function = fields.String(allow_none=True)
 
 

@@ -1,8 +1,32 @@
-"""Schemas every resource shares: the entity envelope and tags."""
+"""What every resource shares: the Blueprint class, the entity envelope and tags."""
 
 from __future__ import annotations
 
+import flask_smorest
 from marshmallow import EXCLUDE, Schema, fields
+
+from api.body import DispatchParser
+from engine.names import NAME_MAX, NAME_MESSAGE, NAME_PATTERN
+
+#: the name rule in the document (ECMA regex; the engine matches the whole string)
+NAME_PATTERN_DOC = f"^{NAME_PATTERN.pattern}$"
+
+
+def name_field(metadata: dict | None = None, **kwargs) -> fields.String:
+    """An entity's name as the document declares it; :mod:`engine.names` checks it (the
+    whole string; lower-case for event drivers) and words the 400."""
+    description = (metadata or {}).get("description")
+    rule = f"{NAME_MESSAGE}; at most {NAME_MAX} characters"
+    return fields.String(metadata={
+        **(metadata or {}), "description": f"{description}; {rule}" if description else rule,
+        "minLength": 1, "maxLength": NAME_MAX, "pattern": NAME_PATTERN_DOC}, **kwargs)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint whose JSON bodies are read within the depth limit and
+    whose ``PUT`` needs a body (:class:`api.body.DispatchParser`)."""
+
+    ARGUMENTS_PARSER = DispatchParser()
 
 
 class TagSchema(Schema):
@@ -23,7 +47,7 @@ class EntitySchema(Schema):
 
     id = fields.String(dump_only=True)
     kind = fields.String(dump_only=True)
-    name = fields.String(required=True)
+    name = name_field(required=True)
     organizationId = fields.String(dump_only=True)
     createdTime = fields.Integer(dump_only=True)
     modifiedTime = fields.Integer(dump_only=True)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
 
+from api.body import read_body
 from api.context import org, parse_tags, system
-from engine.errors import TooLarge
 
-from .common import EntitySchema, TagsQuerySchema
+from .common import Blueprint, EntitySchema, TagsQuerySchema, name_field
 
 blp = Blueprint("event_driver", __name__, url_prefix="/v1/event",
                 description="Event drivers (cron, webhook, custom) and their types")
@@ -63,7 +62,7 @@ class LastMissedSchema(Schema):
 
 
 class DriverSchema(EntitySchema):
-    name = fields.String(allow_none=True, metadata={"description": "random if left out"})
+    name = name_field(allow_none=True, metadata={"description": "random if left out"})
     type = fields.String(required=True)
     config = fields.List(fields.Nested(ConfigSchema), allow_none=True)
     secrets = fields.List(fields.String(), allow_none=True)
@@ -160,21 +159,11 @@ def _token() -> str | None:
     return request.args.get("authToken")
 
 
-def _body() -> bytes:
-    limit = system().settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(f"the request body is larger than the limit of {limit} bytes")
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise TooLarge(f"the request body is larger than the limit of {limit} bytes")
-    return body
-
-
 def _ingest(driver_name: str | None):
     service = system().ingest
     # the token first: an unknown caller learns nothing, not even the body limit
     driver = service.authenticate(_token(), driver_name)
-    records = service.ingest(driver, request.headers, _body())
+    records = service.ingest(driver, request.headers, read_body())
     return {"events": [{"id": r["event"]["id"], "source": r["event"]["source"],
                         "type": r["event"]["type"], "name": r["name"],
                         "duplicate": bool(r.get("duplicate"))} for r in records]}

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
+from marshmallow.validate import Range
 
+from api.body import read_body
 from api.context import org, parse_tags, system
-from engine.errors import TooLarge
 from engine.cloudevents import parse_http
+from engine.limits import LIST_LIMIT_MAX
 
-from .common import EntitySchema, TagsQuerySchema
+from .common import Blueprint, EntitySchema, TagsQuerySchema, name_field
 
 blp = Blueprint("event", __name__, url_prefix="/v1/event",
                 description="Events: emit CloudEvents; subscriptions run functions on them")
@@ -30,12 +31,13 @@ class EventQuerySchema(Schema):
         unknown = EXCLUDE
 
     type = fields.String(metadata={"description": "only events of this type"})
-    limit = fields.Integer(metadata={"description": "at most this many, newest first"})
+    limit = fields.Integer(validate=Range(1, LIST_LIMIT_MAX),
+                           metadata={"description": "at most this many, newest first"})
 
 
 class SubscriptionSchema(EntitySchema):
-    name = fields.String(allow_none=True,
-                         metadata={"description": "random (petname + 6 digits) if left out"})
+    name = name_field(allow_none=True,
+                      metadata={"description": "random (petname + 6 digits) if left out"})
     eventType = fields.String(required=True)
     function = fields.String(required=True)
     secrets = fields.List(fields.String(), allow_none=True,
@@ -47,17 +49,6 @@ def emission(record: dict) -> dict:
     return {"id": record["id"], "name": record["name"],
             "emitted-time": record["createdTime"], "tags": record.get("tags") or [],
             "event": record["event"], "duplicate": record["duplicate"]}
-
-
-def read_body() -> bytes:
-    """The raw request body; 413 naming the limit past ``max_body_bytes``."""
-    limit = system().settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(f"the request body is larger than the limit of {limit} bytes")
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise TooLarge(f"the request body is larger than the limit of {limit} bytes")
-    return body
 
 
 # strict_slashes=False: "/v1/event" answers as "/v1/event/" (Dispatch's path) does

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
+from marshmallow.validate import Range
 
 from api.context import org, parse_tags, system
+from engine.limits import CONCURRENCY_MAX, TIMEOUT_MAX_MS
 
-from .common import EntitySchema, TagsQuerySchema
+from .common import Blueprint, EntitySchema, TagsQuerySchema, name_field
 
 blp = Blueprint("function", __name__, url_prefix="/v1/function",
                 description="Functions: source built onto an image, run by a driver")
@@ -34,17 +35,18 @@ class FunctionSchema(EntitySchema):
     schema = fields.Nested(FunctionSchemasSchema, allow_none=True)
     secrets = fields.List(fields.String(), allow_none=True)
     services = fields.List(fields.String(), allow_none=True)
-    timeout = fields.Integer(allow_none=True, metadata={"description": "milliseconds"})
+    timeout = fields.Integer(allow_none=True, validate=Range(0, TIMEOUT_MAX_MS),
+                             metadata={"description": "milliseconds (0: the default)"})
     network = fields.Boolean(allow_none=True,
                              metadata={"description": "may the function reach the network"})
-    concurrency = fields.Integer(allow_none=True,
+    concurrency = fields.Integer(allow_none=True, validate=Range(0, CONCURRENCY_MAX),
                                  metadata={"description": "most instances at once (0: default)"})
     faasId = fields.String(dump_only=True)
     functionImageURL = fields.String(dump_only=True, allow_none=True)
 
 
 class FunctionUpdateSchema(FunctionSchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
 
 
 @blp.route("")

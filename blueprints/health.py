@@ -5,13 +5,31 @@ from __future__ import annotations
 import platform
 import sys
 
-from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 
 from api import observability
 from api.context import system
 from engine import __version__
 
+from .common import Blueprint
+
 blp = Blueprint("health", __name__, description="Health, readiness, metrics and version")
+
+
+class VersionSchema(Schema):
+    """Dispatch's ``Version``."""
+
+    class Meta:
+        ordered = True
+
+    version = fields.String()
+    commit = fields.String()
+    buildDate = fields.String()
+    goVersion = fields.String()
+    compiler = fields.String()
+    platform = fields.String()
+    builder = fields.String(metadata={"description": "local or docker"})
+    registry = fields.String(metadata={"description": "the docker builder's registry"})
 
 
 def version() -> dict:
@@ -34,6 +52,7 @@ def version() -> dict:
 
 
 @blp.route("/healthz")
+@blp.response(200, VersionSchema)
 def healthz():
     """Live: the process answers (the body is the version, as Dispatch's). Whether it
     can serve is ``/readyz``'s question."""
@@ -41,6 +60,8 @@ def healthz():
 
 
 @blp.route("/readyz")
+@blp.alt_response(200, description="ready: {role, ready, status, problems, checks}")
+@blp.alt_response(503, description="not ready: problems names each failing check")
 def readyz():
     """Ready: the store and the broker answer. 503 with ``problems`` naming what is
     wrong otherwise."""
@@ -48,12 +69,14 @@ def readyz():
 
 
 @blp.route("/metrics")
+@blp.alt_response(200, description="Prometheus text exposition format")
 def metrics():
     """Prometheus metrics of this process group (text exposition format)."""
     return observability.metrics_response()
 
 
 @blp.route("/v1/version")
+@blp.response(200, VersionSchema)
 def get_version():
     """The server's version."""
     return version()

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields
 
 from api.context import org, system
 from engine.errors import NotFound
 
-from .common import EntitySchema
+from .common import Blueprint, EntitySchema, name_field
 
 blp = Blueprint("iam", __name__, url_prefix="/v1/iam",
                 description="Identity: organizations, service accounts and policies")
@@ -47,7 +46,7 @@ class OrganizationSchema(EntitySchema):
 
 
 class OrganizationUpdateSchema(OrganizationSchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
 
 
 @blp.route("/organization", strict_slashes=False)
@@ -110,7 +109,7 @@ class ServiceAccountSchema(EntitySchema):
 
 
 class ServiceAccountUpdateSchema(ServiceAccountSchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
 
 
 @blp.route("/serviceaccount", strict_slashes=False)
@@ -160,7 +159,7 @@ class PolicySchema(EntitySchema):
 
 
 class PolicyUpdateSchema(PolicySchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
 
 
 @blp.route("/policy", strict_slashes=False)

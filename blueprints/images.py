@@ -10,12 +10,11 @@ server's own and is never shown.
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
 
 from api.context import org, parse_tags, system
 
-from .common import EntitySchema, TagsQuerySchema
+from .common import Blueprint, EntitySchema, TagsQuerySchema, name_field
 
 blp = Blueprint("image", __name__, url_prefix="/v1",
                 description="Base images (language runtimes) and images (dependencies on them)")
@@ -29,7 +28,7 @@ class BaseImageSchema(EntitySchema):
 
 
 class BaseImageUpdateSchema(BaseImageSchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
 
 
 class RuntimeDependenciesSchema(Schema):
@@ -66,7 +65,7 @@ class ImageSchema(EntitySchema):
 
 
 class ImageUpdateSchema(ImageSchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
 
 
 class ImagesQuerySchema(TagsQuerySchema):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
+from marshmallow.validate import Range
 
 from api.context import org, parse_tags, system
+from engine.limits import LIST_LIMIT_MAX, TIME_MAX
 
-from .common import EntitySchema
+from .common import Blueprint, EntitySchema
 
 blp = Blueprint("runs", __name__, url_prefix="/v1/runs", description="Runs of functions")
 
@@ -43,9 +44,12 @@ class RunQuerySchema(Schema):
         unknown = EXCLUDE
 
     functionName = fields.String()
-    since = fields.Integer(metadata={"description": "Unix seconds: runs modified after"})
+    # Dispatch's CLI sends Go's zero time, -62135596800
+    since = fields.Integer(validate=Range(-TIME_MAX, TIME_MAX),
+                           metadata={"description": "Unix seconds: runs modified after"})
     tags = fields.List(fields.String())
-    limit = fields.Integer(metadata={"description": "at most this many runs, newest first"})
+    limit = fields.Integer(validate=Range(1, LIST_LIMIT_MAX),
+                           metadata={"description": "at most this many runs, newest first"})
 
 
 @blp.route("")

@@ -9,12 +9,11 @@ DELETE → 204 with no body. Its basePath was ``/v1/secret`` with paths ``/``, s
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields
 
 from api.context import org, parse_tags, system
 
-from .common import EntitySchema, TagsQuerySchema
+from .common import Blueprint, EntitySchema, TagsQuerySchema, name_field
 
 blp = Blueprint("secret", __name__, url_prefix="/v1/secret",
                 description="Secrets: maps of strings, encrypted at rest, given to runs")
@@ -35,7 +34,7 @@ class SecretSchema(EntitySchema):
 
 
 class SecretUpdateSchema(SecretSchema):
-    name = fields.String(metadata={"description": "must match the path's name if given"})
+    name = name_field(metadata={"description": "must match the path's name if given"})
     secrets = fields.Dict(allow_none=True,
                           metadata={"description": "the new values; left out: kept as they are"})
 

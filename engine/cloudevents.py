@@ -31,6 +31,7 @@ from cloudevents.core.exceptions import CloudEventValidationError
 from cloudevents.core.v1.event import CloudEvent
 
 from .errors import InvalidInput
+from .limits import check_depth, depth_message
 
 #: Dispatch's event type (and subscription eventType) pattern and length limit
 EVENT_TYPE_PATTERN = re.compile(r"^[\w\d\.\-]+$")
@@ -245,7 +246,9 @@ def _json_body(body: bytes) -> Any:
     if not body:
         raise InvalidInput("invalid JSON body: the body is empty")
     try:
-        return json.loads(body)
+        return check_depth(json.loads(body), "JSON body")
+    except RecursionError:
+        raise InvalidInput(depth_message("JSON body")) from None
     except UnicodeDecodeError:
         raise InvalidInput("invalid JSON body: not UTF-8") from None
     except ValueError as exc:
@@ -270,7 +273,9 @@ def _body_data(body: bytes, content_type: str | None) -> Any:
         return None
     if not content_type or JSON_TYPE.match(content_type):
         try:
-            return json.loads(body)
+            return check_depth(json.loads(body), "data")
+        except RecursionError:
+            raise InvalidInput(depth_message("data")) from None
         except UnicodeDecodeError:
             raise InvalidInput("invalid JSON body: not UTF-8") from None
         except ValueError as exc:
@@ -292,6 +297,6 @@ def is_cloudevent(headers: Mapping[str, str], body: bytes) -> bool:
         return False
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(value, dict) and ("specversion" in value or "cloudEventsVersion" in value)

@@ -7,7 +7,6 @@ They are stored under ``/dispatch/<kind>/<org>/<name>``.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from typing import Any
@@ -55,12 +54,6 @@ DELETING = "DELETING"
 #: an external resource (a base image) that was READY and has disappeared
 MISSING = "MISSING"
 SETTLED = (READY, ERROR)
-
-NAME_PATTERN = re.compile(r"^[\w\d][\w\d\-]*$")
-NAME_MESSAGE = (
-    "should start with letter or number and may only contain letters, numbers, "
-    "underscores and dashes"
-)
 
 
 def key(kind: str, org: str, name: str) -> str:

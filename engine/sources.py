@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import io
 import os
 import tarfile
@@ -14,6 +13,9 @@ from .errors import InvalidInput
 
 #: the decoded size above which a source is refused (etcd's request limit is 1.5 MB)
 MAX_SOURCE_BYTES = 1024 * 1024
+#: the unpacked (uncompressed tar) size above which a source is refused: decompression
+#: stops there, so a gzip bomb never takes more memory than this
+MAX_UNPACKED_BYTES = 32 * 1024 * 1024
 
 
 def decode(source_b64: str) -> bytes:
@@ -28,10 +30,7 @@ def decode(source_b64: str) -> bytes:
         raw = base64.b64decode(source_b64, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInput("source is not valid base64") from None
-    try:
-        tar_bytes = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error):
-        raise InvalidInput("source is not a valid tar.gz archive: not gzip data") from None
+    tar_bytes = gunzip(raw, MAX_UNPACKED_BYTES)
     # pad an unterminated archive to a block boundary plus two zero blocks
     tar_bytes += b"\0" * (-len(tar_bytes) % 512) + b"\0" * 1024
     try:
@@ -51,6 +50,30 @@ def decode(source_b64: str) -> bytes:
     if len(packed) > MAX_SOURCE_BYTES:
         raise InvalidInput(f"source is larger than {MAX_SOURCE_BYTES} bytes")
     return packed
+
+
+def gunzip(raw: bytes, limit: int) -> bytes:
+    """``raw``'s gzip members decompressed, holding at most ``limit`` + 1 bytes of output:
+    :class:`InvalidInput` naming the limit as soon as the output passes it."""
+    out = bytearray()
+    rest = raw
+    try:
+        while rest.strip(b"\0"):  # members follow each other; zero padding may end them
+            member = zlib.decompressobj(wbits=31)  # gzip framing
+            pending = rest
+            while not member.eof:
+                out += member.decompress(pending, limit + 1 - len(out))
+                if len(out) > limit:
+                    raise InvalidInput(f"source unpacks to more than the limit of {limit} "
+                                       "bytes")
+                pending = member.unconsumed_tail
+                if not pending and not member.eof:
+                    raise InvalidInput("source is not a valid tar.gz archive: the gzip data "
+                                       "is truncated")
+            rest = member.unused_data
+    except zlib.error:
+        raise InvalidInput("source is not a valid tar.gz archive: not gzip data") from None
+    return bytes(out)
 
 
 def _check_member(member: tarfile.TarInfo) -> None:

@@ -37,12 +37,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine import entities as E
 from engine.errors import (BehindFailed, DeadlineExceeded, DispatchError, InvalidInput,
-                           MethodNotAllowed, NotFound, RunFailed, TooLarge, UnsupportedMedia)
+                           MethodNotAllowed, NotFound, RunFailed, UnsupportedMedia)
 from engine.health import Health
+from engine.limits import load_json
 from engine.services.routes import Match
 from engine.system import Dispatch
 
 from .. import errors, observability
+from ..body import body_limit_message, check_declared_length, read_body
 from .auth import GatewayUnauthenticated, authenticate
 
 log = logging.getLogger("dispatch.gateway")
@@ -53,7 +55,8 @@ API_SEGMENTS = frozenset({"v1", "healthz", "readyz", "metrics", "docs", "openapi
 #: request headers a function never sees
 HIDDEN_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+# TRACE too: the route table answers it (405 with Allow on an API's path, else 404)
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
 
 
 def create_gateway_app(system: Dispatch, health: Health | None = None,
@@ -126,8 +129,8 @@ def _handle(path: str) -> Response:
         response = exc.response
     except DispatchError as exc:
         response = errors.dispatch_error_response(exc)
-    except RequestEntityTooLarge:
-        response = errors.error_response(413, body_limit_message())
+    except RequestEntityTooLarge:  # werkzeug's, reading a form
+        response = errors.error_response(413, body_limit_message(limit_of_app()))
     if api.get("cors"):
         response.headers["Access-Control-Allow-Origin"] = "*"
     return response
@@ -142,8 +145,7 @@ def _serve(system: Dispatch, match: Match) -> Response:
         raise InvalidInput(f"Please use {protocols[0].upper()} protocol")
     authenticate(system, api)  # bearer APIs: 401/403 before the body is read
     limit = system.settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(body_limit_message(limit))
+    check_declared_length(limit)
     payload = read_input(limit)
     blocking = request.headers.get("X-Dispatch-Blocking", "").strip().lower() != "false"
     body = {"blocking": blocking, "input": payload, "httpContext": http_context(match)}
@@ -183,17 +185,12 @@ def read_input(limit: int) -> Any:
     content_type = request.mimetype  # lower-case, without parameters
     if content_type in FORMS:
         return simple(request.form)  # werkzeug caps it at MAX_CONTENT_LENGTH
-    data = request.stream.read(limit + 1)  # bounded even when no length was sent
-    if len(data) > limit:
-        raise TooLarge(body_limit_message(limit))
+    data = read_body(limit)
     if not data:
         return simple(request.args)
     if content_type == "application/json" or (content_type.startswith("application/")
                                               and content_type.endswith("+json")):
-        try:
-            return json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidInput("request body is not json") from None
+        return load_json(data)
     if not content_type:
         try:
             return data.decode("utf-8")
@@ -221,12 +218,10 @@ def simple(values: MultiDict) -> dict[str, Any]:
     return {k: v[0] if len(v) == 1 else v for k, v in values.lists()}
 
 
-def body_limit_message(limit: int | None = None) -> str:
-    if limit is None:
-        from flask import current_app
+def limit_of_app() -> int:
+    from flask import current_app
 
-        limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    return f"request body is larger than the limit of {limit} bytes"
+    return current_app.config["MAX_CONTENT_LENGTH"]
 
 
 def _json(value: Any, status: int) -> Response:

@@ -14,7 +14,7 @@ from typing import Any
 from .. import entities as E
 from ..store.cache import EntityCache
 from ..errors import Conflict, InvalidInput, NotFound
-from ..services.functions import validate_name
+from ..names import is_name, validate_name
 from ..store import Store
 from .errors import UnknownOrganization
 
@@ -89,7 +89,7 @@ class OrganizationService:
         return self.store.list(ORGANIZATION)
 
     def exists(self, name: str) -> bool:
-        if not isinstance(name, str) or not E.NAME_PATTERN.match(name):
+        if not is_name(name):
             return False
         if self._cache is None:
             self._cache = EntityCache(self.store, ORGANIZATION)

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import entities as E
 from ..errors import Conflict, InvalidInput, NotFound
-from ..services.functions import validate_name
+from ..names import is_name, validate_name
 from ..store import Store
 from .organizations import POLICY
 from .principal import USER_PREFIX
@@ -145,7 +145,7 @@ def validate_rules(rules: Any) -> list[dict[str, list[str]]]:
 
 def is_subject(subject: str) -> bool:
     """A service account's name, a user's email, ``user:<sub>``, or ``*``."""
-    if subject == WILDCARD or E.NAME_PATTERN.match(subject):
+    if subject == WILDCARD or is_name(subject):
         return True
     if any(c.isspace() for c in subject) or "," in subject:
         return False

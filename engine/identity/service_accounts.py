@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from .. import entities as E
 from ..store.cache import EntityCache
 from ..errors import Conflict, InvalidInput, NotFound
-from ..services.functions import validate_name
+from ..names import is_name, validate_name
 from ..store import Store
 from .errors import (
     BadSignature, MalformedToken, MissingClaim, LifetimeTooLong, TokenExpired,
@@ -191,7 +191,7 @@ class ServiceAccountService:
         return account if account is not None else self._stored(org, name)
 
     def _stored(self, org: str, name: str) -> E.Entity | None:
-        if not E.NAME_PATTERN.match(org) or not E.NAME_PATTERN.match(name):
+        if not is_name(org) or not is_name(name):
             return None
         try:
             return self.store.get(SERVICE_ACCOUNT, org, name)

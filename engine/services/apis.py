@@ -25,7 +25,7 @@ from .. import entities as E
 from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
 from ..jobs import SYNC_API, Jobs
 from ..store import Store
-from .functions import validate_name
+from ..names import validate_name
 
 log = logging.getLogger("dispatch.apis")
 

@@ -21,7 +21,7 @@ from ..builders.base import BaseImageSpec, BuildError, Builder
 from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
 from ..jobs import BUILD_IMAGE, CHECK_BASE_IMAGE, DELETE_BASE_IMAGE, Jobs
 from ..store import Store
-from .functions import validate_name
+from ..names import validate_name
 
 log = logging.getLogger("dispatch.baseimages")
 

@@ -18,7 +18,6 @@ custom program) into events.
 from __future__ import annotations
 
 import logging
-import re
 import secrets as random
 import uuid
 from typing import Any, Iterable, Mapping
@@ -32,14 +31,13 @@ from ..crypto import Unsealable, seal, unseal
 from ..errors import Conflict, InvalidInput, NotFound
 from ..jobs import SYNC_EVENT_DRIVER, Jobs
 from ..store import Store
-from .functions import validate_name
+from ..names import NAME_MAX, validate_name, validate_names
 
 log = logging.getLogger("dispatch.event_drivers")
 
 CRON, WEBHOOK = cron.CRON, "webhook"
 BUILTIN_TYPES = (CRON, WEBHOOK)
 #: Dispatch's driver name pattern (stricter than other entities')
-DRIVER_NAME = re.compile(r"^[a-z0-9][a-z0-9\-]*$")
 #: the stored field holding the Fernet token of a driver's ingest token
 ENCRYPTED_TOKEN = "encryptedToken"
 
@@ -174,14 +172,16 @@ class EventDriverService:
 
     def create(self, org: str, spec: dict[str, Any]) -> E.Entity:
         """Store a driver CREATING and submit its sync; nothing is stored on bad input."""
-        name = spec.get("name") or f"{spec.get('type') or 'driver'}-{uuid.uuid4().hex[:8]}"
-        name = validate_driver_name(name)
+        # a made-up name fits the name limit whatever the type's name: 54 + 1 + 8
+        prefix = str(spec.get("type") or "driver")[:NAME_MAX - 9]
+        name = spec.get("name") or f"{prefix}-{uuid.uuid4().hex[:8]}"
+        name = validate_name(name, lower=True)
         type_name = spec.get("type")
         if not isinstance(type_name, str) or not type_name:
             raise InvalidInput("type is required (cron, webhook, or a driver type's name)")
         dtype = self._type_of(org, type_name)
         config = self._config(dtype, spec.get("config"))
-        secrets = validate_secret_names(spec.get("secrets"))
+        secrets = validate_names(spec.get("secrets"))
         entity = E.new(E.DRIVER, org, name, status=E.CREATING, type=type_name,
                        config=config, secrets=secrets, expose=bool(dtype.get("expose")),
                        tags=list(spec.get("tags") or []), missedTicks=0)
@@ -214,7 +214,7 @@ class EventDriverService:
             if spec.get("config") is not None:
                 entity["config"] = self._config(dtype, spec["config"])
             if spec.get("secrets") is not None:
-                entity["secrets"] = validate_secret_names(spec["secrets"])
+                entity["secrets"] = validate_names(spec["secrets"])
             if spec.get("tags") is not None:
                 entity["tags"] = list(spec["tags"])
             return dict(entity, status=E.UPDATING, reason=[])
@@ -305,18 +305,3 @@ class EventDriverService:
     def _seal(self, org: str, name: str, token: str) -> str:
         return seal(self.cipher, org, name, {"token": token})
 
-
-def validate_driver_name(name: Any) -> str:
-    if not isinstance(name, str) or not DRIVER_NAME.match(name):
-        raise InvalidInput(f"name {name!r} must start with a lower-case letter or a number "
-                           "and may only contain lower-case letters, numbers and dashes")
-    return name
-
-
-def validate_secret_names(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(s, str) and E.NAME_PATTERN.match(s)
-                                              for s in value):
-        raise InvalidInput("secrets must be a list of secret names")
-    return list(value)

@@ -21,6 +21,8 @@ from ..builders.base import Builder
 from ..drivers.base import Deployment, Driver
 from ..errors import BuildError, InvalidInput, NotFound, StaleRevision
 from .catalog import ImageCatalog, ImageRef
+from ..limits import CONCURRENCY_MAX, TIMEOUT_MAX_MS, check_count
+from ..names import validate_name, validate_names
 from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, DELETE_IMAGE, Jobs
 from ..sources import decode
 from ..steps.validation import check_schema
@@ -55,14 +57,6 @@ def version_of(fn: E.Entity, faas_id: str) -> E.Entity | None:
     if previous and previous["faasId"] == faas_id:
         return {**fn, **previous}
     return serving_version(fn)
-
-
-def validate_name(name: Any, field: str = "name") -> str:
-    if not isinstance(name, str) or not name:
-        raise InvalidInput(f"{field} is required")
-    if not E.NAME_PATTERN.match(name):
-        raise InvalidInput(f"{field} {name!r} {E.NAME_MESSAGE}")
-    return name
 
 
 class FunctionService:
@@ -164,22 +158,15 @@ class FunctionService:
         module, dot, attr = handler.rpartition(".")
         if language.startswith("python") and not (dot and module and attr):
             raise InvalidInput(f"handler {handler!r} must be MODULE.FUNCTION, e.g. hello.handle")
-        timeout = spec.get("timeout") or 0
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
-            raise InvalidInput("timeout must be a non-negative number of milliseconds")
+        timeout = check_count(spec.get("timeout"), "timeout", TIMEOUT_MAX_MS, "milliseconds")
         schema = spec.get("schema") or {}
         if not isinstance(schema, dict):
             raise InvalidInput("schema must be an object with 'in' and 'out' JSON Schemas")
         for direction in ("in", "out"):
             check_schema(schema.get(direction), f"schema.{direction}")
-        secrets = spec.get("secrets") or []
-        if not isinstance(secrets, list) or not all(isinstance(n, str) for n in secrets):
-            raise InvalidInput("secrets must be a list of secret names")
-        for secret in secrets:
-            validate_name(secret, "secrets[]")
-        concurrency = spec.get("concurrency") or 0
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 0:
-            raise InvalidInput("concurrency must be a non-negative number of instances")
+        secrets = validate_names(spec.get("secrets"), "secrets")
+        concurrency = check_count(spec.get("concurrency"), "concurrency", CONCURRENCY_MAX,
+                                  "instances")
         network = spec.get("network") or False
         if not isinstance(network, bool):
             raise InvalidInput("network must be true or false")

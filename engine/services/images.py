@@ -34,7 +34,7 @@ from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
 from ..jobs import BUILD_IMAGE, CREATE_FUNCTION, DELETE_BASE_IMAGE, DELETE_IMAGE, Jobs
 from ..store import Store
 from .base_images import IMAGE_WAITING, base_spec, names
-from .functions import validate_name
+from ..names import validate_name
 
 log = logging.getLogger("dispatch.images")
 

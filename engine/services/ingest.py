@@ -102,6 +102,8 @@ def wrapped_headers(driver: E.Entity, headers: Mapping[str, str], body: bytes
         try:
             json.loads(body)
             content_type = "application/json"
+        except RecursionError:  # JSON, refused as too deep when the event is read
+            content_type = "application/json"
         except ValueError:
             content_type = "text/plain"
     wrapped = {"ce-specversion": "1.0", "ce-id": event_id, "ce-type": event_type,

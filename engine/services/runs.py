@@ -12,10 +12,13 @@ from .. import entities as E
 from .. import logs, metrics
 from ..store.cache import EntityCache
 from ..drivers.base import Driver, Outcome
-from ..errors import InvalidInput, NotFound, StaleRevision
+from ..errors import InvalidInput, NotFound, StaleRevision, TooLarge
 from ..jobs import EXECUTE_RUN, Jobs
+from ..limits import RUN_RECORD_MAX_BYTES
+from ..names import validate_name, validate_names
 from ..steps import Call, Step, run_pipeline
 from ..store import Store
+from ..store.codec import encode
 from ..store.waiter import SettleWaiter
 from .functions import FunctionService, serving_version, version_of
 
@@ -26,6 +29,15 @@ DEFAULT_TIMEOUT_MS = 60_000
 
 def system_error(message: str) -> dict[str, Any]:
     return {"type": "SystemError", "message": message, "stacktrace": []}
+
+
+def function_error(message: str) -> dict[str, Any]:
+    return {"type": "FunctionError", "message": message, "stacktrace": []}
+
+
+def record_size(run: E.Entity) -> int:
+    """The bytes ``run`` takes in the store."""
+    return len(encode(run).encode())
 
 
 class RunService:
@@ -44,6 +56,8 @@ class RunService:
         self._functions: EntityCache | None = None
         self._driver_name = getattr(driver, "name", None) or \
             type(driver).__name__.removesuffix("Driver").lower()
+        #: the largest run record written (input, output, logs and error together)
+        self.record_max_bytes = RUN_RECORD_MAX_BYTES
 
     # ---- API side -------------------------------------------------------------------
 
@@ -56,24 +70,29 @@ class RunService:
             same run twice (event delivery) passes a deterministic one: the second start
             then raises Conflict and queues nothing.
         """
+        name = str(uuid.uuid4()) if name is None else validate_name(name)
         if not function_name:
             raise InvalidInput("functionName is required")
         fn = serving_version(self._function(org, function_name))
         if fn is None:
             raise NotFound(f"function {function_name} is not READY")
         run = E.new(
-            E.RUN, org, name or str(uuid.uuid4()),
+            E.RUN, org, name,
             functionName=function_name, functionId=fn["id"], faasId=fn["faasId"],
             blocking=bool(body.get("blocking")), input=body.get("input"), output=None,
             error=None, logs={"stdout": [], "stderr": []},
             # the function's secrets, then the run's own: later names win on a clash
-            secrets=list(fn.get("secrets") or []) + _names(body.get("secrets"), "secrets"),
-            services=_names(body.get("services"), "services"),
+            secrets=list(fn.get("secrets") or []) + validate_names(body.get("secrets"), "secrets"),
+            services=validate_names(body.get("services"), "services"),
             tags=list(body.get("tags") or []), event=body.get("event"),
             httpContext=body.get("httpContext"), executedTime=None, finishedTime=None,
             attempts=0, waitSeconds=self.wait_seconds(fn.get("timeout") or 0),
             createdAt=time.time(),  # createdTime is whole seconds: this orders runs
         )
+        size = record_size(run)
+        if size > self.record_max_bytes:
+            raise TooLarge(f"the run's input makes its record {size} bytes, over the limit "
+                           f"of {self.record_max_bytes} bytes")
         run = self.store.add(run)
         self.jobs.submit(EXECUTE_RUN, E.key_of(run))
         return run
@@ -195,11 +214,26 @@ class RunService:
             run["coldStartMs"] = round(outcome.cold_start_ms, 3)
         run.update(outcome.extra)  # the driver's own facts (e.g. OpenWhisk's activationId)
         run.pop("claimExpires", None)
+        size = record_size(run)
+        if size > self.record_max_bytes:  # refuse the output rather than lose the run
+            self._refuse(run, function_error(
+                f"the run's record would be {size} bytes with its output, over the limit of "
+                f"{self.record_max_bytes} bytes: the output and logs are dropped (make the "
+                "output or the input smaller)"))
         try:
             run = self.store.update(run)
         except (StaleRevision, NotFound):
             log.warning("run.result_dropped key=%s (the run changed meanwhile)", E.key_of(run))
             return
+        except InvalidInput as exc:
+            # the store refused the record (etcd's request limit): end the run at once
+            # rather than leave it CREATING until its claim expires and it runs again
+            log.warning("run.result_refused key=%s size=%d", E.key_of(run), record_size(run))
+            self._refuse(run, system_error(f"the store refused the run's result: {exc.message}"))
+            try:
+                run = self.store.update(run)
+            except (StaleRevision, NotFound):
+                return
         if self._waiter is not None:
             self._waiter.settled(E.key_of(run), run)
         function = metrics.function_label(run["organizationId"], run["functionName"])
@@ -208,15 +242,14 @@ class RunService:
             metrics.RUN_DURATION.labels(function).observe(run["durationMs"] / 1000)
         log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
 
+    @staticmethod
+    def _refuse(run: E.Entity, error: dict[str, Any]) -> None:
+        """Make ``run`` an ERROR without its output and logs (its input stays: it was
+        stored when the run started)."""
+        run.update(status=E.ERROR, output=None, error=error, reason=[error["message"]],
+                   logs={"stdout": [], "stderr": []})
+
     def close(self) -> None:
         for follower in (self._waiter, self._functions):
             if follower is not None:
                 follower.close()
-
-
-def _names(value: Any, field: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput(f"{field} must be a list of names")
-    return list(value)

@@ -28,7 +28,7 @@ from .. import entities as E
 from ..crypto import Unsealable, seal, unseal
 from ..errors import DispatchError, InvalidInput, NotFound, StaleRevision
 from ..store import Store
-from .functions import validate_name
+from ..names import is_name, validate_name
 
 log = logging.getLogger("dispatch.secrets")
 
@@ -119,7 +119,7 @@ class SecretService:
         seen: dict[str, dict[str, str]] = {}
         for name in names:
             if name not in seen:
-                if not isinstance(name, str) or not E.NAME_PATTERN.match(name):
+                if not is_name(name):
                     raise MissingSecret(name)  # a malformed name cannot exist
                 try:
                     seen[name] = self._open(self.store.get(SECRET, org, name))

@@ -21,7 +21,8 @@ from ..errors import InvalidInput, NotFound, StaleRevision
 from ..cloudevents import EVENT_TYPE_MAX, EVENT_TYPE_PATTERN
 from ..jobs import SYNC_SUBSCRIPTION, Jobs
 from ..store import Store
-from .functions import FunctionService, validate_name
+from ..names import validate_name, validate_names
+from .functions import FunctionService
 
 log = logging.getLogger("dispatch.subscriptions")
 
@@ -144,13 +145,7 @@ def _validate(spec: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(f"eventType {event_type!r} may only contain letters, numbers, "
                            "underscores, dots and dashes")
     function = validate_name(spec.get("function"), "function")
-    secrets = spec.get("secrets")
-    if secrets is None:
-        secrets = []
-    if not isinstance(secrets, list):
-        raise InvalidInput("secrets must be a list of secret names")
-    for i, secret in enumerate(secrets):
-        validate_name(secret, f"secrets[{i}]")
+    secrets = validate_names(spec.get("secrets"), "secrets")
     tags = spec.get("tags")
     return {"eventType": event_type, "function": function, "secrets": list(secrets),
             "tags": list(tags or [])}

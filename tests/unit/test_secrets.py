@@ -15,6 +15,7 @@ from engine import entities as E
 from engine.crypto import KEY_FILE, SecretKeyError, load_cipher, parse_keys
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.jobs import RecordingJobs
+from engine.names import NAME_MESSAGE
 from engine.services.secrets import (
     ENCRYPTED, SECRET, MissingSecret, SecretService, UndecryptableSecret,
 )
@@ -120,7 +121,7 @@ def test_a_bad_name_is_refused_with_functions_message(secrets, name):
     with pytest.raises(InvalidInput, match="name") as caught:
         secrets.create("default", {"name": name, "secrets": {}})
     if name:
-        assert E.NAME_MESSAGE in caught.value.message
+        assert NAME_MESSAGE in caught.value.message
 
 
 @pytest.mark.parametrize("values, field", [

@@ -317,7 +317,7 @@ def test_failed_update_keeps_the_old_version_serving_until_an_update_succeeds(pa
     (dict(schema={"in": {"type": "nope"}}), "schema.in is not a valid JSON Schema"),
     (dict(schema={"out": [1]}), "schema.out must be a JSON Schema object"),
     (dict(secrets="s"), "secrets must be a list"),
-    (dict(secrets=["bad name"]), "secrets[] 'bad name'"),
+    (dict(secrets=["bad name"]), "secrets[0] 'bad name'"),
     (dict(concurrency=-1), "concurrency"),
     (dict(network="yes"), "network must be true or false"),
 ])

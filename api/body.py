@@ -1,0 +1,74 @@
+"""Reading a request body within the size limit, and its JSON within the depth limit.
+
+Every view that reads a body itself (the gateway, event emission, event-driver ingest)
+and the marshmallow argument parser of every blueprint go through here, so each refuses
+the same way: 413 naming ``$DISPATCH_MAX_BODY_BYTES`` (or the app's own
+``MAX_CONTENT_LENGTH``), 400 for JSON that is not JSON or nests too deep.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import current_app, request
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+
+from engine.errors import InvalidInput, TooLarge
+from engine.limits import check_depth, depth_message
+
+
+def body_limit_message(limit: int) -> str:
+    return f"request body is larger than the limit of {limit} bytes"
+
+
+def body_limit() -> int:
+    """The largest body this app reads: the engine's ``max_body_bytes``."""
+    return current_app.extensions["dispatch"].settings.max_body_bytes
+
+
+def check_declared_length(limit: int | None = None) -> None:
+    """:class:`TooLarge` at once if the declared ``Content-Length`` is over ``limit``
+    (nothing is read)."""
+    limit = body_limit() if limit is None else limit
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(body_limit_message(limit))
+
+
+def read_body(limit: int | None = None) -> bytes:
+    """The raw request body, at most ``limit`` bytes (default :func:`body_limit`) read
+    even when no length was declared; :class:`TooLarge` past it."""
+    limit = body_limit() if limit is None else limit
+    check_declared_length(limit)
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise TooLarge(body_limit_message(limit))
+    return body
+
+
+class DispatchParser(FlaskParser):
+    """webargs' parser with JSON nesting bounded (:data:`engine.limits.JSON_DEPTH_MAX`:
+    a 400 naming the limit; the stock parser lets ``RecursionError`` become a 500), and a
+    ``PUT`` with no body refused (a replacement needs the entity: the document says the
+    body is required)."""
+
+    def load_json(self, req, schema) -> Any:
+        data = req.get_data(cache=True)
+        if not data:
+            if req.method == "PUT":
+                raise InvalidInput("request body is required")
+            return core.missing
+        if not is_json_request(req):
+            return core.missing
+        try:
+            value = json.loads(data)
+        except RecursionError:
+            raise InvalidInput(depth_message("request body")) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            return self._handle_invalid_json_error(exc, req)  # webargs' own 400
+        return check_depth(value, "request body")
+
+
+__all__ = ["DispatchParser", "body_limit", "body_limit_message", "check_declared_length",
+           "read_body"]
