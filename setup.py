@@ -33,6 +33,7 @@ setup(
         "flask-oidc>=2.4",
         "prometheus-client>=0.26",
     ],
-    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3", "schemathesis>=4.32,<5"]},
+    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3", "schemathesis>=4.32,<5",
+                             "kubernetes-validate>=1.37"]},
     entry_points={"console_scripts": ["dispatch=cli.main:main"]},
 )

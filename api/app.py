@@ -59,11 +59,11 @@ def create_app(system: Dispatch | None = None, settings: Settings | None = None,
     auth.register(app)
 
     api = Api(app)
-    from blueprints import (apis, event_drivers, events, functions, health, iam, images,
-                            runs, secrets)
+    from blueprints import (apis, event_drivers, events, functions, health, home, iam,
+                            images, runs, secrets)
 
     for module in (health, functions, runs, secrets, images, events, event_drivers, apis,
-                   iam):
+                   iam, home):
         api.register_blueprint(module.blp)
     errors.register(app)
     # the gateway answers paths outside the API's own and requests on APIs' hosts

@@ -13,7 +13,6 @@ import threading
 
 import dramatiq
 from cryptography.hazmat.primitives import serialization
-from waitress.server import create_server
 
 from engine.errors import NotFound
 from engine.identity.bootstrap import (
@@ -26,12 +25,14 @@ from tasks.actors import assemble
 from tasks.broker import make_broker
 
 from .app import create_app
+from .http_server import HttpServer
 
 log = logging.getLogger("dispatch.embedded")
 
 
 class EmbeddedServer:
-    """A running embedded Dispatch. ``url`` is where its API answers; ``stop()`` ends it.
+    """A running embedded Dispatch. ``url`` is where its API answers; ``stop()`` ends it
+    (idempotent, and safe from several threads at once).
 
     With auth on (the default), :meth:`start` bootstraps organization ``default`` and its
     admin service account ``admin`` (allowed everything everywhere), whose private key
@@ -58,13 +59,12 @@ class EmbeddedServer:
         self.worker = dramatiq.Worker(self.broker, worker_threads=settings.worker_threads,
                                       worker_timeout=100)
         self.app = create_app(self.system)
-        self.http = create_server(self.app, host=host, port=port, threads=http_threads,
-                                  ident="dispatch", clear_untrusted_proxy_headers=True)
-        self.host, self.port = host, self.http.effective_port
+        self.http = HttpServer(self.app, host, port, threads=http_threads)
+        self.host, self.port = host, self.http.port
         self.url = f"http://{host}:{self.port}"
-        self._threads: list[threading.Thread] = []
         self.scheduler = SchedulerThreads(self.system, follow=False)
-        self._stopping = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._stopped = False
 
     def start(self) -> "EmbeddedServer":
         if self.admin_key_path is not None:
@@ -74,9 +74,7 @@ class EmbeddedServer:
         if not self.settings.api_url:
             self.system.event_drivers.api_url = self.url
         self.scheduler.start()
-        http = threading.Thread(target=self._serve_http, name="http", daemon=True)
-        http.start()
-        self._threads = [http]
+        self.http.start()
         log.info("embedded.listening url=%s home=%s store=%s", self.url, self.settings.home,
                  self.settings.store_url)
         return self
@@ -101,30 +99,18 @@ class EmbeddedServer:
             return False
         return account["publicKey"] == public_key_of(key)
 
-    def _serve_http(self) -> None:
-        try:
-            self.http.run()
-        except OSError:
-            # close() from stop() pulls the sockets from under the loop's select()
-            if not self._stopping.is_set():
-                raise
-
     def stop(self) -> None:
-        self._stopping.set()
-        self.scheduler.stop()
-        # the HTTP loop runs until its last channel closes, a client's idle keep-alive
-        # connection included: close them all (the listener too) in the loop's own thread
-        self.http.trigger.pull_trigger(self._close_channels)
-        self.worker.stop()
-        self.system.close()
-        self.scheduler.join(timeout=5)
-        for thread in self._threads:
-            thread.join(timeout=5)
-
-
-    def _close_channels(self) -> None:
-        for channel in list(self.http._map.values()):
-            channel.close()
+        """Stop serving, then the workers, the scheduler threads and the store; a second
+        call (or one from another thread meanwhile) waits for the first and returns."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self.scheduler.stop()
+            self.http.stop()
+            self.worker.stop()
+            self.system.close()
+            self.scheduler.join(timeout=5)
 
 
 def session_secret(home: str) -> str:

@@ -41,6 +41,11 @@ class FunctionSchema(EntitySchema):
                              metadata={"description": "may the function reach the network"})
     concurrency = fields.Integer(allow_none=True, validate=Range(0, CONCURRENCY_MAX),
                                  metadata={"description": "most instances at once (0: default)"})
+    retry = fields.Dict(allow_none=True, metadata={
+        "description": "retry policy: {attempts, backoff: constant|exponential, delayMs, "
+                       "maxDelayMs, jitter (0-1), on: [SystemError, FunctionError]}"})
+    retention = fields.Dict(allow_none=True, metadata={
+        "description": "runs kept: {count, ageSeconds} (default: the server's)"})
     faasId = fields.String(dump_only=True)
     functionImageURL = fields.String(dump_only=True, allow_none=True)
 

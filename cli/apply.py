@@ -1,13 +1,16 @@
 """``dispatch create|update|delete -f FILE [-w WORKDIR]``: apply a seed file's documents.
 
-One :class:`Verb` per command says in which order kinds go and whether functions are
-waited for; :data:`REQUESTS` says which request each (verb, kind) sends. The documents
-are all read and checked first (:func:`cli.seed.load`), then applied one by one:
+One :class:`Verb` per command says in which order kinds go; :data:`REQUESTS` says which
+request each (verb, kind) sends. The documents are all read and checked first
+(:func:`cli.seed.load`), then applied one by one:
 
 - a refused request (a 409 on create, a 404 on delete…) stops there, naming the
   document; what was applied before it is reported as usual;
-- a function, image or base image whose build ends in ERROR is reported with its reason
-  and the rest is still applied; the command then exits non-zero.
+- with ``--wait``, each entity that settles (function, image, base image, subscription,
+  API, event driver) is waited for before the next document; one that ends in ERROR is
+  reported with its reason and the rest is still applied; the command then exits
+  non-zero. Without it, the command returns once the server has every document, as
+  Dispatch's did.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import click
 
 from . import options, seed
 from .client import ApiError, DispatchClient
-from .image_spec import settle_failure, wait_settled
 from .output import TABLE, dump, without_values
+from .progress import KIND_WORDS, settle_failure, wait_settled
 
-#: the kinds that are built asynchronously: create and update wait for them to settle
-BUILT = ("BaseImage", "Image", "Function")
+#: the kinds that settle after a create or update (``--wait`` waits for them)
+SETTLING = tuple(KIND_WORDS)
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Verb:
     #: the kinds in the order they are applied: functions name secrets and images, and
     #: images name base images, so these exist before what names them and outlive it
     order: tuple[str, ...]
-    #: whether to wait for what is built (functions, images, base images) to settle
+    #: whether what it sends settles later (so ``--wait`` has something to wait for)
     builds: bool
     #: whether documents are sent (so sources and schema files must be read)
     sends_bodies: bool
@@ -126,32 +129,42 @@ def file_options(f: Callable) -> Callable:
     )(f)
 
 
-def run_group(ctx: click.Context, verb: str, file: str | None, workdir: str | None) -> None:
+def run_group(ctx: click.Context, verb: str, file: str | None, workdir: str | None,
+              wait: bool = False) -> None:
     """The body of a verb group: apply ``file`` if given, else leave it to a subcommand."""
     if ctx.invoked_subcommand is not None:
         if file or workdir:
             raise click.UsageError(f"-f/-w apply a file: use `dispatch {verb} -f FILE` "
                                    f"without `{ctx.invoked_subcommand}`")
+        if wait:
+            raise click.UsageError(f"give --wait after `{ctx.invoked_subcommand}`: "
+                                   f"`dispatch {verb} {ctx.invoked_subcommand} … --wait`")
         return
     if file is None:
         if workdir:
             raise click.UsageError("-w/--work-dir needs -f/--file")
+        if wait:
+            raise click.UsageError(f"--wait goes after what to {verb}: `dispatch {verb} "
+                                   f"KIND NAME … --wait`, or `dispatch {verb} -f FILE --wait`")
         click.echo(ctx.get_help())
         ctx.exit(0)
-    apply_file(ctx, VERBS[verb], file, workdir)
+    apply_file(ctx, VERBS[verb], file, workdir, wait)
 
 
-def apply_file(ctx: click.Context, verb: Verb, file: str, workdir: str | None) -> None:
+def apply_file(ctx: click.Context, verb: Verb, file: str, workdir: str | None,
+               wait: bool = False) -> None:
     """Check every document of ``file``, then apply them in ``verb``'s order."""
-    apply_documents(ctx, verb, seed.load(file, workdir, resolve=verb.sends_bodies))
+    apply_documents(ctx, verb, seed.load(file, workdir, resolve=verb.sends_bodies),
+                    wait=wait)
 
 
 def apply_documents(ctx: click.Context, verb: Verb, documents: list[seed.Document], *,
-                    existing_ok: bool = False) -> None:
+                    existing_ok: bool = False, wait: bool = False) -> None:
     """Apply checked documents in ``verb``'s order, reporting each.
 
-    :param existing_ok: on create, an entity that exists already is kept as it is (and
-        waited for) instead of stopping there
+    :param existing_ok: on create, an entity that exists already is kept as it is (and,
+        with ``wait``, waited for) instead of stopping there
+    :param wait: wait for each entity that settles later to be READY or ERROR
     """
     documents = sorted(documents, key=lambda doc: verb.order.index(doc.kind))  # stable
     client = options.client(ctx)
@@ -160,8 +173,9 @@ def apply_documents(ctx: click.Context, verb: Verb, documents: list[seed.Documen
     failed: list[str] = []
     try:
         for document in documents:
-            entity = _apply(client, verb, document, existing_ok)
-            failure = settle_failure(entity) if document.kind in BUILT else None
+            entity = _apply(client, verb, document, existing_ok, wait)
+            failure = settle_failure(entity, document.kind) if document.kind in SETTLING \
+                else None
             if failure:
                 failed.append(document.label)
                 click.echo(f"Error: {document.label}: {failure}", err=True)
@@ -179,8 +193,8 @@ def apply_documents(ctx: click.Context, verb: Verb, documents: list[seed.Documen
 
 
 def _apply(client: DispatchClient, verb: Verb, document: seed.Document,
-           existing_ok: bool = False) -> Any:
-    """Send ``document``'s request and, for an entity being built, wait for the build."""
+           existing_ok: bool = False, wait: bool = False) -> Any:
+    """Send ``document``'s request and, with ``wait``, wait for the entity to settle."""
     try:
         try:
             entity = REQUESTS[(verb.name, document.kind)](client, document)
@@ -190,7 +204,7 @@ def _apply(client: DispatchClient, verb: Verb, document: seed.Document,
             click.echo(f"{document.kind} {document.name} exists already: kept as it is",
                        err=True)
             entity = {"kind": document.kind, "name": document.name}
-        if verb.builds and document.kind in BUILT:
+        if wait and verb.builds and document.kind in SETTLING:
             entity = wait_settled(client, document.kind, document.name, verb.doing)
     except ApiError as exc:
         raise ApiError(f"{document.label}: {exc.message}", exc.status) from None

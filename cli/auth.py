@@ -19,6 +19,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+from .config import qualified
+
 ALGORITHM = "RS256"
 #: seconds a token is valid for (the server accepts at most an hour)
 LIFETIME_SECONDS = 600
@@ -60,7 +62,7 @@ def load_private_key(path: str) -> bytes:
 
 def issuer(service_account: str, organization: str) -> str:
     """``iss`` of a token: ``ORG/NAME`` as given, or ``NAME`` of ``organization``."""
-    return service_account if "/" in service_account else f"{organization}/{service_account}"
+    return qualified(service_account, organization)
 
 
 class ServiceAccountAuth(requests.auth.AuthBase):

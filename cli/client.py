@@ -8,6 +8,8 @@ the two CLIs apart. Failures become :class:`ApiError`, which click prints as
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +22,11 @@ from .config import Context
 #: (connect, read) seconds; the read timeout is generous because a blocking run waits for
 #: the function, whose own timeout the server enforces
 TIMEOUT = (5.0, 600.0)
+#: how often ``run_function`` sends its request in all, and the pause before each retry
+RUN_ATTEMPTS = 4
+RUN_RETRY_PAUSE = 0.5
+#: answers after which a run request is sent again (with the same Idempotency-Key)
+RETRIED_STATUSES = (502, 503, 504)
 
 
 class ApiError(click.ClickException):
@@ -39,6 +46,8 @@ class DispatchClient:
         self.context = context
         self.base_url = context.url
         self.session = requests.Session()
+        #: the headers of the last answer
+        self.last_headers: Any = {}
         self.session.verify = not context.insecure
         self.session.headers.update(
             {"Accept": "application/json", "X-Dispatch-Org": context.organization}
@@ -79,9 +88,25 @@ class DispatchClient:
 
     # -- runs --------------------------------------------------------------------------
 
-    def run_function(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /v1/runs?functionName=``: the finished Run if blocking, else the new one."""
-        return self._call("POST", "/v1/runs", params={"functionName": name}, body=body)
+    def run_function(self, name: str, body: dict[str, Any],
+                     idempotency_key: str | None = None) -> dict[str, Any]:
+        """``POST /v1/runs?functionName=``: the finished Run if blocking, else the new one.
+
+        Sent with an ``Idempotency-Key`` (a fresh UUID unless given), and sent again with
+        the same key after a dropped connection or a 502/503/504, up to
+        :data:`RUN_ATTEMPTS` times: the server answers a repeat with the run the first
+        request started, so a retry never starts a second run.
+        """
+        key = idempotency_key or str(uuid.uuid4())
+        for attempt in range(1, RUN_ATTEMPTS + 1):
+            last = attempt == RUN_ATTEMPTS
+            try:
+                return self._call("POST", "/v1/runs", params={"functionName": name},
+                                  body=body, headers={"Idempotency-Key": key},
+                                  retry=not last)
+            except _Retry:
+                time.sleep(RUN_RETRY_PAUSE * attempt)
+        raise AssertionError("unreachable")
 
     def list_runs(
         self, function: str | None = None, limit: int | None = None
@@ -91,9 +116,27 @@ class DispatchClient:
         The original CLI also sends ``since=-62135596800`` (Go's zero time); it means
         "no lower bound", which is what leaving it out means here.
         """
-        params = {"functionName": function, "limit": limit}
-        return self._call("GET", "/v1/runs",
+        return self.list_runs_page(function, limit)[0]
+
+    def list_runs_page(
+        self, function: str | None = None, limit: int | None = None, token: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """``GET /v1/runs[?functionName=][&limit=][&continue=]``: a page of runs, newest
+        first, and the next page's token (``X-Dispatch-Continue``), None on the last."""
+        params = {"functionName": function, "limit": limit, "continue": token}
+        runs = self._call("GET", "/v1/runs",
                           params={k: str(v) for k, v in params.items() if v} or None)
+        return runs, self.last_headers.get("X-Dispatch-Continue")
+
+    def list_dead_runs(self, function: str | None = None,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        """``GET /v1/runs?dead=true``: the dead-letter list, most recently dead first."""
+        params = {"dead": "true", "functionName": function, "limit": limit}
+        return self._call("GET", "/v1/runs", params={k: str(v) for k, v in params.items() if v})
+
+    def redrive_run(self, run: str) -> dict[str, Any]:
+        """``POST /v1/runs/{run}/redrive``: the new run starting the dead one again."""
+        return self._call("POST", f"/v1/runs/{_segment(run)}/redrive")
 
     def get_run(self, run: str, function: str | None = None) -> dict[str, Any]:
         """``GET /v1/runs/{run}[?functionName=]``."""
@@ -318,13 +361,20 @@ class DispatchClient:
         params: dict[str, str] | None = None,
         body: Any = None,
         raw: tuple[dict[str, str], bytes] | None = None,
+        headers: dict[str, str] | None = None,
+        retry: bool = False,
     ) -> Any:
         """Send one request; the decoded JSON answer, ``None`` if it has no body.
 
         :param raw: ``(headers, bytes)`` to send as they are, instead of ``body`` as JSON.
+        :param headers: more headers to send.
+        :param retry: raise :class:`_Retry` (instead of an ApiError) when the connection
+            drops or the answer is a 502/503/504: the caller sends it again.
         """
         url = self.base_url + path
         extra = {"json": body} if raw is None else {"headers": raw[0], "data": raw[1]}
+        if headers:
+            extra["headers"] = {**extra.get("headers", {}), **headers}
         try:
             response = self.session.request(
                 method, url, params=params, timeout=TIMEOUT, **extra
@@ -335,6 +385,8 @@ class DispatchClient:
                 "--insecure skips certificate checks"
             ) from None
         except requests.ConnectionError:
+            if retry:
+                raise _Retry() from None
             raise ApiError(
                 f"cannot reach Dispatch at {self.base_url}: is `dispatch up` running?"
             ) from None
@@ -342,6 +394,9 @@ class DispatchClient:
             raise ApiError(
                 f"Dispatch at {self.base_url} did not answer {method} {path} in time"
             ) from None
+        self.last_headers = response.headers
+        if retry and response.status_code in RETRIED_STATUSES:
+            raise _Retry()
         if response.status_code == 401:
             raise ApiError(f"{error_message(response)}\n{self._login_hint()}", 401)
         if response.status_code >= 400:
@@ -355,6 +410,10 @@ class DispatchClient:
                 f"{method} {path} answered {response.status_code} with a body that is "
                 "not JSON"
             ) from None
+
+
+class _Retry(Exception):
+    """A request to send again: its connection dropped or the server was unavailable."""
 
 
 #: the identity kinds, as their paths name them

@@ -14,6 +14,13 @@ environment variables, command-line flags.
 Credentials, strongest first: a raw bearer ``token`` (never stored), a service account
 (``serviceAccount`` + ``jwtPrivateKey``, the *path* of its private key: the key itself is
 never copied into the file), a browser-login ``cookie``.
+
+A stored service account belongs to the organization it was logged in under: ``dispatch
+login`` and ``dispatch up`` store it qualified (``default/admin``), and an unqualified one
+in the file (the original CLI's login writes ``NAME``) is read as ``<the context's
+organization>/NAME``. So ``--organization OTHER`` changes the organization a command acts
+in, never who signs it. An account given by flag or ``DISPATCH_SERVICE_ACCOUNT`` without
+an organization is one of the organization the command acts in, as with Dispatch's CLI.
 """
 
 from __future__ import annotations
@@ -121,6 +128,9 @@ def resolve(
         found = next((stored[k] for k in keys if stored.get(k) not in (None, "")), None)
         if found is not None:
             values[name] = str(found)
+    if values.get("service_account"):
+        values["service_account"] = qualified(values["service_account"],
+                                              values.get("organization") or Context.organization)
     values.update({k: env[var] for k, var in ENV_VARS.items() if env.get(var)})
     values.update({k: v for k, v in flags.items() if k in _FIELD_NAMES and v is not None})
     if "port" in values:
@@ -128,6 +138,11 @@ def resolve(
     if "insecure" in values:
         values["insecure"] = _truthy(values["insecure"])
     return Context(**values)
+
+
+def qualified(service_account: str, organization: str) -> str:
+    """``ORG/NAME`` as given, or ``NAME`` as an account of ``organization``."""
+    return service_account if "/" in service_account else f"{organization}/{service_account}"
 
 
 def write_context(path: str, context: Context, name: str = LOCAL_CONTEXT,
@@ -158,9 +173,13 @@ def write_context(path: str, context: Context, name: str = LOCAL_CONTEXT,
     _write(path, document)
 
 
-def write_credentials(path: str, fallback: Context, **credentials: str) -> str:
+def write_credentials(path: str, fallback: Context, organization: str | None = None,
+                      **credentials: str) -> str:
     """Set credential fields (``cookie``, ``service_account``, ``jwt_private_key``; an
     empty value removes one) of the file's current context; the context's name.
+
+    :param organization: also made the context's organization (a login stores the one
+        it logged in under, as the original CLI's did)
 
     With no current context, ``fallback`` (where the command was pointed) is stored as
     :data:`LOCAL_CONTEXT` first, so that the credentials go with a server.
@@ -170,6 +189,8 @@ def write_credentials(path: str, fallback: Context, **credentials: str) -> str:
     if not isinstance((document.get("contexts") or {}).get(name), dict):
         write_context(path, fallback)
         document, name = read_file(path), LOCAL_CONTEXT
+    if organization:
+        document["contexts"][name]["organization"] = organization
     _set_credentials(document["contexts"][name], **credentials)
     _write(path, document)
     return name

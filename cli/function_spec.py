@@ -2,8 +2,7 @@
 function`` share, the request body they make, and waiting for the build to settle.
 
 Seed files (:mod:`cli.seed`) describe the same spec in YAML and reuse the JSON Schema
-reader and the wait from here, so a function is built and reported one way whichever
-command sent it.
+reader from here.
 """
 
 from __future__ import annotations
@@ -15,15 +14,10 @@ from typing import Any, Callable
 
 import click
 
-from engine.entities import ERROR
 from engine.sources import pack
 
 from .client import DispatchClient
-from .progress import wait_until_settled
-
-#: how long a function build may take before the CLI stops waiting (building may install
-#: dependencies, so this is generous)
-BUILD_WAIT_S = 300.0
+from .progress import settled, wait_options
 
 
 def read_json_schema(path: str) -> dict[str, Any]:
@@ -69,8 +63,37 @@ SPEC_OPTIONS: tuple[Callable, ...] = (
                  help="Let the function reach the network (denied by default)."),
     click.option("--concurrency", type=click.IntRange(min=1),
                  help="At most this many runs of the function at once."),
-    click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for READY."),
+    click.option("--retry-attempts", type=click.IntRange(min=1, max=100),
+                 help="Start a failed run up to N times in all (a retry policy)."),
+    click.option("--retry-backoff", type=click.Choice(["constant", "exponential"]),
+                 help="How the delay between attempts grows [default: exponential]."),
+    click.option("--retry-delay", type=click.IntRange(min=0),
+                 help="Milliseconds before the first retry [default: 1000]."),
+    click.option("--retry-max-delay", type=click.IntRange(min=0),
+                 help="The longest delay between attempts, ms [default: 60000]."),
+    click.option("--retry-jitter", type=click.FloatRange(0, 1),
+                 help="The fraction of each delay drawn at random [default: 0.1]."),
+    click.option("--retry-on", multiple=True,
+                 type=click.Choice(["SystemError", "FunctionError"]),
+                 help="An error type to retry (repeatable) [default: SystemError]."),
+    click.option("--keep-runs", type=click.IntRange(min=1),
+                 help="Keep at most N settled runs of the function (the oldest go)."),
+    click.option("--keep-runs-for", type=click.IntRange(min=1),
+                 help="Prune settled runs older than this many seconds."),
+    wait_options,
 )
+
+
+def retry_policy(attempts: int | None, backoff: str | None, delay: int | None,
+                 max_delay: int | None, jitter: float | None,
+                 on: tuple[str, ...]) -> dict[str, Any] | None:
+    """The ``retry`` field from the --retry-* flags (None if none was given)."""
+    given = {"attempts": attempts, "backoff": backoff, "delayMs": delay,
+             "maxDelayMs": max_delay, "jitter": jitter, "on": list(on) or None}
+    policy = {k: v for k, v in given.items() if v is not None}
+    if policy and "attempts" not in policy:
+        raise click.UsageError("--retry-* flags need --retry-attempts N")
+    return policy or None
 
 
 def spec_options(f: Callable) -> Callable:
@@ -92,6 +115,14 @@ def function_body(
     secrets: tuple[str, ...],
     network: bool,
     concurrency: int | None,
+    retry_attempts: int | None = None,
+    retry_backoff: str | None = None,
+    retry_delay: int | None = None,
+    retry_max_delay: int | None = None,
+    retry_jitter: float | None = None,
+    retry_on: tuple[str, ...] = (),
+    keep_runs: int | None = None,
+    keep_runs_for: int | None = None,
 ) -> dict[str, Any]:
     """The POST/PUT body for function ``name`` from source ``path`` and the spec flags.
 
@@ -108,7 +139,12 @@ def function_body(
         "services": [],
         "tags": [],
     }
-    optional = {"timeout": timeout, "network": network or None, "concurrency": concurrency}
+    retention = {k: v for k, v in {"count": keep_runs, "ageSeconds": keep_runs_for}.items()
+                 if v is not None}
+    optional = {"timeout": timeout, "network": network or None, "concurrency": concurrency,
+                "retry": retry_policy(retry_attempts, retry_backoff, retry_delay,
+                                      retry_max_delay, retry_jitter, retry_on),
+                "retention": retention or None}
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
 
@@ -133,32 +169,15 @@ def send_and_build(
     path: str,
     *,
     doing: str,
-    no_wait: bool,
+    wait: bool,
     spec: dict[str, Any],
 ) -> dict[str, Any]:
-    """Send function ``name``'s body with ``request`` (a create or an update) and, unless
-    ``no_wait``, wait for its build; the function as it ended.
+    """Send function ``name``'s body with ``request`` (a create or an update); with
+    ``wait``, wait for its build: the function as it is then.
 
-    :raises click.ClickException: the build ended in ERROR (the message has the reasons).
+    :raises click.ClickException: waited, and the build ended in ERROR (the message has
+        the reasons).
     """
     function = request(function_body(name, path, **spec))
-    if no_wait:
-        return function
-    function = wait_built(client, name, f"{doing} function {name}")
-    failure = build_failure(function)
-    if failure:
-        raise click.ClickException(failure)
-    return function
-
-
-def wait_built(client: DispatchClient, name: str, label: str) -> dict[str, Any]:
-    """Poll function ``name`` until it is READY or ERROR, showing ``label`` meanwhile."""
-    return wait_until_settled(lambda: client.get_function(name), label, BUILD_WAIT_S)
-
-
-def build_failure(function: dict[str, Any]) -> str | None:
-    """``function NAME failed: REASONS`` if the function ended in ERROR, else None."""
-    if function.get("status") != ERROR:
-        return None
-    reasons = "; ".join(function.get("reason") or []) or "no reason given"
-    return f"function {function.get('name')} failed: {reasons}"
+    return settled(client, "Function", dict(function, name=function.get("name") or name),
+                   doing, wait)

@@ -1,5 +1,5 @@
-"""Images as the CLI gathers them: the dependency files ``create image`` reads, the
-seed images, and waiting for any built entity (function, image, base image) to settle.
+"""Images as the CLI gathers them: the dependency files ``create image`` reads and the
+seed images.
 
 ``--system-deps FILE`` holds either a JSON list (``[{"name": "curl", "version":
 "7.88.1-10"}]`` or ``["curl"]``) or one package a line, ``name [version]`` (blank lines
@@ -9,20 +9,9 @@ and ``#`` comments skipped): what Dispatch's ``system-packages.txt`` held.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any
 
 import click
-
-from engine.entities import ERROR
-
-from .client import DispatchClient
-from .progress import wait_until_settled
-
-#: how long an image build may take before the CLI stops waiting (pip, npm or docker)
-IMAGE_WAIT_S = 900.0
-
-#: how messages name each kind that is built
-KIND_WORDS = {"Function": "function", "Image": "image", "BaseImage": "base image"}
 
 #: the base images ``create seed-images`` makes, by the server's builder: what the
 #: local builder runs (the host's runtimes) and what the docker builder pulls from the
@@ -81,29 +70,6 @@ def image_body(name: str, base: str, manifest: str | None,
     return {"name": name, "baseImageName": base,
             "runtimeDependencies": {"manifest": manifest},
             "systemDependencies": {"packages": packages}, "tags": []}
-
-
-def fetcher(client: DispatchClient, kind: str, name: str) -> Callable[[], dict[str, Any]]:
-    """How to read entity ``name`` of ``kind`` (Function, Image or BaseImage) again."""
-    get = {"Function": client.get_function, "Image": client.get_image,
-           "BaseImage": client.get_base_image}[kind]
-    return lambda: get(name)
-
-
-def wait_settled(client: DispatchClient, kind: str, name: str, doing: str) -> dict[str, Any]:
-    """Poll the entity until READY or ERROR, showing ``<doing> <kind> <name>``."""
-    timeout = IMAGE_WAIT_S if kind != "Function" else 300.0
-    return wait_until_settled(fetcher(client, kind, name),
-                              f"{doing} {KIND_WORDS[kind]} {name}", timeout)
-
-
-def settle_failure(entity: dict[str, Any]) -> str | None:
-    """``<kind> NAME failed: REASONS`` if the entity ended in ERROR, else None."""
-    if entity.get("status") != ERROR:
-        return None
-    word = KIND_WORDS.get(entity.get("kind", ""), str(entity.get("kind", "entity")).lower())
-    reasons = "; ".join(entity.get("reason") or []) or "no reason given"
-    return f"{word} {entity.get('name')} failed: {reasons}"
 
 
 def seed_documents(builder: str, base_urls: dict[str, str],

@@ -67,7 +67,8 @@ KINDS: dict[str, Kind] = {
         Kind(
             "Function",
             fields=frozenset({"name", "image", "handler", "source", "schema", "secrets",
-                              "services", "timeout", "tags", "network", "concurrency"}),
+                              "services", "timeout", "tags", "network", "concurrency",
+                              "retry", "retention"}),
             required=(("name",), ("image",), ("handler",), ("sourcePath", "source")),
             server_fields=_ENVELOPE | {"faasId", "functionImageURL", "sourceURL"},
             local_fields=frozenset({"sourcePath"}),

@@ -47,6 +47,9 @@ if [ "${1:-}" = "--etcd" ] && ! curl -fs http://127.0.0.1:2379/health >/dev/null
   for _ in $(seq 50); do curl -fs http://127.0.0.1:2379/health >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 bash deploy/container-services.sh  # podman's Docker API, the registry, the base images
+# the Kubernetes manifests' tests render them with kubectl's kustomize (offline) and play
+# them with podman; kubectl comes with these machines (Debian has no recent one)
+command -v kubectl >/dev/null 2>&1 || log "WARNING: kubectl is not on PATH: tests/deploy will fail (install kubectl >= 1.27, which has kustomize v5)"
 # the OpenID Connect provider the identity tests log in against (npm `oidc-provider`)
 if [ ! -f tests/oidc/node_modules/oidc-provider/package.json ]; then
   log "installing the test OIDC provider (npm ci in tests/oidc)"

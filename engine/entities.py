@@ -32,6 +32,11 @@ DRIVER_TYPE = "drivertype"
 SCHEDULE = "schedule"
 #: an API of the gateway
 API = "api"
+#: an ``Idempotency-Key`` of ``POST /v1/runs``, remembered for a window (engine.services.
+#: idempotency): its name is a hash of (function, key), it names the run it started
+IDEMPOTENCY = "idempotencykey"
+#: a dead run's entry in its organization's dead-letter list (same name as the run)
+DEAD_LETTER = "deadletter"
 #: identity (engine.identity): a tenant (stored under its own name as org), a service
 #: account and a policy
 ORGANIZATION = "organization"
@@ -42,7 +47,8 @@ KIND_NAMES = {FUNCTION: "Function", RUN: "Run", SOURCE: "Source", IMAGE: "Image"
               BASE_IMAGE: "BaseImage", SECRET: "Secret", EVENT: "Event",
               SUBSCRIPTION: "Subscription", DRIVER: "Driver", DRIVER_TYPE: "DriverType",
               SCHEDULE: "Schedule", API: "API", ORGANIZATION: "Organization",
-              SERVICE_ACCOUNT: "ServiceAccount", POLICY: "Policy"}
+              SERVICE_ACCOUNT: "ServiceAccount", POLICY: "Policy",
+              IDEMPOTENCY: "IdempotencyKey", DEAD_LETTER: "DeadLetter"}
 
 # Dispatch's statuses
 INITIALIZED = "INITIALIZED"

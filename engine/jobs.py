@@ -41,8 +41,13 @@ class Jobs(abc.ABC):
     """Submits jobs for workers."""
 
     @abc.abstractmethod
-    def submit(self, job: str, key: str) -> None:
-        """Queue ``job`` for the entity at ``key``; returns once the queue has it."""
+    def submit(self, job: str, key: str, delay: float = 0.0) -> None:
+        """Queue ``job`` for the entity at ``key``, to be delivered after ``delay``
+        seconds; returns once the queue has it.
+
+        A delayed job is only a timely wake-up: the entity records when it is due, so
+        that the reconciler fires it if the queue loses it.
+        """
 
     def check(self) -> str:
         """Say where jobs go if the queue answers now; raise Unavailable if it does not
@@ -55,6 +60,10 @@ class RecordingJobs(Jobs):
 
     def __init__(self) -> None:
         self.submitted: list[tuple[str, str]] = []
+        #: the delay of each delayed submission, in the order made
+        self.delayed: list[tuple[str, str, float]] = []
 
-    def submit(self, job: str, key: str) -> None:
+    def submit(self, job: str, key: str, delay: float = 0.0) -> None:
         self.submitted.append((job, key))
+        if delay:
+            self.delayed.append((job, key, delay))

@@ -10,6 +10,8 @@ from .logs import log_format
 
 #: ``$DISPATCH_AUTH``'s values
 AUTH_VALUES = ("on", "off")
+#: ``$DISPATCH_SANDBOX``'s values
+SANDBOX_VALUES = ("auto", "on", "off")
 
 
 #: where custom event drivers post events when ``DISPATCH_API_URL`` is not given
@@ -43,6 +45,15 @@ class Settings:
     :param claim_grace_seconds: ``$DISPATCH_CLAIM_GRACE_SECONDS``: how long past its
         function's timeout a worker's claim on a run lasts; after that the run's worker is
         taken for lost.
+    :param reconcile_max_resends: ``$DISPATCH_RECONCILE_MAX_RESENDS``: the most stuck
+        runs one reconciler pass sends again (each run also backs off on its own).
+    :param idempotency_seconds: ``$DISPATCH_IDEMPOTENCY_SECONDS``: how long an
+        ``Idempotency-Key`` of ``POST /v1/runs`` is remembered (per organization and
+        function).
+    :param run_retention_count: ``$DISPATCH_RUN_RETENTION_COUNT``: the default number of
+        settled runs kept per function (a function's ``retention.count`` overrides it).
+    :param run_retention_seconds: ``$DISPATCH_RUN_RETENTION_SECONDS``: the default age
+        after which settled runs are pruned (a function's ``retention.ageSeconds``).
     :param sandbox: ``$DISPATCH_SANDBOX``: ``auto`` (bubblewrap when present), ``on``, ``off``.
     :param event_retention_seconds: ``$DISPATCH_EVENT_RETENTION_SECONDS``: how long a
         received event is kept; a duplicate (same source and id) within it is delivered
@@ -102,6 +113,10 @@ class Settings:
     stuck_seconds: float = 30.0
     run_attempts: int = 2
     claim_grace_seconds: float = 30.0
+    reconcile_max_resends: int = 100
+    idempotency_seconds: float = 86400.0
+    run_retention_count: int = 10000
+    run_retention_seconds: float = 30 * 86400.0
     sandbox: str = "auto"
     event_retention_seconds: float = 86400.0
     cron_seconds: float = 1.0
@@ -129,6 +144,10 @@ class Settings:
         if self.auth not in AUTH_VALUES:
             raise ValueError(f"DISPATCH_AUTH must be one of {', '.join(AUTH_VALUES)}, "
                              f"not {self.auth!r}")
+        # nor turn the functions' sandbox off
+        if self.sandbox not in SANDBOX_VALUES:
+            raise ValueError(f"DISPATCH_SANDBOX must be one of {', '.join(SANDBOX_VALUES)}, "
+                             f"not {self.sandbox!r}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -151,7 +170,12 @@ class Settings:
             stuck_seconds=float(env.get("DISPATCH_STUCK_SECONDS") or 30),
             run_attempts=int(env.get("DISPATCH_RUN_ATTEMPTS") or 2),
             claim_grace_seconds=float(env.get("DISPATCH_CLAIM_GRACE_SECONDS") or 30),
-            sandbox=env.get("DISPATCH_SANDBOX") or "auto",
+            reconcile_max_resends=int(env.get("DISPATCH_RECONCILE_MAX_RESENDS") or 100),
+            idempotency_seconds=float(env.get("DISPATCH_IDEMPOTENCY_SECONDS") or 86400),
+            run_retention_count=int(env.get("DISPATCH_RUN_RETENTION_COUNT") or 10000),
+            run_retention_seconds=float(env.get("DISPATCH_RUN_RETENTION_SECONDS")
+                                        or 30 * 86400),
+            sandbox=(env.get("DISPATCH_SANDBOX") or "auto").strip().lower(),
             event_retention_seconds=float(env.get("DISPATCH_EVENT_RETENTION_SECONDS") or 86400),
             cron_seconds=float(env.get("DISPATCH_CRON_SECONDS") or 1),
             api_url=env.get("DISPATCH_API_URL") or "",

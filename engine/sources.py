@@ -100,4 +100,14 @@ def unpack(data: bytes, dest: str) -> None:
     """Extract a source archive into ``dest`` (no links, nothing outside ``dest``)."""
     os.makedirs(dest, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+            return
+        # Python before 3.11.4 (Debian 12's 3.11.2, the container image's) has no extraction
+        # filters: the same checks by hand (only files and directories inside ``dest``,
+        # no special mode bits)
+        members = tar.getmembers()
+        for member in members:
+            _check_member(member)
+            member.mode &= 0o755
+        tar.extractall(dest, members=members)

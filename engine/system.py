@@ -28,6 +28,7 @@ from .services.routes import RouteTable
 from .services.runs import RunService
 from .services.secrets import SecretService
 from .services.subscriptions import SubscriptionService
+from .run_retention import RunRetention
 from .settings import DEFAULT_API_URL, Settings
 from .steps.secrets import SecretInjection
 from .steps.validation import SchemaValidation
@@ -76,6 +77,7 @@ class Dispatch:
         self.runs = RunService(self.store, jobs, self.driver, self.functions,
                                attempts=settings.run_attempts,
                                claim_grace_seconds=settings.claim_grace_seconds,
+                               idempotency_seconds=settings.idempotency_seconds,
                                steps=[SchemaValidation(), SecretInjection(self.secrets.resolve)])
         self.events = EventService(self.store, jobs, self.runs,
                                    retention_seconds=settings.event_retention_seconds)
@@ -94,7 +96,11 @@ class Dispatch:
                                                   self.secrets.resolve, settings.home)
         self.reconciler = Reconciler(self.store, jobs, settings.stuck_seconds,
                                      settings.run_attempts, settings.base_check_seconds,
-                                     event_retention_seconds=settings.event_retention_seconds)
+                                     event_retention_seconds=settings.event_retention_seconds,
+                                     max_resends_per_pass=settings.reconcile_max_resends,
+                                     run_retention=RunRetention(
+                                         settings.run_retention_count or None,
+                                         settings.run_retention_seconds or None))
 
     @property
     def identity(self) -> AccessControl:

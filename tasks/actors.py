@@ -78,12 +78,18 @@ class DramatiqJobs(Jobs):
         return dramatiq.Actor(body, broker=self.broker, actor_name=job, queue_name=QUEUES[job],
                               priority=0, options=dict(OPTIONS))
 
-    def submit(self, job: str, key: str) -> None:
+    def submit(self, job: str, key: str, delay: float = 0.0) -> None:
+        options = {}
         trace = logs.traceparent()
-        if trace is None:
+        if trace is not None:  # the sender's trace goes with the job (tasks.observability)
+            options[TRACE_OPTION] = trace
+        if delay > 0:
+            # the broker's delay queue; the store's due time backs it up (reconciler)
+            options["delay"] = int(delay * 1000)
+        if options:
+            self.actors[job].send_with_options(args=(key,), **options)
+        else:
             self.actors[job].send(key)
-        else:  # the sender's trace goes with the job (tasks.observability)
-            self.actors[job].send_with_options(args=(key,), **{TRACE_OPTION: trace})
 
     def check(self) -> str:
         return check_broker(self.broker, self.system.settings.broker_url

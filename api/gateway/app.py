@@ -13,7 +13,9 @@ A request on ``/<org>/<uri>`` (or on one of an API's hosts) is matched by the ro
   ``query``.
 * the answer: the run's output as JSON (200); a failed run as ``{code, message}`` naming
   the run: InputError 400, FunctionError 502, SystemError 500, not settled in time 504.
-  ``X-Dispatch-Blocking: false`` answers 202 with the run's name and a ``Location``.
+  ``X-Dispatch-Blocking: false`` answers as Dispatch's gateway did, 200 with an empty
+  body (its e2e checks the output is empty); the run's name is in the ``X-Dispatch-Run``
+  header and its address in ``Location``.
 
 The organization comes from the path or the API's host, never from ``X-Dispatch-Org``.
 An API's ``authentication`` (``public`` or ``bearer``) is enforced before the body is
@@ -52,6 +54,11 @@ log = logging.getLogger("dispatch.gateway")
 #: first path segments that belong to the API itself, never to the gateway
 API_SEGMENTS = frozenset({"v1", "healthz", "readyz", "metrics", "docs", "openapi.json",
                           "oidc", ""})
+#: whole paths that belong to the API (Dispatch's identity manager's ``/home``, which the
+#: original CLI's login calls); ``/home/…`` stays the gateway's (an organization "home")
+API_PATHS = frozenset({"/home"})
+#: the response header naming a non-blocking call's run
+RUN_HEADER = "X-Dispatch-Run"
 #: request headers a function never sees
 HIDDEN_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -102,8 +109,10 @@ class GatewayDispatcher:
         self.api, self.gateway, self.is_api_host = api, gateway, is_api_host
 
     def __call__(self, environ: dict[str, Any], start_response: Callable):
-        first = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
-        if first not in API_SEGMENTS or self.is_api_host(environ.get("HTTP_HOST")):
+        path = environ.get("PATH_INFO", "")
+        first = path.lstrip("/").split("/", 1)[0]
+        ours = first in API_SEGMENTS or path in API_PATHS
+        if not ours or self.is_api_host(environ.get("HTTP_HOST")):
             return self.gateway(environ, start_response)
         return self.api(environ, start_response)
 
@@ -156,7 +165,8 @@ def _serve(system: Dispatch, match: Match) -> Response:
         raise BehindFailed(f"api {api['name']}: {exc.message}") from None
     log.info("gateway.run api=%s run=%s blocking=%s", E.key_of(api), run["name"], blocking)
     if not blocking:
-        response = _json({"name": run["name"], "status": run["status"]}, 202)
+        response = Response(status=200)
+        response.headers[RUN_HEADER] = run["name"]
         response.headers["Location"] = f"/v1/runs/{run['name']}"
         return response
     run = system.runs.wait(run)

@@ -12,10 +12,11 @@ from .exec import exec_
 from .get import get
 from .iam import iam
 from .login import login, logout
+from .redrive import redrive
 from .status import status
 from .up import up
 from .update import update
 from .version import version
 
-COMMANDS = (create, get, update, delete, exec_, emit, up, login, logout, iam, version,
+COMMANDS = (create, get, update, delete, exec_, redrive, emit, up, login, logout, iam, version,
             status)

@@ -15,18 +15,24 @@ from .. import options, seed
 from ..apply import VERBS, apply_documents, file_options, run_group
 from ..client import ApiError
 from ..function_spec import send_and_build, spec_options
-from ..image_spec import (image_body, read_manifest, read_system_deps, seed_documents,
-                          settle_failure, wait_settled)
+from ..image_spec import image_body, read_manifest, read_system_deps, seed_documents
 from ..output import show_outcome, without_values
+from ..progress import settled, wait_option, wait_options
 
 
 @click.group(cls=options.ResourceGroup, invoke_without_command=True)
 @file_options
+@wait_option
 @options.global_options()
 @click.pass_context
-def create(ctx: click.Context, file: str | None, workdir: str | None) -> None:
-    """Create a resource, or every resource of a seed file (-f)."""
-    run_group(ctx, "create", file, workdir)
+def create(ctx: click.Context, file: str | None, workdir: str | None, wait: bool) -> None:
+    """Create a resource, or every resource of a seed file (-f).
+
+    Each command returns once the server has the entity; what is then built or set up
+    (functions, images, subscriptions, APIs…) shows in `dispatch get KIND NAME`, or
+    --wait waits for it.
+    """
+    run_group(ctx, "create", file, workdir, wait)
 
 
 @create.command("function")
@@ -36,12 +42,16 @@ def create(ctx: click.Context, file: str | None, workdir: str | None) -> None:
 @options.global_options()
 @click.pass_context
 def create_function(
-    ctx: click.Context, name: str, path: str, no_wait: bool, **spec: Any
+    ctx: click.Context, name: str, path: str, wait: bool, **spec: Any
 ) -> None:
-    """Create function NAME from PATH, a source file or a directory."""
+    """Create function NAME from PATH, a source file or a directory.
+
+    It is then built on the server: `dispatch get function NAME` shows READY or ERROR
+    (or give --wait).
+    """
     client = options.client(ctx)
     function = send_and_build(client, client.create_function, name, path,
-                              doing="Creating", no_wait=no_wait, spec=spec)
+                              doing="Creating", wait=wait, spec=spec)
     show_outcome(function, options.output_format(ctx), f"Created function: {name}")
 
 
@@ -88,15 +98,17 @@ def read_secret_values(path: str) -> dict[str, str]:
 @click.option("--name", help="The subscription's name [default: a random one].")
 @click.option("--secret", "secrets", multiple=True,
               help="A secret given to the runs (repeatable).")
+@wait_options
 @options.global_options()
 @click.pass_context
 def create_subscription(ctx: click.Context, function: str, event_type: str, name: str | None,
-                        secrets: tuple[str, ...]) -> None:
+                        secrets: tuple[str, ...], wait: bool) -> None:
     """Subscribe FUNCTION to events of --event-type: each such event of the organization
     runs it, with the event's data as input."""
     body = {"name": name, "eventType": event_type, "function": function,
             "secrets": list(secrets), "tags": []}
-    sub = options.client(ctx).create_subscription(body)
+    client = options.client(ctx)
+    sub = settled(client, "Subscription", client.create_subscription(body), "Creating", wait)
     show_outcome(sub, options.output_format(ctx), f"Created subscription: {sub['name']}")
 
 
@@ -117,14 +129,17 @@ def _pairs(values: tuple[str, ...], option: str) -> list[dict[str, str]]:
               help="A config value (repeatable), e.g. --set schedule='*/5 * * * *'.")
 @click.option("--secret", "secrets", multiple=True,
               help="A secret whose values reach the driver's program (repeatable).")
+@wait_options
 @options.global_options()
 @click.pass_context
 def create_event_driver(ctx: click.Context, type_name: str, name: str | None,
-                        settings: tuple[str, ...], secrets: tuple[str, ...]) -> None:
+                        settings: tuple[str, ...], secrets: tuple[str, ...],
+                        wait: bool) -> None:
     """Create an event driver of TYPE: cron, webhook, or a driver type's name."""
     body = {"name": name, "type": type_name, "config": _pairs(settings, "--set"),
             "secrets": list(secrets), "tags": []}
-    driver = options.client(ctx).create_driver(body)
+    client = options.client(ctx)
+    driver = settled(client, "Driver", client.create_driver(body), "Creating", wait)
     message = f"Created event driver: {driver['name']}"
     if driver.get("url"):
         message += f"\nIngest URL: {driver['url']}\nToken: {driver['token']}"
@@ -157,17 +172,17 @@ def create_event_driver_type(ctx: click.Context, name: str, image: str | None,
 @click.argument("name")
 @click.argument("url")
 @click.option("--language", required=True, help="The runtime it has: python3 or nodejs.")
-@click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for READY.")
+@wait_options
 @options.global_options()
 @click.pass_context
 def create_base_image(ctx: click.Context, name: str, url: str, language: str,
-                      no_wait: bool) -> None:
+                      wait: bool) -> None:
     """Create base image NAME from URL: an image reference (docker builder), or an
     interpreter's absolute path or a runtime's name (local builder)."""
     client = options.client(ctx)
     base = client.create_base_image({"name": name, "dockerUrl": url, "language": language,
                                      "tags": []})
-    base = _settled(client, "BaseImage", base, no_wait)
+    base = settled(client, "BaseImage", base, "Creating", wait)
     show_outcome(base, options.output_format(ctx), f"Created base image: {name}")
 
 
@@ -178,16 +193,16 @@ def create_base_image(ctx: click.Context, name: str, url: str, language: str,
               help="The runtime dependencies' manifest: requirements.txt or package.json.")
 @click.option("--system-deps", type=click.Path(exists=True, dir_okay=False),
               help="System packages: 'name [version]' per line, or a JSON list.")
-@click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for READY.")
+@wait_options
 @options.global_options()
 @click.pass_context
 def create_image(ctx: click.Context, name: str, base_image: str, runtime_deps: str | None,
-                 system_deps: str | None, no_wait: bool) -> None:
+                 system_deps: str | None, wait: bool) -> None:
     """Create image NAME on BASE_IMAGE with dependencies; it is built on the server."""
     body = image_body(name, base_image, read_manifest(runtime_deps) if runtime_deps else None,
                       read_system_deps(system_deps) if system_deps else [])
     client = options.client(ctx)
-    image = _settled(client, "Image", client.create_image(body), no_wait)
+    image = settled(client, "Image", client.create_image(body), "Creating", wait)
     show_outcome(image, options.output_format(ctx), f"Created image: {name}")
 
 
@@ -196,10 +211,11 @@ def create_image(ctx: click.Context, name: str, base_image: str, runtime_deps: s
               help="Write them to a seed file instead of creating them.")
 @click.option("--base-url", "base_urls", multiple=True, metavar="LANGUAGE=URL",
               help="The base image of LANGUAGE (default: by the server's builder).")
+@wait_options
 @options.global_options()
 @click.pass_context
 def create_seed_images(ctx: click.Context, output_file: str | None,
-                       base_urls: tuple[str, ...]) -> None:
+                       base_urls: tuple[str, ...], wait: bool) -> None:
     """Create base images python3-base and nodejs-base, and images python3 and nodejs on
     them, for the server's builder. Those that exist already are kept.
 
@@ -228,18 +244,7 @@ def create_seed_images(ctx: click.Context, output_file: str | None,
         return
     checked = [seed.Document(n, d["kind"], d["name"], {k: v for k, v in d.items() if k != "kind"})
                for n, d in enumerate(documents, 1)]
-    apply_documents(ctx, VERBS["create"], checked, existing_ok=True)
-
-
-def _settled(client, kind: str, entity: dict[str, Any], no_wait: bool) -> dict[str, Any]:
-    """``entity`` once built (unless ``no_wait``); a ClickException if it ended in ERROR."""
-    if no_wait:
-        return entity
-    entity = wait_settled(client, kind, entity["name"], "Creating")
-    failure = settle_failure(entity)
-    if failure:
-        raise click.ClickException(failure)
-    return entity
+    apply_documents(ctx, VERBS["create"], checked, existing_ok=True, wait=wait)
 
 
 @create.command("api")
@@ -255,14 +260,16 @@ def _settled(client, kind: str, entity: dict[str, Any], no_wait: bool) -> dict[s
 @click.option("--disable", is_flag=True, help="Create it disabled (not routed).")
 @click.option("--auth", "authentication", default="public", show_default=True,
               help="Authentication: public (bearer arrives with identity).")
+@wait_options
 @options.global_options()
 @click.pass_context
 def create_api(ctx: click.Context, name: str, function: str, methods: tuple[str, ...],
                paths: tuple[str, ...], hosts: tuple[str, ...], cors: bool, disable: bool,
-               authentication: str) -> None:
+               authentication: str, wait: bool) -> None:
     """Create API NAME: requests on its paths run FUNCTION through the gateway."""
     body = {"name": name, "function": function, "methods": list(methods) or ["GET"],
             "uris": list(paths) or ["/"], "hosts": list(hosts), "cors": cors,
             "enabled": not disable, "authentication": authentication, "tags": []}
-    api = options.client(ctx).create_api(body)
+    client = options.client(ctx)
+    api = settled(client, "API", client.create_api(body), "Creating", wait)
     show_outcome(api, options.output_format(ctx), f"Created api: {name}")

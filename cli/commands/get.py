@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import options
-from ..output import Column, field, show, timestamp, without_values
+from ..output import TABLE, Column, field, show, timestamp, without_values
 
 FUNCTION_COLUMNS = (
     Column("NAME", field("name")),
@@ -19,6 +19,15 @@ RUN_COLUMNS = (
     Column("FUNCTION", field("functionName")),
     Column("STATUS", field("status")),
     Column("STARTED", timestamp("executedTime")),
+    Column("FINISHED", timestamp("finishedTime")),
+)
+
+DEAD_RUN_COLUMNS = (
+    Column("ID", field("name")),
+    Column("FUNCTION", field("functionName")),
+    Column("ATTEMPTS", field("attempts")),
+    Column("ERROR", lambda r: f"{(r.get('error') or {}).get('type')}: "
+                              f"{(r.get('error') or {}).get('message')}"),
     Column("FINISHED", timestamp("finishedTime")),
 )
 
@@ -69,14 +78,27 @@ def get() -> None:
 @click.argument("run", required=False)
 @click.option("--last", is_flag=True, help="Show only the newest run.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N runs, newest first.")
+@click.option("--continue", "token", metavar="TOKEN",
+              help="The next page: the token a previous listing printed.")
+@click.option("--dead", is_flag=True,
+              help="Only dead runs (retries exhausted, not redriven): `dispatch redrive RUN`.")
 @options.global_options()
 @click.pass_context
 def get_run(
-    ctx: click.Context, function: str | None, run: str | None, last: bool, limit: int | None
+    ctx: click.Context, function: str | None, run: str | None, last: bool, limit: int | None,
+    token: str | None, dead: bool,
 ) -> None:
-    """Show run RUN of FUNCTION, FUNCTION's runs, or every run; newest first."""
-    if run and (last or limit):
-        raise click.UsageError("--last and --limit list runs: leave RUN out")
+    """Show run RUN of FUNCTION, FUNCTION's runs, or every run; newest first, a page at a
+    time (the server's page is at most 1000 runs; `--continue TOKEN` shows the next)."""
+    if run and (last or limit or dead or token):
+        raise click.UsageError("--last, --limit, --continue and --dead list runs: "
+                               "leave RUN out")
+    if dead:
+        if last:
+            raise click.UsageError("--dead lists the dead runs: use --limit 1")
+        data = options.client(ctx).list_dead_runs(function, limit)
+        show(data, options.output_format(ctx), DEAD_RUN_COLUMNS)
+        return
     if last and limit:
         raise click.UsageError("--last is --limit 1: give one or the other")
     client = options.client(ctx)
@@ -90,7 +112,10 @@ def get_run(
             raise click.ClickException(f"{whose} no runs yet")
         data = newest[0]
     else:
-        data = client.list_runs(function, limit=limit)
+        data, more = client.list_runs_page(function, limit=limit, token=token)
+        if more:
+            click.echo(f"more runs: dispatch get runs {function + ' ' if function else ''}"
+                       f"{f'--limit {limit} ' if limit else ''}--continue {more}", err=True)
     show(data, options.output_format(ctx), RUN_COLUMNS)
 
 
@@ -100,13 +125,17 @@ def get_run(
 @options.global_options()
 @click.pass_context
 def get_secret(ctx: click.Context, name: str | None, reveal: bool) -> None:
-    """Show secret NAME, or every secret; values only with --all."""
+    """Show secret NAME, or every secret. The table shows values only with --all; -o json
+    and -o yaml show them, as Dispatch's CLI did (scripts read `.secrets.KEY`)."""
     client = options.client(ctx)
     data = client.get_secret(name) if name else client.list_secrets()
-    if reveal:
-        show(data, options.output_format(ctx), SECRET_COLUMNS + (SECRET_VALUES,))
+    fmt = options.output_format(ctx)
+    if fmt != TABLE:
+        show(data, fmt, SECRET_COLUMNS)
+    elif reveal:
+        show(data, fmt, SECRET_COLUMNS + (SECRET_VALUES,))
     else:
-        show(without_values(data), options.output_format(ctx), SECRET_COLUMNS)
+        show(without_values(data), fmt, SECRET_COLUMNS)
 
 
 DRIVER_COLUMNS = (

@@ -4,8 +4,9 @@ Two ways to log in, as with Dispatch's CLI:
 
 * ``dispatch login --service-account NAME --jwt-private-key FILE``: the key file must
   hold an RSA private key; one request (``GET /v1/version``, which needs a verified
-  token and an existing organization) proves the pair works; then the account and the
-  key file's *path* are stored (the key stays where it is).
+  token and an existing organization) proves the pair works; then the account, as
+  ``ORG/NAME`` of the organization it logged in under, and the key file's *path* are
+  stored (the key stays where it is).
 * ``dispatch login`` alone: the browser flow. A one-shot listener on
   ``127.0.0.1:<free port>/catcher`` waits while the browser goes through the server's
   OIDC login (``<api>/oidc/login``); once logged in, the server's ``/v1/iam/redirect``
@@ -13,8 +14,9 @@ Two ways to log in, as with Dispatch's CLI:
   is checked with one request and stored. ``$BROWSER`` picks the browser (Python's
   ``webbrowser``); ``--no-browser`` only prints the address to open.
 
-Each login replaces the context's other credentials; ``dispatch logout`` removes them
-all (the key file itself is left alone).
+Each login replaces the context's other credentials and makes the organization it logged
+in under the context's; ``dispatch logout`` removes the credentials (the key file itself
+is left alone).
 """
 
 from __future__ import annotations
@@ -97,10 +99,13 @@ def _login_service_account(ctx: click.Context, context: config.Context,
         raise click.UsageError(f"a service account login needs {missing} too")
     key = os.path.abspath(os.path.expanduser(key))  # the context must work from anywhere
     load_private_key(key)  # a clear error before anything is sent
+    # stored qualified: the account keeps signing as itself under --organization OTHER
+    account = issuer(account, context.organization)
     context = dataclasses.replace(context, service_account=account, jwt_private_key=key)
-    who = f"service account {issuer(account, context.organization)}"
+    who = f"service account {account}"
     _verify(context, who)
-    name = config.write_credentials(options.config_file(ctx), context, cookie="",
+    name = config.write_credentials(options.config_file(ctx), context,
+                                    organization=context.organization, cookie="",
                                     service_account=account, jwt_private_key=key)
     click.echo(f"Logged in as {who} (context {name!r})")
 
@@ -122,7 +127,8 @@ def _login_browser(ctx: click.Context, context: config.Context, timeout: int,
                                    f"back to {catcher.url}")
     context = dataclasses.replace(context, cookie=cookie)
     _verify(context, "the browser session")
-    name = config.write_credentials(options.config_file(ctx), context, cookie=cookie,
+    name = config.write_credentials(options.config_file(ctx), context,
+                                    organization=context.organization, cookie=cookie,
                                     service_account="", jwt_private_key="")
     click.echo(f"Logged in through the browser (context {name!r})")
 

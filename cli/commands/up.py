@@ -48,13 +48,14 @@ def up(ctx: click.Context, host: str | None, port: int | None, home: str | None)
         settings = Settings.from_env(home=home)
     except ValueError as exc:  # e.g. DISPATCH_AUTH=of
         raise click.ClickException(str(exc)) from None
+    check_sandbox(settings)
     organization = options.given(ctx, "organization") or ADMIN_ORG
     # the server creates (or keeps) this admin and its key file when it starts; with auth
     # off (DISPATCH_AUTH=off) there is nobody to be, and stale credentials are dropped
     admin = {}
     if settings.auth == "on":
-        account = ADMIN if organization == ADMIN_ORG else f"{ADMIN_ORG}/{ADMIN}"
-        admin = {"service_account": account,
+        # qualified: the admin signs as itself whatever --organization a command names
+        admin = {"service_account": f"{ADMIN_ORG}/{ADMIN}",
                  "jwt_private_key": os.path.join(settings.home, ADMIN_KEY_FILE)}
     context = config.Context(
         host=DEFAULT_HOST if host in _WILDCARDS else host,
@@ -73,3 +74,27 @@ def up(ctx: click.Context, host: str | None, port: int | None, home: str | None)
         serve_embedded(home=settings.home, host=host, port=port)
     except OSError as exc:  # most often: the port is taken by another server
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+
+
+def check_sandbox(settings: Settings) -> None:
+    """Refuse to run functions unconfined unless asked to in so many words.
+
+    The local driver confines functions with bubblewrap; on a machine without it they
+    would run as plain processes with the server's rights (its store, its keys). That
+    takes ``DISPATCH_SANDBOX=off``, said explicitly.
+    """
+    from engine.drivers.sandbox import BWRAP_ENV, INSTALL_HINT, bwrap_path
+
+    if settings.driver != "local":
+        return
+    if settings.sandbox == "off":
+        click.echo("Warning: DISPATCH_SANDBOX=off: functions run unsandboxed, with this "
+                   "server's rights on this host", err=True)
+        return
+    if bwrap_path() is None:
+        where = os.environ.get(BWRAP_ENV) or "bwrap (on PATH)"
+        raise click.ClickException(
+            f"bubblewrap is not installed ({where} not found), and without it functions "
+            f"would run unconfined, with this server's rights on this host. Install it "
+            f"(`{INSTALL_HINT}`), or run them unsandboxed knowingly with "
+            "`DISPATCH_SANDBOX=off dispatch up`.")

@@ -10,18 +10,23 @@ import click
 from .. import options
 from ..apply import file_options, run_group
 from ..function_spec import send_and_build, spec_options
-from ..image_spec import (image_body, read_manifest, read_system_deps, settle_failure,
-                          wait_settled)
+from ..image_spec import image_body, read_manifest, read_system_deps
 from ..output import show_outcome
+from ..progress import settled, wait_option, wait_options
 
 
 @click.group(cls=options.ResourceGroup, invoke_without_command=True)
 @file_options
+@wait_option
 @options.global_options()
 @click.pass_context
-def update(ctx: click.Context, file: str | None, workdir: str | None) -> None:
-    """Update a resource, or every resource of a seed file (-f)."""
-    run_group(ctx, "update", file, workdir)
+def update(ctx: click.Context, file: str | None, workdir: str | None, wait: bool) -> None:
+    """Update a resource, or every resource of a seed file (-f).
+
+    Each command returns once the server has the change; a rebuild shows in `dispatch get
+    KIND NAME`, or --wait waits for it.
+    """
+    run_group(ctx, "update", file, workdir, wait)
 
 
 @update.command("function")
@@ -31,7 +36,7 @@ def update(ctx: click.Context, file: str | None, workdir: str | None) -> None:
 @options.global_options()
 @click.pass_context
 def update_function(
-    ctx: click.Context, name: str, path: str, no_wait: bool, **spec: Any
+    ctx: click.Context, name: str, path: str, wait: bool, **spec: Any
 ) -> None:
     """Replace function NAME's spec and source with PATH and the flags.
 
@@ -40,7 +45,7 @@ def update_function(
     """
     client = options.client(ctx)
     function = send_and_build(client, lambda body: client.update_function(name, body),
-                              name, path, doing="Updating", no_wait=no_wait, spec=spec)
+                              name, path, doing="Updating", wait=wait, spec=spec)
     show_outcome(function, options.output_format(ctx), f"Updated function: {name}")
 
 
@@ -51,20 +56,16 @@ def update_function(
               help="The runtime dependencies' manifest: requirements.txt or package.json.")
 @click.option("--system-deps", type=click.Path(exists=True, dir_okay=False),
               help="System packages: 'name [version]' per line, or a JSON list.")
-@click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for READY.")
+@wait_options
 @options.global_options()
 @click.pass_context
 def update_image(ctx: click.Context, name: str, base_image: str, runtime_deps: str | None,
-                 system_deps: str | None, no_wait: bool) -> None:
+                 system_deps: str | None, wait: bool) -> None:
     """Replace image NAME's base and dependencies; it is rebuilt. Functions built on it
     keep their build until they are updated."""
     body = image_body(name, base_image, read_manifest(runtime_deps) if runtime_deps else None,
                       read_system_deps(system_deps) if system_deps else [])
     client = options.client(ctx)
-    image = client.update_image(name, body)
-    if not no_wait:
-        image = wait_settled(client, "Image", name, "Updating")
-        failure = settle_failure(image)
-        if failure:
-            raise click.ClickException(failure)
+    image = settled(client, "Image", dict(client.update_image(name, body), name=name),
+                    "Updating", wait)
     show_outcome(image, options.output_format(ctx), f"Updated image: {name}")

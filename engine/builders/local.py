@@ -1,9 +1,11 @@
 """The ``local`` builder (embedded default): images are directories on this host.
 
 A base image names a runtime of this host. Its ``dockerUrl`` is either the absolute
-path of an interpreter (``/usr/bin/python3``, ``/opt/node20/bin/node``) or any other
-word (``python3``, ``nodejs``), which means the host's default: the server's own Python
-(``sys.executable``) or ``node`` on ``PATH``.
+path of an interpreter (``/usr/bin/python3``, ``/opt/node20/bin/node``) or the name of
+its language (``python3`` or ``python``; ``nodejs`` or ``node``), which means the host's
+default: the server's own Python (``sys.executable``) or ``node`` on ``PATH``. Anything
+else (an image reference such as ``dispatch/python3-base:latest``) is refused: the base
+image goes ``ERROR`` saying so, as a missing Docker image does with the docker builder.
 
 An image is one directory under ``$DISPATCH_HOME/images/<sha256>``, addressed by its
 content (language, interpreter, its version and the manifest):
@@ -57,6 +59,8 @@ _ADDRESS = re.compile(r"^[0-9a-f]{64}$")
 #: what an interpreter named by path may be called: the probe runs it, so not just any
 #: executable of the host
 _NAMES = {"python3": re.compile(r"^python(3(\.\d+)?)?$"), "nodejs": re.compile(r"^node(js)?$")}
+#: what a base image's URL may say instead of a path: "this host's runtime of the language"
+RUNTIME_WORDS = {"python3": ("python3", "python"), "nodejs": ("nodejs", "node")}
 #: what the version probe of each language's interpreter prints
 _VERSION = {"python3": re.compile(r"^3\.\d+\.\d+$"), "nodejs": re.compile(r"^v\d+\.\d+\.\d+")}
 
@@ -113,6 +117,12 @@ class LocalBuilder(Builder):
             if not _NAMES[base.language].match(os.path.basename(path)):
                 raise BuildError(f"{path} is not a {base.language} interpreter's name "
                                  f"({'python3 or python3.N' if base.language == 'python3' else 'node'})")
+        elif base.url not in RUNTIME_WORDS[base.language]:
+            words = " or ".join(repr(w) for w in RUNTIME_WORDS[base.language])
+            raise BuildError(
+                f"base image URL {base.url!r} is neither an interpreter's absolute path nor "
+                f"the language ({words}): the local builder runs this host's runtimes, and "
+                "image references need the docker builder (DISPATCH_BUILDER=docker)")
         elif base.language == "python3":
             path = sys.executable
         else:

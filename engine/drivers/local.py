@@ -201,7 +201,8 @@ def _sandbox_choice(sandbox_opt: bool | None) -> str | None:
     bwrap = sandbox.bwrap_path()
     if bwrap is None:
         if sandbox_opt:
-            raise Unavailable("the local driver's sandbox was required but bwrap is not on PATH")
+            raise Unavailable("the local driver's sandbox was required but bwrap is not "
+                              f"installed ({sandbox.INSTALL_HINT})")
         if not _warned_no_sandbox:
             _warned_no_sandbox = True
             log.warning("sandbox.unavailable reason='bwrap not on PATH' effect='functions run unconfined'")

@@ -42,9 +42,16 @@ ETC_FILES = (
 USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
+#: where to look for bubblewrap instead of ``bwrap`` on PATH (a path or a command name)
+BWRAP_ENV = "DISPATCH_BWRAP"
+#: how to get bubblewrap, for messages
+INSTALL_HINT = "apt-get install bubblewrap"
+
+
 def bwrap_path() -> str | None:
-    """The ``bwrap`` executable on PATH, or None."""
-    return shutil.which("bwrap")
+    """The bubblewrap executable (``$DISPATCH_BWRAP``, else ``bwrap`` on PATH), or None
+    when it is not there."""
+    return shutil.which(os.environ.get(BWRAP_ENV) or "bwrap")
 
 
 def server_path(server_file: str) -> str:

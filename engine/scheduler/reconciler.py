@@ -25,6 +25,7 @@ image       CREATING      claim expired (builder died): back to INITIALIZED, sub
 image       DELETING      submit ``delete_image`` again (it may be waiting for functions)
 event       INITIALIZED   submit ``deliver_event`` again
 event       READY         older than ``event_retention_seconds``: delete it
+idem. key   READY         past its ``expiresAt``: delete it (the key may start a run again)
 subscr.     CREATING      submit ``sync_subscription`` again
 subscr.     UPDATING      submit ``sync_subscription`` again
 subscr.     DELETING      submit ``sync_subscription`` again
@@ -38,9 +39,19 @@ driver      UPDATING      submit ``sync_event_driver`` again
 driver      DELETING      submit ``sync_event_driver`` again
 ==========  ============  ================================================================
 
+Every ``retention_check_seconds``, settled runs past their function's retention (a count
+and an age, :mod:`engine.run_retention`) are pruned, oldest first
+(:mod:`engine.scheduler.run_pruning`).
+
 Image rows submit at most once per ``stuck_seconds`` per entity (a waiting image or a
 missing base does not change, and a check may pull an image): the reconciler remembers
 when it last submitted each.
+
+Run rows are throttled twice over, so that an outage (etcd or Redis away, every worker
+dead) does not turn into a storm of re-sends once it ends: each run is re-sent with a
+backoff of its own (``stuck_seconds``, then twice that, … up to
+``max_resend_backoff``), and one pass re-sends at most ``max_resends_per_pass`` runs,
+oldest first; the rest wait for the next pass.
 """
 
 from __future__ import annotations
@@ -57,6 +68,10 @@ from ..jobs import (BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION, DELETE_BASE_
                     DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT, EXECUTE_RUN,
                     SYNC_API, SYNC_EVENT_DRIVER, SYNC_SUBSCRIPTION, Jobs)
 from ..store import Store
+from ..retry_policy import RetryPolicy
+from ..run_retention import RunRetention
+from .run_pruning import RunPruner
+from ..services.dead_letters import DeadLetters
 from ..services.runs import system_error
 
 log = logging.getLogger("dispatch.reconciler")
@@ -67,12 +82,24 @@ class Reconciler:
     (every move is a compare-and-swap), though one leader at a time is cheaper."""
 
     KINDS = (E.FUNCTION, E.RUN, E.BASE_IMAGE, E.IMAGE, E.EVENT, E.SUBSCRIPTION, E.API,
-             E.DRIVER)
+             E.DRIVER, E.IDEMPOTENCY)
 
     def __init__(self, store: Store, jobs: Jobs, stuck_seconds: float = 30.0,
                  run_attempts: int = 2, base_check_seconds: float = 60.0,
-                 event_retention_seconds: float = 86400.0):
+                 event_retention_seconds: float = 86400.0,
+                 max_resends_per_pass: int = 100, max_resend_backoff: float = 300.0,
+                 run_retention: RunRetention | None = None,
+                 retention_check_seconds: float = 60.0):
         self.store, self.jobs = store, jobs
+        #: prunes settled runs past their function's retention (None: keeps every run)
+        self.pruner = (RunPruner(store, run_retention, every=retention_check_seconds)
+                       if run_retention is not None else None)
+        self.max_resends_per_pass = max_resends_per_pass
+        self.max_resend_backoff = max_resend_backoff
+        #: per run key: (re-sends so far, not before this time)
+        self._resends: dict[str, tuple[int, float]] = {}
+        self._resends_this_pass = 0
+        self.dead_letters = DeadLetters(store)
         self.stuck_seconds, self.run_attempts = stuck_seconds, run_attempts
         self.base_check_seconds = base_check_seconds
         self.event_retention_seconds = event_retention_seconds
@@ -84,7 +111,7 @@ class Reconciler:
             (E.FUNCTION, E.UPDATING): self._resubmit(CREATE_FUNCTION),
             (E.FUNCTION, E.CREATING): self._reclaim_function,
             (E.FUNCTION, E.DELETING): self._resubmit(DELETE_FUNCTION),
-            (E.RUN, E.INITIALIZED): self._resubmit(EXECUTE_RUN),
+            (E.RUN, E.INITIALIZED): self._resend_run,
             (E.RUN, E.CREATING): self._reclaim_run,
             (E.BASE_IMAGE, E.INITIALIZED): self._throttled(CHECK_BASE_IMAGE, stuck_seconds),
             (E.BASE_IMAGE, E.UPDATING): self._throttled(CHECK_BASE_IMAGE, stuck_seconds),
@@ -98,6 +125,7 @@ class Reconciler:
             (E.IMAGE, E.DELETING): self._throttled(DELETE_IMAGE, stuck_seconds),
             (E.EVENT, E.INITIALIZED): self._resubmit(DELIVER_EVENT),
             (E.EVENT, E.READY): self._prune_event,
+            (E.IDEMPOTENCY, E.READY): self._prune_idempotency_key,
             (E.SUBSCRIPTION, E.CREATING): self._resubmit(SYNC_SUBSCRIPTION),
             (E.SUBSCRIPTION, E.UPDATING): self._resubmit(SYNC_SUBSCRIPTION),
             (E.SUBSCRIPTION, E.DELETING): self._resubmit(SYNC_SUBSCRIPTION),
@@ -131,8 +159,12 @@ class Reconciler:
         now = time.time() if now is None else now
         moved: dict[str, int] = {}
         seen: set[str] = set()
+        self._resends_this_pass = 0
         for kind in self.KINDS:
-            for entity in self._in_transition(kind):
+            pending = self._in_transition(kind)
+            if kind == E.RUN:  # the oldest first, when the per-pass cap leaves some over
+                pending = sorted(pending, key=lambda r: r.get("createdAt", r["createdTime"]))
+            for entity in pending:
                 seen.add(E.key_of(entity))
                 try:
                     action = self.TABLE[(kind, entity["status"])](entity, now)
@@ -144,6 +176,11 @@ class Reconciler:
                     log.info("reconciler.%s key=%s", action, E.key_of(entity))
         # forget entities that settled or went away
         self._submitted = {k: t for k, t in self._submitted.items() if k in seen}
+        self._resends = {k: v for k, v in self._resends.items() if k in seen}
+        if self.pruner is not None:
+            pruned = self.pruner.maybe_prune(now)
+            if pruned:
+                moved["pruned_run"] = pruned
         return moved
 
     def _stuck(self, entity: E.Entity, now: float) -> bool:
@@ -157,6 +194,23 @@ class Reconciler:
             return f"resubmitted_{job}"
 
         return resubmit
+
+    def _resend_run(self, run: E.Entity, now: float) -> str | None:
+        """A run still INITIALIZED past ``stuck_seconds`` (or past its retry's due time):
+        its ``execute_run`` was lost; send it again, with a backoff per run and a cap per
+        pass."""
+        due = max(run["modifiedTime"], run.get("retryAt") or 0)
+        if due + self.stuck_seconds > now:
+            return None
+        key = E.key_of(run)
+        count, not_before = self._resends.get(key, (0, 0.0))
+        if not_before > now or self._resends_this_pass >= self.max_resends_per_pass:
+            return None
+        self._resends_this_pass += 1
+        backoff = min(self.stuck_seconds * 2 ** count, self.max_resend_backoff)
+        self._resends[key] = (count + 1, now + backoff)
+        self.jobs.submit(EXECUTE_RUN, key)
+        return "resubmitted_execute_run"
 
     def _throttled(self, job: str, seconds: float,
                    action: str | None = None) -> Callable[[E.Entity, float], str | None]:
@@ -179,6 +233,13 @@ class Reconciler:
                           revision=event["revision"])
         return "pruned_event"
 
+    def _prune_idempotency_key(self, record: E.Entity, now: float) -> str | None:
+        if record["expiresAt"] > now:
+            return None
+        self.store.delete(E.IDEMPOTENCY, record["organizationId"], record["name"],
+                          revision=record["revision"])
+        return "pruned_idempotency_key"
+
     def _reclaim_image(self, image: E.Entity, now: float) -> str | None:
         if image.get("claimExpires", 0) > now:
             return None
@@ -196,18 +257,37 @@ class Reconciler:
         return "rebuilt_function"
 
     def _reclaim_run(self, run: E.Entity, now: float) -> str | None:
+        """A run whose worker was lost (a SystemError): started again within its retry
+        policy (after the policy's delay) or, without one, ``run_attempts``; else it ends
+        ERROR, dead."""
         if run.get("claimExpires", 0) > now:
             return None
+        if self._resends_this_pass >= self.max_resends_per_pass:
+            return None  # the next pass takes it
+        self._resends_this_pass += 1
         run.pop("claimExpires", None)
+        run.pop("executedAt", None)
         attempts = run.get("attempts", 1)
-        if attempts < self.run_attempts:
-            run = self.store.update(dict(run, status=E.INITIALIZED))
-            self.jobs.submit(EXECUTE_RUN, E.key_of(run))
-            return "retried_run"
+        policy = RetryPolicy.of(run)
+        retried = policy is not None and policy.retries("SystemError")
+        limit = policy.attempts if retried else self.run_attempts
         message = (f"the worker running this run was lost (no result after {attempts} "
                    f"attempt{'s' if attempts != 1 else ''})")
-        self.store.update(dict(run, status=E.ERROR, error=system_error(message),
-                               reason=[message], finishedTime=int(now)))
+        if policy is not None:
+            run["attemptHistory"] = list(run.get("attemptHistory") or []) + [{
+                "attempt": attempts, "executedTime": run.get("executedTime"),
+                "finishedTime": int(now), "status": E.ERROR,
+                "error": {"type": "SystemError", "message": "the worker was lost"}}]
+        if attempts < limit:
+            delay = policy.delay(attempts) if retried else 0.0
+            run = self.store.update(dict(run, status=E.INITIALIZED,
+                                         retryAt=now + delay if delay else None))
+            self.jobs.submit(EXECUTE_RUN, E.key_of(run), delay=delay)
+            return "retried_run"
+        run.update(status=E.ERROR, error=system_error(message), reason=[message],
+                   finishedTime=int(now), dead=True)
+        self.dead_letters.add(run)
+        self.store.update(run)
         metrics.count_run(metrics.function_label(run["organizationId"], run["functionName"]),
                           E.ERROR, "SystemError")
         return "failed_run"

@@ -24,6 +24,8 @@ from .catalog import ImageCatalog, ImageRef
 from ..limits import CONCURRENCY_MAX, TIMEOUT_MAX_MS, check_count
 from ..names import validate_name, validate_names
 from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, DELETE_IMAGE, Jobs
+from ..retry_policy import RetryPolicy
+from ..run_retention import RunRetention
 from ..sources import decode
 from ..steps.validation import check_schema
 from ..store import Store
@@ -170,7 +172,11 @@ class FunctionService:
         network = spec.get("network") or False
         if not isinstance(network, bool):
             raise InvalidInput("network must be true or false")
+        retry = RetryPolicy.parse(spec.get("retry"))
+        retention = RunRetention.parse(spec.get("retention"))
         return {
+            "retry": retry.to_json() if retry else None,
+            "retention": retention.to_json() if retention else None,
             "image": image,
             "handler": handler,
             "timeout": timeout,

@@ -6,25 +6,41 @@ import logging
 import time
 import traceback
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from .. import entities as E
 from .. import logs, metrics
 from ..store.cache import EntityCache
 from ..drivers.base import Driver, Outcome
-from ..errors import InvalidInput, NotFound, StaleRevision, TooLarge
+from ..errors import Conflict, InvalidInput, NotFound, StaleRevision, TooLarge, Unavailable
 from ..jobs import EXECUTE_RUN, Jobs
 from ..limits import RUN_RECORD_MAX_BYTES
 from ..names import validate_name, validate_names
 from ..steps import Call, Step, run_pipeline
-from ..store import Store
+from ..store import Page, Store, matches
 from ..store.codec import encode
 from ..store.waiter import SettleWaiter
 from .functions import FunctionService, serving_version, version_of
+from ..retry_policy import RetryPolicy
+from .dead_letters import DeadLetters
+from .idempotency import IdempotencyKeys
 
 log = logging.getLogger("dispatch.runs")
 
 DEFAULT_TIMEOUT_MS = 60_000
+#: the most runs one list request answers (also its default: old clients send no limit)
+MAX_LIST_LIMIT = 1000
+#: how many runs one filtered list request may read, per run it may answer
+SCAN_FACTOR = 10
+#: a replayed key whose run is still absent after this long: the run was pruned
+REPLAY_PRUNED_AFTER = 30.0
+#: a delayed job may arrive this early (clocks of two hosts) and still start its retry
+RETRY_EARLY_TOLERANCE = 0.2
+#: what a run without a policy of its own is retried on (none: one attempt), so what
+#: makes it dead
+DEFAULT_POLICY = RetryPolicy()
+#: redriven runs are named from the dead run's id, so a redrive sent twice starts one run
+REDRIVE_NAMESPACE = uuid.UUID("6f1c2b1e-6a55-4f0e-9d7c-2f0c8a7d1e01")
 
 
 def system_error(message: str) -> dict[str, Any]:
@@ -45,7 +61,7 @@ class RunService:
 
     def __init__(self, store: Store, jobs: Jobs, driver: Driver, functions: FunctionService,
                  attempts: int = 2, claim_grace_seconds: float = 30.0,
-                 steps: list[Step] | None = None):
+                 steps: list[Step] | None = None, idempotency_seconds: float = 86400.0):
         self.store, self.jobs, self.driver, self.functions = store, jobs, driver, functions
         #: the pipeline around each call (Dispatch's Validator ∘ SecretInjector ∘ …)
         self.steps = list(steps or [])
@@ -58,11 +74,13 @@ class RunService:
             type(driver).__name__.removesuffix("Driver").lower()
         #: the largest run record written (input, output, logs and error together)
         self.record_max_bytes = RUN_RECORD_MAX_BYTES
+        self.keys = IdempotencyKeys(store, idempotency_seconds)
+        self.dead_letters = DeadLetters(store)
 
     # ---- API side -------------------------------------------------------------------
 
     def start(self, org: str, function_name: str | None, body: dict[str, Any],
-              name: str | None = None) -> E.Entity:
+              name: str | None = None, **extra: Any) -> E.Entity:
         """Store a run ``INITIALIZED`` and queue it. 404 if no version of the function is
         READY (while an update builds, runs go to the version it replaces).
 
@@ -82,12 +100,15 @@ class RunService:
             blocking=bool(body.get("blocking")), input=body.get("input"), output=None,
             error=None, logs={"stdout": [], "stderr": []},
             # the function's secrets, then the run's own: later names win on a clash
-            secrets=list(fn.get("secrets") or []) + validate_names(body.get("secrets"), "secrets"),
+            secrets=list(dict.fromkeys(list(fn.get("secrets") or [])
+                                       + validate_names(body.get("secrets"), "secrets"))),
             services=validate_names(body.get("services"), "services"),
             tags=list(body.get("tags") or []), event=body.get("event"),
             httpContext=body.get("httpContext"), executedTime=None, finishedTime=None,
             attempts=0, waitSeconds=self.wait_seconds(fn.get("timeout") or 0),
             createdAt=time.time(),  # createdTime is whole seconds: this orders runs
+            retry=fn.get("retry"),  # the policy as it was when the run started
+            **extra,
         )
         size = record_size(run)
         if size > self.record_max_bytes:
@@ -95,6 +116,53 @@ class RunService:
                            f"of {self.record_max_bytes} bytes")
         run = self.store.add(run)
         self.jobs.submit(EXECUTE_RUN, E.key_of(run))
+        return run
+
+    def invoke(self, org: str, function_name: str | None, body: dict[str, Any],
+               idempotency_key: str | None = None) -> tuple[E.Entity, bool]:
+        """Start a run at most once per idempotency key: ``(run, replayed)``.
+
+        The key is ``idempotency_key`` (an ``Idempotency-Key`` header: remembered for
+        the window, per organization and function) and/or the client-chosen run
+        ``body["name"]`` (unique in the organization while the run is kept). A request
+        repeating a key gets the run the first one started, ``replayed`` True, and
+        nothing runs again; the same name for another function is a Conflict.
+        """
+        name = body.get("name")
+        if name is not None:
+            validate_name(name, "name")
+        if not function_name:
+            raise InvalidInput("functionName is required")
+        if idempotency_key is None and name is None:
+            return self.start(org, function_name, body), False
+        claim = None
+        if idempotency_key is not None:
+            claim = self.keys.claim(org, function_name, idempotency_key,
+                                    name or str(uuid.uuid4()))
+            name = claim.run_name
+            if claim.replay:
+                try:
+                    return self._same_function(self.store.get(E.RUN, org, name),
+                                               function_name), True
+                except NotFound:
+                    if claim.age > REPLAY_PRUNED_AFTER:
+                        raise Conflict(f"the run {name} this Idempotency-Key started is "
+                                       "no longer kept") from None
+                    # the first request is between its claim and its run: race it below
+        try:
+            return self.start(org, function_name, body, name=name), False
+        except Conflict:
+            return self._same_function(self.store.get(E.RUN, org, name), function_name), True
+        except Exception:
+            if claim is not None and not claim.replay:
+                self.keys.release(org, function_name, idempotency_key, name)
+            raise
+
+    @staticmethod
+    def _same_function(run: E.Entity, function_name: str) -> E.Entity:
+        if run.get("functionName") != function_name:
+            raise Conflict(f"Run {run['name']} already exists (a run of function "
+                           f"{run.get('functionName')})")
         return run
 
     def wait(self, run: E.Entity, timeout: float | None = None) -> E.Entity:
@@ -130,16 +198,35 @@ class RunService:
 
     def list(self, org: str, function_name: str | None = None, since: int | None = None,
              tags: dict[str, str] | None = None, limit: int | None = None) -> list[E.Entity]:
-        """Runs newest first, of one function if named, modified after ``since``, at most
-        ``limit`` of them."""
+        """Runs newest first (see :meth:`page`), the first page only."""
+        return self.page(org, function_name, since, tags, limit).items
+
+    def page(self, org: str, function_name: str | None = None, since: int | None = None,
+             tags: dict[str, str] | None = None, limit: int | None = None,
+             token: str | None = None) -> Page:
+        """Runs newest first, of one function if named, modified after ``since``, with
+        ``tags``: at most ``limit`` (default and most :data:`MAX_LIST_LIMIT`) from the
+        store's creation index, and the token of the next page if there is one.
+
+        ``since`` and ``tags`` filter the pages read: a page may then come back short,
+        with a token (at most ``SCAN_FACTOR × limit`` runs are read per request).
+        """
         if limit is not None and limit < 1:
             raise InvalidInput("limit must be a positive number")
-        fields = {"functionName": function_name} if function_name else None
-        runs = self.store.list(E.RUN, org, tags=tags, fields=fields)
-        if since is not None:
-            runs = [r for r in runs if r["modifiedTime"] > since]
-        runs.sort(key=lambda r: r.get("createdAt", r["createdTime"]), reverse=True)
-        return runs[:limit] if limit else runs
+        limit = min(limit or MAX_LIST_LIMIT, MAX_LIST_LIMIT)
+        field = ("functionName", function_name) if function_name else None
+        items: list[E.Entity] = []
+        scanned = 0
+        while True:
+            page = self.store.page(E.RUN, org, limit=limit - len(items), token=token,
+                                   field=field)
+            scanned += len(page.items)
+            items += [r for r in page.items
+                      if (since is None or r["modifiedTime"] > since)
+                      and matches(r, None, tags, None)]
+            token = page.token
+            if token is None or len(items) >= limit or scanned >= SCAN_FACTOR * limit:
+                return Page(items, token)
 
     # ---- job side -------------------------------------------------------------------
 
@@ -155,6 +242,8 @@ class RunService:
             return  # deleted meanwhile: nothing left to do
         if run["status"] != E.INITIALIZED:
             return  # claimed or finished already: at-least-once delivery made it a no-op
+        if (run.get("retryAt") or 0) > time.time() + RETRY_EARLY_TOLERANCE:
+            return  # a retry not due yet: its delayed job (or the reconciler) starts it
         try:
             fn = version_of(self._function(org, run["functionName"]), run["faasId"])
         except NotFound:
@@ -162,9 +251,10 @@ class RunService:
         if fn is None:
             self._finish(run, Outcome(error=system_error(
                 f"function {run['functionName']} was deleted or replaced before the run "
-                "started")))
+                "started")), retry=False)
             return
         now = time.time()
+        run.pop("retryAt", None)
         run.update(status=E.CREATING, executedTime=int(now), executedAt=now,
                    attempts=run.get("attempts", 0) + 1,
                    claimExpires=now + self.wait_seconds(fn.get("timeout") or 0))
@@ -201,8 +291,28 @@ class RunService:
                 outcome.cold_start_ms / 1000)
         return outcome
 
-    def _finish(self, run: E.Entity, outcome: Outcome) -> None:
+    def _finish(self, run: E.Entity, outcome: Outcome, retry: bool = True) -> None:
+        """Record the outcome of an attempt: the run settles, or (``retry`` and its policy
+        allowing) goes back to wait for its next attempt."""
         now = time.time()
+        # a result the store cannot take now is tried again until the claim expires
+        until = run.get("claimExpires") or now
+        policy = RetryPolicy.of(run)
+        error_type = (outcome.error or {}).get("type")
+        if policy is not None:
+            run["attemptHistory"] = list(run.get("attemptHistory") or []) + [{
+                "attempt": run.get("attempts", 1), "executedTime": run.get("executedTime"),
+                "finishedTime": int(now), "status": E.ERROR if outcome.error else E.READY,
+                "error": _brief(outcome.error)}]
+            if retry and outcome.error and policy.retries(error_type) \
+                    and run.get("attempts", 1) < policy.attempts:
+                self._retry_later(run, outcome, policy, now, until)
+                return
+        dead = bool(outcome.error) and (policy or DEFAULT_POLICY).retries(error_type)
+        if dead:
+            run["dead"] = True
+            self._while_unavailable(lambda: self.dead_letters.add(dict(run, error=outcome.error)),
+                                    until)
         run.update(
             status=E.ERROR if outcome.error else E.READY, output=outcome.payload,
             error=outcome.error, logs=outcome.logs, finishedTime=int(now),
@@ -221,7 +331,7 @@ class RunService:
                 f"{self.record_max_bytes} bytes: the output and logs are dropped (make the "
                 "output or the input smaller)"))
         try:
-            run = self.store.update(run)
+            run = self._while_unavailable(lambda: self.store.update(run), until)
         except (StaleRevision, NotFound):
             log.warning("run.result_dropped key=%s (the run changed meanwhile)", E.key_of(run))
             return
@@ -243,6 +353,77 @@ class RunService:
         log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
 
     @staticmethod
+    def _while_unavailable(write: Callable[[], Any], until: float) -> Any:
+        """``write()``, tried again while the store is unavailable (etcd restarting, a
+        leader election) until ``until``, the run's claim expiry: a function's result is
+        kept rather than its run executed again. After the claim expires the reconciler
+        may start the run again, and the write would lose its compare-and-swap anyway."""
+        pause = 0.05
+        while True:
+            try:
+                return write()
+            except Unavailable:
+                if time.time() + pause >= until:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    def _retry_later(self, run: E.Entity, outcome: Outcome, policy: RetryPolicy,
+                     now: float, until: float) -> None:
+        """Put a failed attempt's run back to INITIALIZED with the time its next attempt
+        is due; a delayed job starts it then (the reconciler, if the job is lost)."""
+        delay = policy.delay(run.get("attempts", 1))
+        message = (f"attempt {run.get('attempts', 1)} of {policy.attempts} failed "
+                   f"({outcome.error['type']}: {outcome.error['message']}); "
+                   f"retrying in {delay:.3g}s")
+        run.update(status=E.INITIALIZED, retryAt=now + delay, error=outcome.error,
+                   logs=outcome.logs, reason=[message])
+        run.pop("claimExpires", None)
+        run.pop("executedAt", None)
+        try:
+            run = self._while_unavailable(lambda: self.store.update(run), until)
+        except (StaleRevision, NotFound):
+            log.warning("run.retry_dropped key=%s (the run changed meanwhile)", E.key_of(run))
+            return
+        self.jobs.submit(EXECUTE_RUN, E.key_of(run), delay=delay)
+        log.info("run.retry key=%s attempt=%s delay=%.3f", E.key_of(run),
+                 run.get("attempts"), delay)
+
+    def redrive(self, org: str, name: str) -> E.Entity:
+        """Start a run in ERROR again as a new run (``redrivenFrom`` names the old one,
+        whose ``redrivenTo`` names the new); it leaves the dead-letter list.
+
+        Conflict if the run is not in ERROR or was redriven already; a redrive sent twice
+        at once starts one run.
+        """
+        old = self.store.get(E.RUN, org, name)
+        if old["status"] != E.ERROR:
+            raise Conflict(f"Run {name} is {old['status']}: only a run in ERROR can be "
+                           "redriven")
+        if old.get("redrivenTo"):
+            raise Conflict(f"Run {name} was redriven already, as {old['redrivenTo']}")
+        new_name = str(uuid.uuid5(REDRIVE_NAMESPACE, old["id"]))
+        body = {"input": old.get("input"), "secrets": old.get("secrets"),
+                "event": old.get("event"), "httpContext": old.get("httpContext"),
+                "tags": old.get("tags")}
+        try:
+            new = self.start(org, old["functionName"], body, name=new_name,
+                             redrivenFrom=name)
+        except Conflict:
+            new = self.store.get(E.RUN, org, new_name)
+        self.store.modify(E.RUN, org, name,
+                          lambda run: None if run.get("redrivenTo")
+                          else dict(run, redrivenTo=new_name))
+        self.dead_letters.remove(org, name)
+        log.info("run.redriven key=%s as=%s", E.key_of(old), new_name)
+        return new
+
+    def dead(self, org: str, function_name: str | None = None,
+             limit: int | None = None) -> list[E.Entity]:
+        """The dead-letter list: dead runs not redriven, most recently dead first."""
+        return self.dead_letters.runs(org, function_name, limit)
+
+    @staticmethod
     def _refuse(run: E.Entity, error: dict[str, Any]) -> None:
         """Make ``run`` an ERROR without its output and logs (its input stays: it was
         stored when the run started)."""
@@ -253,3 +434,8 @@ class RunService:
         for follower in (self._waiter, self._functions):
             if follower is not None:
                 follower.close()
+
+
+def _brief(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An error without its stack trace, for the attempt history."""
+    return None if error is None else {"type": error.get("type"), "message": error.get("message")}

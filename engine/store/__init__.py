@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import Lock, Store, Watch, WatchEvent, matches
+from .base import Lock, Page, Store, Watch, WatchEvent, matches
 
-__all__ = ["Lock", "Store", "Watch", "WatchEvent", "matches", "open_store"]
+__all__ = ["Lock", "Page", "Store", "Watch", "WatchEvent", "matches", "open_store"]
 
 
 def open_store(url: str) -> Store:

@@ -9,6 +9,9 @@ contract suite in ``tests/contract/test_store.py`` checks them against each:
   and then fail with :class:`~engine.errors.StaleRevision` if it changed meanwhile.
 * ``watch`` yields every change under a prefix, in revision order, from a revision.
 * ``lock`` is a mutex with a time-to-live that works across processes.
+* ``page`` reads one page of an indexed kind (runs), newest (or oldest) first, from a
+  creation-time index kept with every write: its cost is that of the page, never that of
+  every entity of the kind.
 """
 
 from __future__ import annotations
@@ -31,6 +34,15 @@ class WatchEvent:
     revision: int
     #: the entity after a put; ``None`` after a delete
     entity: Entity | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """One page of :meth:`Store.page`."""
+
+    items: list[Entity]
+    #: where the next page starts (pass it back as ``token``); None after the last page
+    token: str | None
 
 
 class Watch(abc.ABC):
@@ -105,6 +117,31 @@ class Store(abc.ABC):
         keys to values the entity must carry; ``fields`` maps top-level fields to the
         values they must equal.
         """
+
+    @abc.abstractmethod
+    def page(
+        self,
+        kind: str,
+        org: str,
+        *,
+        limit: int,
+        token: str | None = None,
+        field: tuple[str, Any] | None = None,
+        oldest_first: bool = False,
+    ) -> Page:
+        """Up to ``limit`` entities of an indexed kind (:data:`codec.INDEXED`) in ``org``,
+        newest first by creation time (``createdAt``, else ``createdTime``, to the
+        microsecond), or oldest first; ties by name, ascending, either way; from ``token`` (a previous page's) on.
+
+        ``field`` is ``(name, value)`` of the kind's indexed field (runs:
+        ``functionName``): only those entities. Entities added after the first page sort
+        before the token when newest first, so a walk never repeats or skips one that was
+        there when it began (unless deleted). InvalidInput for a token not made here.
+        """
+
+    @abc.abstractmethod
+    def count(self, kind: str, org: str, *, field: tuple[str, Any] | None = None) -> int:
+        """How many entities of an indexed kind ``org`` holds (with ``field``'s value)."""
 
     @abc.abstractmethod
     def update(self, entity: Entity) -> Entity:

@@ -7,13 +7,15 @@ and can never disagree with the store.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 from typing import Any
 
 from .. import entities
 from ..entities import Entity
-from ..errors import Conflict, NotFound, StaleRevision
+from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
 
 #: changes kept for ``watch(prefix, from_revision)`` by the backends that keep their own log
 HISTORY = 10_000
@@ -71,3 +73,56 @@ def stale(key: str, expected: Any, actual: int) -> StaleRevision:
 def prefix_end(prefix: str) -> str:
     """The smallest string greater than every string starting with ``prefix``."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+#: kinds kept in a creation-time index (for :meth:`Store.page`), with the one field each
+#: may also be paged by; ``createdAt`` (else ``createdTime``) and that field must not
+#: change once the entity is added
+INDEXED: dict[str, str] = {entities.RUN: "functionName"}
+
+
+#: a creation time in microseconds is below this; ``SORT_SPAN - 1 - t`` inverts the order
+SORT_SPAN = 10 ** 20
+
+
+def sort_key(entity: Entity) -> str:
+    """The entity's place in its kind's creation index: its creation time in microseconds,
+    fixed-width, so that keys sort as times do."""
+    created = entity.get("createdAt")
+    if created is None:
+        created = entity.get("createdTime") or 0
+    return f"{round(float(created) * 1_000_000):020d}"
+
+
+def newest_first_key(sort: str) -> str:
+    """``sort`` inverted: ascending keys give the newest first (etcd reads ascending key
+    ranges with the limit applied as it goes; other orders read the whole range)."""
+    return f"{SORT_SPAN - 1 - int(sort):020d}"
+
+
+def indexed_field(kind: str, field: tuple[str, Any] | None) -> tuple[str, Any] | None:
+    """Check a :meth:`Store.page` field filter against the kind's index."""
+    if kind not in INDEXED:
+        raise ValueError(f"{kind} is not indexed by creation: page() serves {sorted(INDEXED)}")
+    if field is not None and field[0] != INDEXED[kind]:
+        raise ValueError(f"{kind} is paged by {INDEXED[kind]} only, not {field[0]}")
+    return field
+
+
+def encode_token(entity: Entity) -> str:
+    """An opaque continuation token: the position after ``entity``."""
+    raw = f"{sort_key(entity)}/{entity['name']}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str) -> tuple[str, str]:
+    """``(sort key, name)`` of a continuation token; InvalidInput if it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        sort, name = raw.split("/", 1)
+        int(sort)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("continue is not a continuation token this server gave") from None
+    if len(sort) != 20 or not name:
+        raise InvalidInput("continue is not a continuation token this server gave")
+    return sort, name

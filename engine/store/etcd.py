@@ -5,6 +5,13 @@ transactions comparing ``create_revision`` and ``mod_revision``, so compare-and-
 etcd's own. Watches are etcd watches from a start revision, re-established from the last
 event seen if the connection breaks. Locks are keys bound to a lease.
 
+Indexed kinds (runs) also get creation-index keys, written and deleted in the same
+transaction as the entity: ``/dispatch-index/<kind>/<org>/<scope>/<order>/<time>/<name>``
+where scope is ``~all`` or ``<field>=<value>`` and order is ``new`` (the time inverted)
+or ``old``. A page is one keys-only range read of ``limit + 1`` index keys, always in
+ascending key order (etcd 3.4 applies a limit as it reads only then; a descending read
+reads the whole range first), and one transaction getting those entities.
+
 With several endpoints the store talks to the first reachable one and, after a failure,
 moves to the next; a read is retried once there, a write is not (it may have applied).
 """
@@ -29,7 +36,7 @@ from .. import entities
 from ..entities import Entity
 from ..errors import Conflict, InvalidInput, Unavailable
 from . import codec
-from .base import Lock, Store, Watch, WatchEvent, matches
+from .base import Lock, Page, Store, Watch, WatchEvent, matches
 
 #: seconds before an RPC (or the creation of a watch) gives up
 TIMEOUT = 5.0
@@ -37,6 +44,32 @@ TIMEOUT = 5.0
 RETRY_FAILED_AFTER = 1.0
 #: lock keys live apart from entities, so that watching /dispatch/ never sees them
 LOCK_PREFIX = "/dispatch-lock/"
+#: creation-index keys live apart from entities too
+INDEX_PREFIX = "/dispatch-index/"
+#: the most operations one etcd transaction may hold (etcd's --max-txn-ops default)
+MAX_TXN_OPS = 128
+
+
+def index_prefix(kind: str, org: str, field: tuple[str, Any] | None = None,
+                 oldest_first: bool = False) -> str:
+    scope = "~all" if field is None else f"{field[0]}={field[1]}"
+    return f"{INDEX_PREFIX}{kind}/{org}/{scope}/{'old' if oldest_first else 'new'}/"
+
+
+def index_position(sort: str, name: str, oldest_first: bool) -> str:
+    return f"{sort if oldest_first else codec.newest_first_key(sort)}/{name}"
+
+
+def index_keys(entity: Entity) -> list[str]:
+    """The creation-index keys of an entity of an indexed kind ([] for other kinds)."""
+    kind = entity["kind"].lower()
+    field = codec.INDEXED.get(kind)
+    if field is None:
+        return []
+    org, sort, name = entity["organizationId"], codec.sort_key(entity), entity["name"]
+    scopes = [None] + ([(field, entity[field])] if entity.get(field) is not None else [])
+    return [index_prefix(kind, org, scope, old) + index_position(sort, name, old)
+            for scope in scopes for old in (False, True)]
 
 
 class EtcdStore(Store):
@@ -60,6 +93,23 @@ class EtcdStore(Store):
         self._txn = self._client.transactions
         self.closed = False
         self._use_first_reachable()
+        self._build_index_once()
+
+    def _build_index_once(self) -> None:
+        """Index the entities a version without the creation index wrote (once per
+        cluster: a marker key says it is done; doing it twice is harmless)."""
+        marker = INDEX_PREFIX + ".built-2"
+        if self._read(self._client.get_response, marker).kvs:
+            return
+        for kind in codec.INDEXED:
+            response = self._read(self._client.get_prefix_response, entities.prefix(kind))
+            for kv in response.kvs:
+                entity = codec.decode(kv.value, kv.mod_revision)
+                with self._rpc():
+                    for index in index_keys(entity):
+                        self._client.put(index, entities.key_of(entity))
+        with self._rpc():
+            self._client.put(marker, "1")
 
     def _use_first_reachable(self) -> None:
         # pyetcd starts on a random endpoint; the configured order is the preference
@@ -110,7 +160,8 @@ class EtcdStore(Store):
         value = codec.encode(stored)
         ok, responses = self._transaction(
             compare=[self._txn.create(key) == 0],
-            success=[self._txn.put(key, value)],
+            success=[self._txn.put(key, value)]
+            + [self._txn.put(index, key) for index in index_keys(stored)],
             failure=[],
         )
         if not ok:
@@ -145,6 +196,75 @@ class EtcdStore(Store):
         decoded = (codec.decode(kv.value, kv.mod_revision) for kv in response.kvs)
         return [e for e in decoded if matches(e, status, tags, fields)]
 
+    def page(self, kind: str, org: str, *, limit: int, token: str | None = None,
+             field: tuple[str, Any] | None = None, oldest_first: bool = False) -> Page:
+        """A page from the creation index: ``limit + 1`` index keys, then the entities."""
+        codec.indexed_field(kind, field)
+        prefix = index_prefix(kind, org, field, oldest_first)
+        start, after = prefix, None
+        if token:
+            sort, name = codec.decode_token(token)
+            start = prefix + index_position(sort, name, oldest_first) + "\0"
+            after = int(sort) / 1_000_000
+        if oldest_first:
+            # pruning's order: one range read (its cost grows with the range on etcd 3.4)
+            response = self._read(self._client.get_range_response, start,
+                                  codec.prefix_end(prefix), limit=limit + 1, keys_only=True)
+            keys = [kv.key.decode() for kv in response.kvs]
+        else:
+            keys = self._newest_keys(prefix, start, time.time() if after is None else after,
+                                     limit + 1)
+        names = [k[len(prefix):].split("/", 1)[1] for k in keys]
+        items = self._get_many(kind, org, names[:limit])
+        more = len(names) > limit
+        return Page(items, codec.encode_token(items[-1]) if more and items else None)
+
+    def _newest_keys(self, prefix: str, start: str, since: float, want: int) -> list[str]:
+        """Up to ``want`` newest-first index keys from ``start``, read in widening time
+        windows back from ``since`` (a minute, then 8 times more each read).
+
+        etcd 3.4 walks every key of a range before applying its limit, so one read of the
+        whole index would cost as much as the history is long; windows make a page cost
+        about what the runs of its own time span cost. Ranges are read in etcd's own
+        ascending order (the newest-first keys hold the time inverted).
+        """
+        found: list[str] = []
+        window = 60.0
+        while True:
+            bound = since - window
+            last = bound <= 0
+            end = (codec.prefix_end(prefix) if last else
+                   prefix + codec.newest_first_key(codec.sort_key({"createdAt": bound})))
+            response = self._read(self._client.get_range_response, start, end,
+                                  limit=want - len(found), keys_only=True)
+            found += [kv.key.decode() for kv in response.kvs]
+            if len(found) >= want or last:
+                return found
+            start, window = end, window * 8
+
+    def _get_many(self, kind: str, org: str, names: list[str]) -> list[Entity]:
+        """The entities named, in that order, in as few transactions as etcd allows
+        (one deleted meanwhile is left out)."""
+        found: list[Entity] = []
+        for first in range(0, len(names), MAX_TXN_OPS):
+            batch = names[first:first + MAX_TXN_OPS]
+            _, responses = self._transaction(
+                compare=[],
+                success=[self._txn.get(entities.key(kind, org, n)) for n in batch],
+                failure=[])
+            for kvs in responses:
+                if kvs:
+                    value, meta = kvs[0]
+                    found.append(codec.decode(value, meta.mod_revision))
+        return found
+
+    def count(self, kind: str, org: str, *, field: tuple[str, Any] | None = None) -> int:
+        codec.indexed_field(kind, field)
+        prefix = index_prefix(kind, org, field)
+        response = self._read(self._client.get_range_response, prefix,
+                              codec.prefix_end(prefix), count_only=True)
+        return response.count
+
     def update(self, entity: Entity) -> Entity:
         """Replace the stored entity if its revision equals ``entity["revision"]``."""
         key, stored = codec.for_update(entity)
@@ -166,11 +286,20 @@ class EtcdStore(Store):
     def delete(self, kind: str, org: str, name: str, revision: int | None = None) -> None:
         """Remove the entity (if ``revision`` is given, only if it still matches)."""
         key = entities.key(kind, org, name)
+        indexes: list[str] = []
+        if kind in codec.INDEXED:
+            # its index keys come from its value: read it, and delete only that version
+            current = self.get(kind, org, name)
+            if revision is not None and current["revision"] != revision:
+                raise codec.stale(key, revision, current["revision"])
+            revision, indexes = current["revision"], index_keys(current)
         compare = [self._txn.version(key) > 0]
         if revision is not None:
             compare.append(self._txn.mod(key) == revision)
         ok, responses = self._transaction(
-            compare=compare, success=[self._txn.delete(key)], failure=[self._txn.get(key)]
+            compare=compare,
+            success=[self._txn.delete(key)] + [self._txn.delete(i) for i in indexes],
+            failure=[self._txn.get(key)],
         )
         if not ok:
             self._raise_for(key, revision, responses[0])

@@ -1,6 +1,8 @@
 """The embedded store: one SQLite file in WAL mode, shared by threads and processes.
 
-Layout: ``entities`` holds the current documents; ``changes`` is the change log whose
+Layout: ``entities`` holds the current documents (indexed kinds also carry ``sort``, their
+creation-time position, and ``grp``, their indexed field's value, with partial indexes
+on both for :meth:`SqliteStore.page`); ``changes`` is the change log whose
 AUTOINCREMENT key is the store's revision (one row per write, so revisions increase
 strictly and are never reused, as etcd's do); ``locks`` holds lease rows.
 
@@ -17,6 +19,7 @@ watch within about 25 ms. The change log keeps the last :data:`codec.HISTORY` ch
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -28,7 +31,7 @@ from .. import entities
 from ..entities import Entity
 from ..errors import Conflict
 from . import codec
-from .base import Lock, Store, Watch, WatchEvent, matches, retry_until
+from .base import Lock, Page, Store, Watch, WatchEvent, matches, retry_until
 
 #: how often changes made by other processes are looked for while a watch is open
 POLL_INTERVAL = 0.025
@@ -55,6 +58,14 @@ CREATE TABLE IF NOT EXISTS locks (
 ) WITHOUT ROWID;
 """
 
+#: the creation-time index (added to older files at open)
+INDEX_SCHEMA = """
+CREATE INDEX IF NOT EXISTS entities_created ON entities (kind, org, sort, key)
+    WHERE sort IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entities_created_by_field ON entities (kind, org, grp, sort, key)
+    WHERE sort IS NOT NULL;
+"""
+
 
 class SqliteStore(Store):
     """The store in the SQLite file at ``path`` (its directory is created if missing)."""
@@ -78,6 +89,8 @@ class SqliteStore(Store):
         with self._connection() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            self._add_index_columns(db)
+            db.executescript(INDEX_SCHEMA)
             self._latest = self._current(db)
 
     # -- connections and transactions -------------------------------------------------
@@ -122,6 +135,30 @@ class SqliteStore(Store):
                     raise
 
     @staticmethod
+    def _add_index_columns(db: sqlite3.Connection) -> None:
+        """Give a file made before the creation index its columns, filled in."""
+        columns = {row[1] for row in db.execute("PRAGMA table_info(entities)")}
+        if "sort" in columns:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(entities)")}
+            if "sort" not in columns:  # another process may have done it meanwhile
+                db.execute("ALTER TABLE entities ADD COLUMN sort TEXT")
+                db.execute("ALTER TABLE entities ADD COLUMN grp TEXT")
+                for kind, field in codec.INDEXED.items():
+                    rows = db.execute("SELECT key, value FROM entities WHERE kind = ?",
+                                      (kind,)).fetchall()
+                    for key, value in rows:
+                        entity = json.loads(value)
+                        db.execute("UPDATE entities SET sort = ?, grp = ? WHERE key = ?",
+                                   (codec.sort_key(entity), entity.get(field), key))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @staticmethod
     def _current(db: sqlite3.Connection) -> int:
         row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
         return row[0] if row else 0
@@ -163,10 +200,13 @@ class SqliteStore(Store):
             if db.execute("SELECT 1 FROM entities WHERE key = ?", (key,)).fetchone():
                 raise codec.already_exists(stored)
             revision = self._log(db, key, value)
+            indexed = codec.INDEXED.get(kind)
             db.execute(
-                "INSERT INTO entities (key, kind, org, name, revision, value)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (key, kind, org, name, revision, value),
+                "INSERT INTO entities (key, kind, org, name, revision, value, sort, grp)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, kind, org, name, revision, value,
+                 codec.sort_key(stored) if indexed else None,
+                 stored.get(indexed) if indexed else None),
             )
         self._published(revision, key)
         return codec.decode(value, revision)
@@ -205,6 +245,40 @@ class SqliteStore(Store):
             rows = db.execute(query + " ORDER BY key", params).fetchall()
         decoded = (codec.decode(value, revision) for revision, value in rows)
         return [e for e in decoded if matches(e, status, tags, fields)]
+
+    def page(self, kind: str, org: str, *, limit: int, token: str | None = None,
+             field: tuple[str, Any] | None = None, oldest_first: bool = False) -> Page:
+        """A page of an indexed kind from the creation index: ``limit + 1`` rows read."""
+        codec.indexed_field(kind, field)
+        query = ("SELECT revision, value FROM entities"
+                 " WHERE kind = ? AND org = ? AND sort IS NOT NULL")
+        params: list[Any] = [kind, org]
+        if field is not None:
+            query += " AND grp = ?"
+            params.append(field[1])
+        if token:
+            sort, name = codec.decode_token(token)
+            # a range on sort (which the index serves), then the tie on the same instant
+            query += (f" AND sort {'>=' if oldest_first else '<='} ?"
+                      f" AND (sort {'>' if oldest_first else '<'} ? OR key > ?)")
+            params += [sort, sort, entities.key(kind, org, name)]
+        query += f" ORDER BY sort {'ASC' if oldest_first else 'DESC'}, key ASC LIMIT ?"
+        params.append(limit + 1)
+        with self._connection() as db:
+            rows = db.execute(query, params).fetchall()
+        items = [codec.decode(value, revision) for revision, value in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, codec.encode_token(items[-1]) if more and items else None)
+
+    def count(self, kind: str, org: str, *, field: tuple[str, Any] | None = None) -> int:
+        codec.indexed_field(kind, field)
+        query = "SELECT COUNT(*) FROM entities WHERE kind = ? AND org = ? AND sort IS NOT NULL"
+        params: list[Any] = [kind, org]
+        if field is not None:
+            query += " AND grp = ?"
+            params.append(field[1])
+        with self._connection() as db:
+            return db.execute(query, params).fetchone()[0]
 
     def update(self, entity: Entity) -> Entity:
         """Replace the stored entity if its revision equals ``entity["revision"]``."""

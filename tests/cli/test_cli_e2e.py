@@ -53,18 +53,36 @@ def eventually(check, timeout_s: float = 30.0):
 
 def create_hello(dispatch, hello_file) -> str:
     name = unique("hello")
-    dispatch("create", "function", name, hello_file, "--image", "python3")
+    dispatch("create", "function", "--wait", name, hello_file, "--image", "python3")
     return name
 
 
-def test_create_function_from_a_file_waits_until_ready(dispatch, at_server, hello_file):
+def test_create_function_wait_waits_until_ready(dispatch, at_server, hello_file):
     name = unique("hello")
-    result = dispatch("create", "function", name, hello_file, "--image", "python3")
+    result = dispatch("create", "function", "--wait", name, hello_file, "--image", "python3")
     assert result.stdout == f"Created function: {name}\n"
     function = dispatch.json("get", "function", name)
     assert function["status"] == "READY"
     assert function["handler"] == "hello.handle"
     assert function["image"] == "python3"
+
+
+def test_a_function_with_a_bad_handler_is_created_then_goes_error(dispatch, at_server,
+                                                                  hello_file):
+    # Dispatch's e2e: create succeeds, then `get function` is polled for READY or ERROR
+    name = unique("bad")
+    result = dispatch("create", "function", name, hello_file, "--image", "python3",
+                      "--handler", "hello.no_such_function")
+    assert result.stdout == f"Created function: {name}\n"
+    function = eventually(lambda: (f := dispatch.json("get", "function", name))["status"]
+                          in ("READY", "ERROR") and f)
+    assert function["status"] == "ERROR" and "no_such_function" in " ".join(function["reason"])
+
+    again = unique("bad")
+    result = dispatch("create", "function", again, hello_file, "--image", "python3",
+                      "--handler", "hello.no_such_function", "--wait", expect=1)
+    assert result.stderr.startswith(f"Error: function {again} failed: ")
+    assert "no_such_function" in result.stderr
 
 
 def test_create_function_from_a_directory(dispatch, at_server, tmp_path):
@@ -76,7 +94,7 @@ def test_create_function_from_a_directory(dispatch, at_server, tmp_path):
         '    return WORD + ", " + payload["name"]\n'
     )
     name = unique("dir")
-    dispatch("create", "function", name, tmp_path / "fn", "--image", "python3",
+    dispatch("create", "function", "--wait", name, tmp_path / "fn", "--image", "python3",
              "--handler", "main.greet", "--timeout", "5000")
     assert dispatch.json("get", "function", name)["timeout"] == 5000
     run = json.loads(dispatch("exec", name, "--input", '{"name": "Arya"}', "--wait").stdout)
@@ -140,7 +158,7 @@ def test_exec_without_wait_returns_at_once_and_the_run_finishes(dispatch, at_ser
 def test_a_failing_function_gives_a_run_in_error(dispatch, at_server, tmp_path):
     (tmp_path / "boom.py").write_text("def handle(ctx, payload):\n    raise ValueError('boom')\n")
     name = unique("boom")
-    dispatch("create", "function", name, tmp_path / "boom.py", "--image", "python3")
+    dispatch("create", "function", "--wait", name, tmp_path / "boom.py", "--image", "python3")
     run = json.loads(dispatch("exec", name, "--wait").stdout)  # the Run prints; exit 0
     assert run["status"] == "ERROR"
     assert run["error"]["type"] == "FunctionError"
@@ -167,7 +185,7 @@ def test_unknown_function_is_an_error_with_the_servers_message(dispatch, at_serv
 
 def test_creating_a_function_twice_is_a_conflict(dispatch, at_server, hello_file):
     name = create_hello(dispatch, hello_file)
-    result = dispatch("create", "function", name, hello_file, "--image", "python3", expect=1)
+    result = dispatch("create", "function", "--wait", name, hello_file, "--image", "python3", expect=1)
     # Dispatch's "<kind> <name> already exists"
     assert result.stderr.lower() == f"error: function {name} already exists\n"
 
@@ -220,10 +238,10 @@ def test_dispatch_up_writes_the_context_and_serves(dispatch, isolated_env, hello
             "127.0.0.1", port, "http", "default")
         # auth is on: the context signs as the admin the server bootstrapped
         assert (stored["serviceAccount"], stored["jwtPrivateKey"]) == (
-            "admin", str(isolated_env / "dispatch-home" / "admin.key"))
+            "default/admin", str(isolated_env / "dispatch-home" / "admin.key"))
 
         name = unique("up")  # everything below with no connection flags or credentials
-        dispatch("create", "function", name, hello_file, "--image", "python3")
+        dispatch("create", "function", "--wait", name, hello_file, "--image", "python3")
         run = json.loads(dispatch("exec", name, "--input", JON, "--wait").stdout)
         assert run["output"] == JON_SAYS
     finally:

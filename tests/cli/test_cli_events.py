@@ -21,7 +21,7 @@ def echo(dispatch, own_org, tmp_path):
     """Function ``echo`` (READY) in a fresh organization, and secret ``door``."""
     path = tmp_path / "echo.py"
     path.write_text(ECHO)
-    dispatch("create", "function", "echo", path, "--image", "python3", "--handler", "echo.handle")
+    dispatch("create", "function", "--wait", "echo", path, "--image", "python3", "--handler", "echo.handle")
     values = tmp_path / "door.json"
     values.write_text(json.dumps({"password": "Sesame-2f7a"}))
     dispatch("create", "secret", "door", values)
@@ -114,11 +114,11 @@ def test_subscriptions_in_seed_files(dispatch, echo, tmp_path):
     seed.write_text(yaml.safe_dump({"kind": "Subscription", "name": "seeded",
                                     "eventType": "x.y", "function": "echo",
                                     "secrets": ["door"]}))
-    assert dispatch("create", "-f", seed).stdout == "Created Subscription: seeded\n"
+    assert dispatch("create", "--wait", "-f", seed).stdout == "Created Subscription: seeded\n"
     ready_subscription(dispatch, "seeded")
     seed.write_text(yaml.safe_dump({"kind": "Subscription", "name": "seeded",
                                     "eventType": "z.z", "function": "echo"}))
-    assert dispatch("update", "-f", seed).stdout == "Updated Subscription: seeded\n"
+    assert dispatch("update", "--wait", "-f", seed).stdout == "Updated Subscription: seeded\n"
     assert ready_subscription(dispatch, "seeded")["eventType"] == "z.z"
     assert dispatch("delete", "-f", seed).stdout == "Deleted Subscription: seeded\n"
 

@@ -29,7 +29,7 @@ def test_spec_flags_go_into_the_create_body(dispatch, recorder):
     recorder.answer("POST", "/v1/function", (201, {"name": "hello", "status": "INITIALIZED"}))
     recorder.answer("GET", "/v1/function/hello", (200, {"name": "hello", "status": "READY"}))
 
-    dispatch("create", "function", "hello", HELLO, "--image", "python3",
+    dispatch("create", "function", "--wait", "hello", HELLO, "--image", "python3",
              "--schema-in", SCHEMA_IN, "--schema-out", SCHEMA_OUT,
              "--secret", "s1", "--secret", "s2", "--network", "--concurrency", 3)
 
@@ -44,7 +44,7 @@ def test_update_function_puts_the_same_body_by_name(dispatch, recorder):
     recorder.answer("PUT", "/v1/function/hello", (200, {"name": "hello", "status": "UPDATING"}))
     recorder.answer("GET", "/v1/function/hello", (200, {"name": "hello", "status": "READY"}))
 
-    result = dispatch("update", "function", "hello", HELLO, "--image", "python3",
+    result = dispatch("update", "function", "--wait", "hello", HELLO, "--image", "python3",
                       "--secret", "s1")
 
     assert result.stdout == "Updated function: hello\n"
@@ -63,7 +63,7 @@ def test_a_bad_schema_file_names_the_flag_and_sends_nothing(dispatch, recorder, 
                                                             flag, content, says):
     schema = tmp_path / "schema.json"
     schema.write_text(content)
-    result = dispatch("create", "function", "hello", HELLO, "--image", "python3",
+    result = dispatch("create", "function", "--wait", "hello", HELLO, "--image", "python3",
                       flag, schema, expect=2)
     assert f"Invalid value for '{flag}'" in result.stderr and says in result.stderr
     assert recorder.requests == []
@@ -89,7 +89,7 @@ def test_get_runs_last_takes_no_run_id_nor_limit(dispatch, recorder):
 
 
 def test_schema_flags_validate_runs(dispatch, own_org):
-    dispatch("create", "function", "hello", HELLO, "--image", "python3",
+    dispatch("create", "function", "--wait", "hello", HELLO, "--image", "python3",
              "--schema-in", SCHEMA_IN, "--schema-out", SCHEMA_OUT)
 
     schema = dispatch.json("get", "function", "hello")["schema"]
@@ -104,7 +104,7 @@ def test_secret_flag_gives_every_run_the_secret(dispatch, own_org, tmp_path):
     values.write_text('{"password": "OpenSesame"}')
     dispatch("create", "secret", "open-sesame", values)
 
-    dispatch("create", "function", "secret", PYTHON / "i_have_a_secret.py",
+    dispatch("create", "function", "--wait", "secret", PYTHON / "i_have_a_secret.py",
              "--image", "python3", "--secret", "open-sesame")
 
     assert dispatch.json("get", "function", "secret")["secrets"] == ["open-sesame"]
@@ -115,7 +115,7 @@ def test_exec_secret_flag_adds_a_secret_to_one_run(dispatch, own_org, tmp_path):
     values = tmp_path / "values.json"
     values.write_text('{"password": "JustOnce"}')
     dispatch("create", "secret", "once", values)
-    dispatch("create", "function", "secret", PYTHON / "i_have_a_secret.py", "--image", "python3")
+    dispatch("create", "function", "--wait", "secret", PYTHON / "i_have_a_secret.py", "--image", "python3")
 
     assert run(dispatch, "secret")["output"] == {"message": "I know nothing"}
     assert run(dispatch, "secret", "{}", "--secret", "once")["output"] == {
@@ -123,7 +123,7 @@ def test_exec_secret_flag_adds_a_secret_to_one_run(dispatch, own_org, tmp_path):
 
 
 def test_network_and_concurrency_are_stored(dispatch, own_org):
-    dispatch("create", "function", "hello", HELLO, "--image", "python3",
+    dispatch("create", "function", "--wait", "hello", HELLO, "--image", "python3",
              "--network", "--concurrency", 2)
 
     function = dispatch.json("get", "function", "hello")
@@ -131,11 +131,11 @@ def test_network_and_concurrency_are_stored(dispatch, own_org):
 
 
 def test_update_function_replaces_source_and_flags(dispatch, own_org, tmp_path):
-    dispatch("create", "function", "hello", HELLO, "--image", "python3")
+    dispatch("create", "function", "--wait", "hello", HELLO, "--image", "python3")
     (tmp_path / "hello.py").write_text(
         "def handle(ctx, payload):\n    return {'myField': 'Bye, ' + payload['name']}\n")
 
-    result = dispatch("update", "function", "hello", tmp_path / "hello.py", "--image", "python3",
+    result = dispatch("update", "function", "--wait", "hello", tmp_path / "hello.py", "--image", "python3",
                       "--schema-in", SCHEMA_IN)
 
     assert result.stdout == "Updated function: hello\n"
@@ -144,7 +144,7 @@ def test_update_function_replaces_source_and_flags(dispatch, own_org, tmp_path):
 
 
 def test_get_runs_last_and_limit_show_the_newest_first(dispatch, own_org):
-    dispatch("create", "function", "hello", HELLO, "--image", "python3")
+    dispatch("create", "function", "--wait", "hello", HELLO, "--image", "python3")
     for who in ("Arya", "Bran", "Sansa"):
         run(dispatch, "hello", json.dumps({"name": who}))
 
@@ -159,6 +159,6 @@ def test_get_runs_last_and_limit_show_the_newest_first(dispatch, own_org):
 
 
 def test_get_runs_last_without_runs_says_so(dispatch, own_org):
-    dispatch("create", "function", "hello", HELLO, "--image", "python3")
+    dispatch("create", "function", "--wait", "hello", HELLO, "--image", "python3")
     result = dispatch("get", "runs", "hello", "--last", expect=1)
     assert result.stderr == "Error: function hello has no runs yet\n"

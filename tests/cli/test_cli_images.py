@@ -37,7 +37,7 @@ def test_create_image_sends_the_manifest_and_the_system_packages(dispatch, recor
     recorder.answer("POST", "/v1/image", (201, {**READY_IMAGE, "status": "INITIALIZED"}))
     recorder.answer("GET", "/v1/image/py", (200, READY_IMAGE))
 
-    result = dispatch("create", "image", "py", "py-base", "--runtime-deps",
+    result = dispatch("create", "image", "--wait", "py", "py-base", "--runtime-deps",
                       tmp_path / "requirements.txt", "--system-deps", tmp_path / "packages")
 
     assert result.stdout == "Created image: py\n"
@@ -53,7 +53,7 @@ def test_create_base_image_sends_dispatchs_fields(dispatch, recorder):
                                                     "status": "INITIALIZED"}))
     recorder.answer("GET", "/v1/baseimage/b", (200, {"kind": "BaseImage", "name": "b",
                                                      "status": "READY"}))
-    dispatch("create", "base-image", "b", "localhost/python3-base", "--language", "python3")
+    dispatch("create", "base-image", "--wait", "b", "localhost/python3-base", "--language", "python3")
     assert recorder.requests[0].body == {"name": "b", "dockerUrl": "localhost/python3-base",
                                          "language": "python3", "tags": []}
 
@@ -79,7 +79,7 @@ def test_seed_images_follow_the_servers_builder_and_can_be_written_to_a_file(
 
 def test_a_bad_system_deps_file_is_refused_before_any_request(dispatch, recorder, tmp_path):
     (tmp_path / "packages").write_text("curl 7.88 extra\n")
-    result = dispatch("create", "image", "py", "base", "--system-deps", tmp_path / "packages",
+    result = dispatch("create", "image", "--wait", "py", "base", "--system-deps", tmp_path / "packages",
                       expect=2)
     assert "line 1: expected 'name [version]'" in result.stderr
     assert recorder.requests == []
@@ -89,10 +89,10 @@ def test_a_bad_system_deps_file_is_refused_before_any_request(dispatch, recorder
 
 def test_base_image_then_image_then_a_function_that_imports_its_dependency(
         dispatch, own_org, tmp_path):
-    result = dispatch("create", "base-image", "py-base", "python3", "--language", "python3")
+    result = dispatch("create", "base-image", "--wait", "py-base", "python3", "--language", "python3")
     assert result.stdout == "Created base image: py-base\n"
     (tmp_path / "requirements.txt").write_text("idna\n")
-    result = dispatch("create", "image", "py-idna", "py-base",
+    result = dispatch("create", "image", "--wait", "py-idna", "py-base",
                       "--runtime-deps", tmp_path / "requirements.txt")
     assert result.stdout == "Created image: py-idna\n"
 
@@ -103,7 +103,7 @@ def test_base_image_then_image_then_a_function_that_imports_its_dependency(
         "manifest": "idna\n"}
 
     (tmp_path / "fn.py").write_text(IDNA)
-    dispatch("create", "function", "punycode", tmp_path / "fn.py", "--image", "py-idna")
+    dispatch("create", "function", "--wait", "punycode", tmp_path / "fn.py", "--image", "py-idna")
     run = json.loads(dispatch("exec", "punycode", "--input", '{"host": "bücher.example"}',
                               "--wait").stdout)
     assert run["status"] == "READY", run
@@ -119,31 +119,31 @@ def test_base_image_then_image_then_a_function_that_imports_its_dependency(
 
 
 def test_an_image_that_fails_to_build_says_why(dispatch, own_org, tmp_path):
-    dispatch("create", "base-image", "py-base", "python3", "--language", "python3")
+    dispatch("create", "base-image", "--wait", "py-base", "python3", "--language", "python3")
     (tmp_path / "requirements.txt").write_text("no-such-package-dispatch-cli==1.0\n")
-    result = dispatch("create", "image", "broken", "py-base",
+    result = dispatch("create", "image", "--wait", "broken", "py-base",
                       "--runtime-deps", tmp_path / "requirements.txt", expect=1)
     assert "Error: image broken failed:" in result.stderr
     assert "No matching distribution found for no-such-package-dispatch-cli==1.0" in result.stderr
 
-    result = dispatch("create", "image", "x", "no-base", expect=1)
+    result = dispatch("create", "image", "--wait", "x", "no-base", expect=1)
     assert result.stderr.strip() == "Error: Error fetching base image no-base"
 
 
 def test_seed_images_make_python3_and_nodejs_and_functions_run_on_them(
         dispatch, own_org, tmp_path):
-    result = dispatch("create", "seed-images")
+    result = dispatch("create", "seed-images", "--wait")
     assert result.stdout.splitlines() == [
         "Created BaseImage: python3-base", "Created BaseImage: nodejs-base",
         "Created Image: python3", "Created Image: nodejs"]
     images = {i["name"]: i for i in dispatch.json("get", "images")}
     assert {n: i["status"] for n, i in images.items()} == {"nodejs": "READY", "python3": "READY"}
 
-    again = dispatch("create", "seed-images")  # what exists is kept
+    again = dispatch("create", "seed-images", "--wait")  # what exists is kept
     assert "BaseImage python3-base exists already: kept as it is" in again.stderr
 
     (tmp_path / "hello.py").write_text(HELLO)
-    dispatch("create", "function", "hello", tmp_path / "hello.py", "--image", "python3")
+    dispatch("create", "function", "--wait", "hello", tmp_path / "hello.py", "--image", "python3")
     function = dispatch.json("get", "function", "hello")
     assert function["status"] == "READY"
     run = json.loads(dispatch("exec", "hello", "--input", '{"name": "seed"}', "--wait").stdout)
@@ -166,7 +166,7 @@ def test_images_in_a_seed_file_are_created_before_the_functions_on_them(
     seed = tmp_path / "seed.yaml"
     seed.write_text(yaml.safe_dump_all(documents, sort_keys=False))
 
-    result = dispatch("create", "-f", seed)
+    result = dispatch("create", "--wait", "-f", seed)
     assert result.stdout.splitlines() == [
         "Created BaseImage: py-base", "Created Image: py-six", "Created Function: sixer"]
     assert dispatch.json("get", "image", "py-six")["runtimeDependencies"] == {"manifest": "six\n"}

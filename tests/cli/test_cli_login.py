@@ -43,8 +43,9 @@ def test_login_as_a_service_account_stores_it_and_signs_every_command(dispatch, 
 
     assert "Logged in as service account default/admin" in result.stdout
     context = stored()
-    # the path is stored absolute (the context works from any directory), never the key
-    assert context["serviceAccount"] == "admin"
+    # the account is stored as one of the organization it logged in under; the path
+    # absolute (the context works from any directory), never the key
+    assert context["serviceAccount"] == "default/admin"
     assert context["jwtPrivateKey"] == str(tmp_path / "admin.key")
     assert "PRIVATE KEY" not in open(os.environ["DISPATCH_CONFIG"]).read()
     assert stat.S_IMODE(os.stat(os.environ["DISPATCH_CONFIG"]).st_mode) == 0o600
@@ -216,7 +217,7 @@ def test_up_writes_the_admin_into_the_context_unless_auth_is_off(
     assert context["port"] == 8123 and context["organization"] == "default"
     assert served["home"] == str(tmp_path / "home")
     if auth == "on":
-        assert context["serviceAccount"] == "admin"
+        assert context["serviceAccount"] == "default/admin"
         assert context["jwtPrivateKey"] == str(tmp_path / "home" / "admin.key")
     else:
         assert "serviceAccount" not in context and "jwtPrivateKey" not in context
@@ -231,12 +232,63 @@ def test_up_refuses_a_misspelt_auth_setting(dispatch, monkeypatch, tmp_path):
     assert stored() == {}
 
 
+def test_a_stored_account_signs_as_its_own_organization_under_organization_other(
+        dispatch, recorder, monkeypatch, tmp_path):
+    key = rsa_key()
+    path = os.environ["DISPATCH_CONFIG"]
+    # as the original CLI's login leaves it: NAME, and the organization logged in under
+    config.write_context(path, config.Context(port=recorder.port, organization="acme"))
+    config.write_credentials(path, config.Context(), service_account="robot",
+                             jwt_private_key=write_key(tmp_path / "robot.pem", key))
+    recorder.answer("GET", "/v1/function", (200, []))
+
+    dispatch("get", "functions")
+    dispatch("get", "functions", "--organization", "other")
+    monkeypatch.setenv("DISPATCH_ORGANIZATION", "elsewhere")
+    dispatch("get", "functions")
+
+    def signer(request):
+        token = request.headers["Authorization"].split(" ")[1]
+        return jwt.decode(token, public_pem(key), algorithms=["RS256"])["iss"]
+
+    sent = [(r.headers["X-Dispatch-Org"], signer(r)) for r in recorder.requests]
+    assert sent == [("acme", "acme/robot"), ("other", "acme/robot"),
+                    ("elsewhere", "acme/robot")]
+
+
+def test_up_context_keeps_the_admin_signing_as_default_admin(dispatch, recorder, monkeypatch,
+                                                            tmp_path):
+    monkeypatch.setattr("api.embedded.serve_embedded", lambda **kw: None)
+    home = tmp_path / "home"
+    home.mkdir()
+    key = rsa_key()
+    (home / "admin.key").write_bytes(private_pem(key))
+    dispatch("up", "--port", recorder.port, "--home", home)
+    recorder.answer("POST", "/v1/iam/serviceaccount", (201, {"name": "robot"}))
+
+    dispatch("iam", "create", "serviceaccount", "robot", "--public-key",
+             _public_key_file(tmp_path), "--organization", "acme")
+
+    request = recorder.requests[-1]
+    token = request.headers["Authorization"].split(" ")[1]
+    assert request.headers["X-Dispatch-Org"] == "acme"
+    assert jwt.decode(token, public_pem(key), algorithms=["RS256"])["iss"] == "default/admin"
+
+
+def _public_key_file(tmp_path) -> str:
+    path = tmp_path / "robot.pub"
+    path.write_bytes(public_pem(rsa_key()))
+    return str(path)
+
+
 def test_the_stored_key_file_can_be_the_originals_lowercase_spelling(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"current": "c", "contexts": {"c": {
         "serviceaccount": "robot", "jwtprivatekey": "/keys/robot.pem"}}}))
     context = config.resolve({}, {}, str(path))
-    assert (context.service_account, context.jwt_private_key) == ("robot", "/keys/robot.pem")
+    # an unqualified account is one of the context's organization (here the default)
+    assert (context.service_account, context.jwt_private_key) == ("default/robot",
+                                                                  "/keys/robot.pem")
     config.write_credentials(str(path), config.Context(), service_account="",
                              jwt_private_key="")
     assert config.resolve({}, {}, str(path)).service_account == ""

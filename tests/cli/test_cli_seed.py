@@ -56,7 +56,7 @@ def python_seed(tmp_path) -> Path:
 
 def test_create_from_the_examples_seed_creates_everything_ready(dispatch, own_org):
     # needs the built-in nodejs image as well as python3
-    result = dispatch("create", "-f", SEED, "-w", EXAMPLES)
+    result = dispatch("create", "--wait", "-f", SEED, "-w", EXAMPLES)
 
     functions = [d["name"] for d in example_documents() if d["kind"] == "Function"]
     assert result.stdout.splitlines() == (
@@ -68,7 +68,7 @@ def test_create_from_the_examples_seed_creates_everything_ready(dispatch, own_or
 
 
 def test_seeded_python_functions_answer_as_the_examples_say(dispatch, own_org, python_seed):
-    dispatch("create", "-f", python_seed, "-w", EXAMPLES)
+    dispatch("create", "--wait", "-f", python_seed, "-w", EXAMPLES)
 
     assert run(dispatch, "hello-py", JON)["output"] == JON_SAYS
     assert run(dispatch, "secret-py")["output"] == {"message": "The password is OpenSesame"}
@@ -78,7 +78,7 @@ def test_seeded_python_functions_answer_as_the_examples_say(dispatch, own_org, p
 
 
 def test_seeded_schema_refuses_bad_input_with_an_input_error(dispatch, own_org, python_seed):
-    dispatch("create", "-f", python_seed, "-w", EXAMPLES)
+    dispatch("create", "--wait", "-f", python_seed, "-w", EXAMPLES)
 
     refused = run(dispatch, "hello-py", '{"place": "Winterfell"}')
     assert refused["status"] == "ERROR"
@@ -90,7 +90,7 @@ def test_secrets_are_created_before_the_functions_that_name_them(dispatch, own_o
     secret, *functions = python_documents()
     seed = write_seed(tmp_path / "seed.yaml", functions + [secret])
 
-    lines = dispatch("create", "-f", seed, "-w", EXAMPLES).stdout.splitlines()
+    lines = dispatch("create", "--wait", "-f", seed, "-w", EXAMPLES).stdout.splitlines()
 
     assert lines[0] == "Created Secret: open-sesame"
     assert lines[1:] == [f"Created Function: {d['name']}" for d in functions]
@@ -103,8 +103,22 @@ def test_workdir_defaults_to_the_seed_files_directory(dispatch, own_org, tmp_pat
         {"kind": "Function", "name": "echo", "sourcePath": "fn/echo.py", "image": "python3",
          "handler": "echo.handle"}])
 
-    assert dispatch("create", "-f", seed).stdout == "Created Function: echo\n"
+    assert dispatch("create", "--wait", "-f", seed).stdout == "Created Function: echo\n"
     assert run(dispatch, "echo", '{"a": 1}')["output"] == {"a": 1}
+
+
+def test_a_seeded_function_may_declare_a_retry_policy_and_retention(dispatch, own_org,
+                                                                     tmp_path):
+    (tmp_path / "echo.py").write_text("def handle(ctx, payload):\n    return payload\n")
+    retry = {"attempts": 4, "backoff": "constant", "delayMs": 500, "maxDelayMs": 500,
+             "jitter": 0.0, "on": ["SystemError", "FunctionError"]}
+    seed = write_seed(tmp_path / "seed.yaml", [
+        {"kind": "Function", "name": "echo", "sourcePath": "echo.py", "image": "python3",
+         "handler": "echo.handle", "retry": retry, "retention": {"count": 20}}])
+
+    dispatch("create", "-f", seed)
+    fn = dispatch.json("get", "function", "echo")
+    assert fn["retry"] == retry and fn["retention"] == {"count": 20, "ageSeconds": None}
 
 
 def test_schemas_may_be_files_named_with_an_at_sign(dispatch, own_org, tmp_path):
@@ -113,7 +127,7 @@ def test_schemas_may_be_files_named_with_an_at_sign(dispatch, own_org, tmp_path)
                        "out": "@python3/hello.schema.out.json"}
     seed = write_seed(tmp_path / "seed.yaml", [hello])
 
-    dispatch("create", "-f", seed, "-w", EXAMPLES)
+    dispatch("create", "--wait", "-f", seed, "-w", EXAMPLES)
 
     schema = dispatch.json("get", "function", "hello-py")["schema"]
     assert schema["in"] == json.loads((EXAMPLES / "python3/hello.schema.in.json").read_text())
@@ -121,7 +135,7 @@ def test_schemas_may_be_files_named_with_an_at_sign(dispatch, own_org, tmp_path)
 
 
 def test_update_applies_the_changed_documents(dispatch, own_org, python_seed, tmp_path):
-    dispatch("create", "-f", python_seed, "-w", EXAMPLES)
+    dispatch("create", "--wait", "-f", python_seed, "-w", EXAMPLES)
     (tmp_path / "loud.py").write_text(
         "def handle(ctx, payload):\n    return {'myField': 'HELLO, ' + payload['name']}\n")
     documents = python_documents()
@@ -131,7 +145,7 @@ def test_update_applies_the_changed_documents(dispatch, own_org, python_seed, tm
     hello.update(sourcePath=str(tmp_path / "loud.py"), handler="loud.handle")
     seed = write_seed(tmp_path / "changed.yaml", [secret, hello])
 
-    result = dispatch("update", "-f", seed, "-w", EXAMPLES)
+    result = dispatch("update", "--wait", "-f", seed, "-w", EXAMPLES)
 
     assert result.stdout == "Updated Secret: open-sesame\nUpdated Function: hello-py\n"
     function = dispatch.json("get", "function", "hello-py")
@@ -141,7 +155,7 @@ def test_update_applies_the_changed_documents(dispatch, own_org, python_seed, tm
 
 
 def test_delete_removes_every_entity_of_the_file(dispatch, own_org, python_seed):
-    dispatch("create", "-f", python_seed, "-w", EXAMPLES)
+    dispatch("create", "--wait", "-f", python_seed, "-w", EXAMPLES)
 
     result = dispatch("delete", "-f", python_seed)
 
@@ -154,7 +168,7 @@ def test_delete_removes_every_entity_of_the_file(dispatch, own_org, python_seed)
 
 def test_json_output_is_the_list_of_entities_without_secret_values(dispatch, own_org,
                                                                     python_seed):
-    result = dispatch("create", "-f", python_seed, "-w", EXAMPLES, "-o", "json")
+    result = dispatch("create", "--wait", "-f", python_seed, "-w", EXAMPLES, "-o", "json")
 
     entities = json.loads(result.stdout)
     assert [(e["kind"], e["name"]) for e in entities] == [
@@ -203,7 +217,7 @@ def test_a_bad_document_refuses_the_whole_file(dispatch, own_org, tmp_path, bad)
     documents = python_documents() + [document]  # the good ones come first
     seed = write_seed(tmp_path / "seed.yaml", documents)
 
-    result = dispatch("create", "-f", seed, "-w", EXAMPLES, expect=1)
+    result = dispatch("create", "--wait", "-f", seed, "-w", EXAMPLES, expect=1)
 
     assert f"Error: document {len(documents)}" in result.stderr
     assert says in result.stderr
@@ -222,7 +236,7 @@ def test_update_and_delete_refuse_a_bad_file_too(dispatch, own_org, tmp_path):
 def test_a_file_that_is_not_yaml_is_refused(dispatch, own_org, tmp_path):
     seed = tmp_path / "seed.yaml"
     seed.write_text("kind: Secret\nname: [unclosed\n")
-    result = dispatch("create", "-f", seed, expect=1)
+    result = dispatch("create", "--wait", "-f", seed, expect=1)
     assert "is not valid YAML" in result.stderr
     assert_nothing_created(dispatch)
 
@@ -232,7 +246,7 @@ def test_a_conflict_stops_and_names_the_document(dispatch, own_org, python_seed,
     values.write_text('{"password": "taken"}')
     dispatch("create", "secret", "open-sesame", values)
 
-    result = dispatch("create", "-f", python_seed, "-w", EXAMPLES, expect=1)
+    result = dispatch("create", "--wait", "-f", python_seed, "-w", EXAMPLES, expect=1)
 
     assert result.stderr.startswith("Error: document 1 (Secret open-sesame): ")
     assert "already exists" in result.stderr
@@ -249,7 +263,7 @@ def test_a_function_that_fails_to_build_is_reported_after_the_rest(dispatch, own
     seed = write_seed(tmp_path / "seed.yaml", documents)
     (tmp_path / "python3").symlink_to(EXAMPLES / "python3")
 
-    result = dispatch("create", "-f", seed, expect=1)
+    result = dispatch("create", "--wait", "-f", seed, expect=1)
 
     assert "Created Function: hello-py" in result.stdout
     assert "broken" not in result.stdout
@@ -273,6 +287,26 @@ def test_update_sends_puts_by_name_without_source_path(dispatch, recorder, pytho
     function = puts[1].body
     assert "sourcePath" not in function and "kind" not in function
     assert function["source"] and function["handler"] == "hello.handle"
+
+
+def test_a_file_is_applied_without_waiting_unless_wait(dispatch, recorder, python_seed):
+    # as Dispatch's `create -f`: every document sent, no polling; --wait polls each build
+    for doc in python_documents():
+        plural = "/v1/function" if doc["kind"] == "Function" else "/v1/secret"
+        recorder.answer("POST", plural, (201, {**doc, "status": "INITIALIZED"}))
+        recorder.answer("GET", f"{plural}/{doc['name']}",
+                        (200, {**doc, "status": "ERROR", "reason": ["broke"]}))
+
+    created = dispatch("create", "-f", python_seed, "-w", EXAMPLES)
+    assert {r.method for r in recorder.requests} == {"POST"}
+    assert created.stdout.splitlines()[0] == "Created Secret: open-sesame"
+
+    del recorder.requests[:]
+    result = dispatch("create", "-f", python_seed, "-w", EXAMPLES, "--wait", expect=1)
+    functions = [d["name"] for d in python_documents() if d["kind"] == "Function"]
+    assert [r.path for r in recorder.requests if r.method == "GET"] == [
+        f"/v1/function/{name}" for name in functions]
+    assert f"function {functions[0]} failed: broke" in result.stderr
 
 
 def test_a_refused_file_sends_nothing(dispatch, recorder, tmp_path):

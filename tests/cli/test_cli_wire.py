@@ -13,6 +13,8 @@ import json
 import socket
 import tarfile
 
+import pytest
+
 FUNCTION = {
     "name": "hello", "kind": "Function", "image": "python3", "handler": "hello.handle",
     "status": "READY", "reason": [], "createdTime": 1700000000,
@@ -82,7 +84,20 @@ def test_create_function_from_a_directory_packs_its_contents(dispatch, recorder,
     assert set(_members(body["source"])) == {"main.py", "lib/x.py"}
 
 
-def test_create_function_polls_until_ready(dispatch, recorder, tmp_path):
+def test_create_function_returns_once_created_without_polling(dispatch, recorder, tmp_path):
+    # as Dispatch's CLI: scripts create, then poll `get function` for READY or ERROR
+    (tmp_path / "hello.py").write_text("def handle(ctx, payload): pass\n")
+    recorder.answer("POST", "/v1/function", (201, {**FUNCTION, "status": "INITIALIZED"}))
+    result = dispatch("create", "function", "hello", tmp_path / "hello.py", "--image", "python3")
+    assert result.stdout == "Created function: hello\n"
+    assert [r.method for r in recorder.requests] == ["POST"]
+    # --no-wait, the opt-out of when waiting was the default, is still accepted
+    dispatch("create", "function", "hello", tmp_path / "hello.py", "--image", "python3",
+             "--no-wait")
+    assert [r.method for r in recorder.requests] == ["POST", "POST"]
+
+
+def test_create_function_wait_polls_until_ready(dispatch, recorder, tmp_path):
     (tmp_path / "hello.py").write_text("def handle(ctx, payload): pass\n")
     recorder.answer("POST", "/v1/function", (201, {**FUNCTION, "status": "INITIALIZED"}))
     recorder.answer(
@@ -91,28 +106,64 @@ def test_create_function_polls_until_ready(dispatch, recorder, tmp_path):
         (200, FUNCTION),
     )
     result = dispatch("create", "function", "hello", tmp_path / "hello.py",
-                      "--image", "python3", "-o", "json")
+                      "--image", "python3", "--wait", "-o", "json")
     assert json.loads(result.stdout)["status"] == "READY"
     assert [r.method for r in recorder.requests] == ["POST", "GET", "GET", "GET"]
 
 
-def test_create_function_no_wait_does_not_poll(dispatch, recorder, tmp_path):
-    (tmp_path / "hello.py").write_text("def handle(ctx, payload): pass\n")
-    recorder.answer("POST", "/v1/function", (201, {**FUNCTION, "status": "INITIALIZED"}))
-    dispatch("create", "function", "hello", tmp_path / "hello.py", "--image", "python3",
-             "--no-wait")
-    assert [r.method for r in recorder.requests] == ["POST"]
-
-
-def test_create_function_that_ends_in_error_shows_the_reason(dispatch, recorder, tmp_path):
+def test_a_function_that_ends_in_error_is_created_and_wait_exits_1_with_the_reason(
+        dispatch, recorder, tmp_path):
     (tmp_path / "hello.py").write_text("syntax error(\n")
     recorder.answer("POST", "/v1/function", (201, {**FUNCTION, "status": "INITIALIZED"}))
     recorder.answer("GET", "/v1/function/hello",
                     (200, {**FUNCTION, "status": "ERROR", "reason": ["cannot import hello"]}))
+    created = dispatch("create", "function", "hello", tmp_path / "hello.py", "--image", "python3")
+    assert created.stdout == "Created function: hello\n"
+
     result = dispatch("create", "function", "hello", tmp_path / "hello.py",
-                      "--image", "python3", expect=1)
-    assert "cannot import hello" in result.stderr
+                      "--image", "python3", "--wait", expect=1)
+    assert result.stderr == "Error: function hello failed: cannot import hello\n"
     assert "Created" not in result.stdout
+
+
+def test_update_function_returns_at_once_unless_wait(dispatch, recorder, tmp_path):
+    (tmp_path / "hello.py").write_text("def handle(ctx, payload): pass\n")
+    recorder.answer("PUT", "/v1/function/hello", (200, {**FUNCTION, "status": "UPDATING"}))
+    recorder.answer("GET", "/v1/function/hello", (200, {**FUNCTION, "status": "UPDATING"}),
+                    (200, {**FUNCTION, "status": "ERROR", "reason": ["no module x"]}))
+    dispatch("update", "function", "hello", tmp_path / "hello.py", "--image", "python3")
+    assert [r.method for r in recorder.requests] == ["PUT"]
+    result = dispatch("update", "function", "hello", tmp_path / "hello.py", "--image",
+                      "python3", "--wait", expect=1)
+    assert "function hello failed: no module x" in result.stderr
+    assert [r.method for r in recorder.requests] == ["PUT", "PUT", "GET", "GET"]
+
+
+SETTLING_COMMANDS = {
+    "base-image": (["create", "base-image", "b", "python3", "--language", "python3"],
+                   "/v1/baseimage", "/v1/baseimage/b", "b"),
+    "image": (["create", "image", "b", "base"], "/v1/image", "/v1/image/b", "b"),
+    "subscription": (["create", "subscription", "fn", "--event-type", "t", "--name", "b"],
+                     "/v1/event/subscriptions", "/v1/event/subscriptions/b", "b"),
+    "eventdriver": (["create", "eventdriver", "cron", "--name", "b", "--set", "schedule=* * * * *"],
+                    "/v1/event/drivers", "/v1/event/drivers/b", "b"),
+    "api": (["create", "api", "b", "fn", "-p", "/b"], "/v1/api", "/v1/api/b", "b"),
+}
+
+
+@pytest.mark.parametrize("args, post, get, name", SETTLING_COMMANDS.values(),
+                         ids=SETTLING_COMMANDS.keys())
+def test_other_creates_return_once_created_and_wait_only_with_wait(
+        dispatch, recorder, args, post, get, name):
+    recorder.answer("POST", post, (201, {"name": name, "status": "CREATING"}))
+    recorder.answer("GET", get, (200, {"name": name, "status": "CREATING"}),
+                    (200, {"name": name, "status": "ERROR", "reason": ["it broke"]}))
+    dispatch(*args)
+    assert [r.method for r in recorder.requests] == ["POST"]
+
+    result = dispatch(*args, "--wait", expect=1)
+    assert [r.method for r in recorder.requests] == ["POST", "POST", "GET", "GET"]
+    assert result.stderr.startswith("Error: ") and "b failed: it broke" in result.stderr
 
 
 def test_create_function_from_a_directory_needs_a_handler(dispatch, recorder, tmp_path):

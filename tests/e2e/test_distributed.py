@@ -63,7 +63,7 @@ def test_procfile_under_honcho_runs_a_function_through_the_cli(env, hello_file, 
     try:
         wait_until(lambda: healthy(env["url"]), 60, what="the api process")
         out = dispatch_cli("create", "function", "hello", str(hello_file), "--image", "python3",
-                           "--handler", "hello.handle", env=env).stdout
+                           "--handler", "hello.handle", "--wait", env=env).stdout
         assert "hello" in out
         run = dispatch_cli("exec", "hello", "--wait", "--input",
                            '{"name": "Jon", "place": "Winterfell"}', "-o", "json", env=env).stdout
@@ -90,7 +90,7 @@ def cluster(env, tmp_path):
 
 def create_slow(env, slow_file):
     dispatch_cli("create", "function", "slow", str(slow_file), "--image", "python3",
-                 "--handler", "slow.handle", "--timeout", "3000", env=env)
+                 "--handler", "slow.handle", "--timeout", "3000", "--wait", env=env)
 
 
 def test_run_finishes_after_its_worker_is_killed_mid_run(env, cluster, slow_file):

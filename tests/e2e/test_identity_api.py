@@ -128,6 +128,26 @@ def test_the_version_needs_a_token_but_no_policy(server, tenant):
     assert requests.get(f"{server.url}/v1/version").status_code == 401
 
 
+def test_home_needs_a_valid_token_but_no_policy_as_dispatchs_identity_manager(
+        server, admin, tenant):
+    # the original CLI's `login --service-account` calls it to prove the key
+    org, ci = tenant
+    nobody = account_client(admin, org, "nobody", rsa_key(2048, 2))  # no policy at all
+    for client in (admin, ci, nobody):
+        r = client.get("/home")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"message": "Home Page, You have already logged in"}
+    r = requests.get(f"{server.url}/home", headers={"Cookie": "unset"})
+    assert r.status_code == 401 and "Bearer" in r.headers["WWW-Authenticate"]
+    r = requests.get(f"{server.url}/home", headers={
+        "Authorization": f"Bearer {sign(private_pem(rsa_key(2048, 9)), org, 'nobody')}"})
+    assert r.status_code == 401
+    assert admin.get("/home", org="nosuchorg").status_code == 403
+    # only the exact path: /home/... is a gateway path (of an organization "home")
+    assert requests.get(f"{server.url}/home/x").json()["message"] == \
+        "no API found with those values"
+
+
 # ---- the admin and /v1/iam -----------------------------------------------------------
 
 def test_the_bootstrap_admin_key_is_private_to_its_owner(server):

@@ -86,6 +86,18 @@ def test_base_image_the_builder_cannot_find_ends_in_error(api):
     assert base["reason"] == ["interpreter /nonexistent/bin/python3 does not exist on this host"]
 
 
+def test_a_base_image_reference_the_local_builder_cannot_run_ends_in_error(api):
+    make_base(api, "missing", url="missing/image:latest")
+    base = settled(api, "baseimage/missing")
+    assert base["status"] == "ERROR"
+    assert base["reason"][0].startswith("base image URL 'missing/image:latest' is neither an "
+                                        "interpreter's absolute path nor the language")
+    # what is built on it fails too, naming the base image
+    assert make_image(api, "on-missing", base="missing").status_code in (200, 201)
+    image = settled(api, "image/on-missing")
+    assert image["status"] == "ERROR" and "missing" in " ".join(image["reason"])
+
+
 def test_image_on_an_unknown_base_image_is_refused_naming_it(api):
     r = make_image(api, "py", base="nope")
     assert r.status_code == 400 and r.json()["message"] == "Error fetching base image nope"

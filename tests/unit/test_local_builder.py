@@ -63,6 +63,28 @@ def test_python_base_is_the_servers_interpreter_or_an_absolute_path(builder):
         builder.check_base(fake)
 
 
+@pytest.mark.parametrize("url, language", [("python3", "python3"), ("python", "python3"),
+                                           ("nodejs", "nodejs"), ("node", "nodejs")])
+def test_a_base_url_may_name_the_language_for_the_hosts_runtime(builder, url, language):
+    if language == "nodejs" and shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    assert builder.check_base(BaseImageSpec("acme", "b", url, language))["language"] == language
+
+
+@pytest.mark.parametrize("url, language", [("missing/image:latest", "python3"),
+                                           ("dispatch/nodejs-base:latest", "nodejs"),
+                                           ("nodejs", "python3"), ("", "python3")])
+def test_a_base_url_that_is_neither_a_path_nor_the_language_is_a_build_error(builder, url,
+                                                                            language):
+    base = BaseImageSpec("acme", "b", url, language)
+    with pytest.raises(BuildError) as caught:
+        builder.check_base(base)
+    assert caught.value.message.startswith(
+        f"base image URL {url!r} is neither an interpreter's absolute path nor the language")
+    assert "DISPATCH_BUILDER=docker" in caught.value.message
+    assert not builder.base_present(base)
+
+
 def test_requirements_are_installed_into_a_venv(builder):
     built = builder.build_image(image("py", "six==1.17.0\n"), builder.check_base(PY_BASE))
     assert os.path.dirname(built.url) == builder.root
