@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from .. import metrics
 from ..entities import Entity
-from .base import Lock, Store, Watch
+from .base import Lock, Page, Store, Watch
 
 
 class InstrumentedStore(Store):
@@ -25,8 +25,8 @@ class InstrumentedStore(Store):
         self.backend = backend
         # children resolved once: the hot path is one observe() per operation
         self._latency = {op: metrics.STORE_LATENCY.labels(backend, op)
-                         for op in ("add", "get", "list", "update", "delete", "revision",
-                                    "watch", "lock")}
+                         for op in ("add", "get", "list", "page", "count", "update", "delete",
+                                    "revision", "watch", "lock")}
 
     def _timed(self, operation: str, call, *args, **kwargs):
         started = time.perf_counter()
@@ -50,6 +50,14 @@ class InstrumentedStore(Store):
              fields: Mapping[str, Any] | None = None) -> list[Entity]:
         return self._timed("list", self.inner.list, kind, org, status=status, tags=tags,
                            fields=fields)
+
+    def page(self, kind: str, org: str, *, limit: int, token: str | None = None,
+             field: tuple[str, Any] | None = None, oldest_first: bool = False) -> Page:
+        return self._timed("page", self.inner.page, kind, org, limit=limit, token=token,
+                           field=field, oldest_first=oldest_first)
+
+    def count(self, kind: str, org: str, *, field: tuple[str, Any] | None = None) -> int:
+        return self._timed("count", self.inner.count, kind, org, field=field)
 
     def update(self, entity: Entity) -> Entity:
         return self._timed("update", self.inner.update, entity)
