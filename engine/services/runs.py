@@ -9,6 +9,7 @@ import uuid
 from typing import Any, Callable
 
 from .. import entities as E
+from .. import logs, metrics
 from ..store.cache import EntityCache
 from ..drivers.base import Driver, Outcome
 from ..errors import Conflict, InvalidInput, NotFound, StaleRevision, TooLarge, Unavailable
@@ -69,6 +70,8 @@ class RunService:
         self.claim_grace_seconds = claim_grace_seconds
         self._waiter: SettleWaiter | None = None
         self._functions: EntityCache | None = None
+        self._driver_name = getattr(driver, "name", None) or \
+            type(driver).__name__.removesuffix("Driver").lower()
         #: the largest run record written (input, output, logs and error together)
         self.record_max_bytes = RUN_RECORD_MAX_BYTES
         self.keys = IdempotencyKeys(store, idempotency_seconds)
@@ -230,6 +233,10 @@ class RunService:
     def execute(self, key: str) -> None:
         """The ``execute_run`` job: claim the run, call the function, record the outcome."""
         _, org, name = E.parse_key(key)
+        with logs.bound(org=org, run=name):
+            self._execute(key, org)
+
+    def _execute(self, key: str, org: str) -> None:
         run = self.store.find(key)
         if run is None:
             return  # deleted meanwhile: nothing left to do
@@ -255,10 +262,16 @@ class RunService:
             run = self.store.update(run)
         except (StaleRevision, NotFound):
             return  # another worker won the claim
+        if run.get("createdAt"):
+            metrics.RUN_QUEUE_WAIT.labels(metrics.function_label(org, run["functionName"])) \
+                .observe(max(0.0, now - run["createdAt"]))
         self._finish(run, self._invoke(run, fn))
 
     def _invoke(self, run: E.Entity, fn: E.Entity) -> Outcome:
         context = {"secrets": {}, "event": run.get("event"), "httpContext": run.get("httpContext")}
+        trace = logs.traceparent()
+        if trace:  # W3C trace context, for the function to pass on
+            context["traceparent"] = trace
         if fn.get("timeout"):
             context["deadline"] = run["executedAt"] + fn["timeout"] / 1000
         call = Call(run=run, function=fn, context=context, payload=run.get("input"))
@@ -271,8 +284,12 @@ class RunService:
             return Outcome(error=error)
 
     def _call_driver(self, call: Call) -> Outcome:
-        return self.driver.run(self.functions.deployment(call.function), call.context,
-                               call.payload)
+        deployment = self.functions.deployment(call.function)
+        outcome = self.driver.run(deployment, call.context, call.payload)
+        if outcome.cold_start_ms is not None:
+            metrics.COLD_STARTS.labels(self._driver_name, deployment.language).observe(
+                outcome.cold_start_ms / 1000)
+        return outcome
 
     def _finish(self, run: E.Entity, outcome: Outcome, retry: bool = True) -> None:
         """Record the outcome of an attempt: the run settles, or (``retry`` and its policy
@@ -333,6 +350,10 @@ class RunService:
         if self._waiter is not None:
             self._waiter.settled(E.key_of(run), run)
         notify_settled(self.jobs, run)
+        function = metrics.function_label(run["organizationId"], run["functionName"])
+        metrics.count_run(function, run["status"], (run["error"] or {}).get("type", ""))
+        if "durationMs" in run:
+            metrics.RUN_DURATION.labels(function).observe(run["durationMs"] / 1000)
         log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
 
     @staticmethod
