@@ -33,6 +33,7 @@ setup(
         "casbin>=1.43",
         "flask-oidc>=2.4",
         "jq>=1.13",
+        "prometheus-client>=0.26",
     ],
     extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3", "schemathesis>=4.32,<5",
                              "kubernetes-validate>=1.37", "playwright>=1.65"]},

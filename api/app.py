@@ -6,22 +6,27 @@ from flask import Flask
 from flask_smorest import Api
 
 from engine import __version__
+from engine.health import Health
 from engine.settings import Settings
 from engine.system import Dispatch
 
-from . import auth, errors, oidc_login
+from . import auth, errors, observability, oidc_login
 from .gateway import app as gateway
 
 #: the largest request body the /v1 API takes (413 above it)
 API_MAX_BODY_BYTES = 64 << 20
 
 
-def create_app(system: Dispatch | None = None, settings: Settings | None = None) -> Flask:
+def create_app(system: Dispatch | None = None, settings: Settings | None = None,
+               health: Health | None = None) -> Flask:
     """A Dispatch API app over ``system`` (assembled from ``settings`` if not given).
 
     :param system: the engine to serve; the embedded server and tests pass their own.
     :param settings: used to assemble an engine on the broker ``DISPATCH_BROKER`` names
-        when ``system`` is None (the distributed ``api`` process).
+        when ``system`` is None.
+    :param health: the process's readiness (``/readyz``); by default the store's and the
+        job queue's (the distributed ``api`` process passes its own, see
+        :mod:`api.wsgi`).
     """
     app = Flask("dispatch")
     app.config.update(
@@ -46,6 +51,8 @@ def create_app(system: Dispatch | None = None, settings: Settings | None = None)
         # the distributed api process: the admin from DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE
         auth.bootstrap_distributed(system)
     app.extensions["dispatch"] = system
+    # request ids, traces, log context and request metrics: before every other hook
+    observability.register(app, "api", health or observability.default_health(system, "api"))
 
     # browser sessions (api.oidc_login) register here, before auth
     oidc_login.register(app)
@@ -64,5 +71,5 @@ def create_app(system: Dispatch | None = None, settings: Settings | None = None)
 
     ui.register(app)  # the web UI at /ui/ (after the browser login: it shares the session)
     # the gateway answers paths outside the API's own and requests on APIs' hosts
-    gateway.mount(app, system)
+    gateway.mount(app, system, app.extensions[observability.HEALTH_KEY])
     return app

@@ -21,6 +21,7 @@ from engine.identity.bootstrap import (
 )
 from engine.identity.login_links import TTL_SECONDS as LOGIN_LINK_TTL, LoginLinks
 from engine.identity.principal import SERVICE_ACCOUNT, Principal
+from engine.logs import configure_logging
 from engine.scheduler.runner import SchedulerThreads
 from engine.settings import Settings
 from tasks.actors import assemble
@@ -157,8 +158,7 @@ def start_embedded(home: str, host: str = "127.0.0.1", port: int = 8080,
 
 def serve_embedded(home: str, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Run an embedded Dispatch until SIGINT or SIGTERM (the ``dispatch up`` command)."""
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     # A run crosses several threads of this one process (HTTP, queue, worker, watch);
     # each hand-off may wait for the GIL up to the switch interval (5 ms by default).
     sys.setswitchinterval(0.0005)

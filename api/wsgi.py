@@ -1,8 +1,16 @@
-"""The distributed API process: ``gunicorn 'api.wsgi:app'`` (see the Procfile)."""
+"""The distributed API process: ``gunicorn 'api.wsgi:app'`` (see the Procfile).
 
-import logging
+Until its engine is assembled (settings whole, etcd reachable, the admin bootstrapped)
+it answers ``/healthz``, ``/readyz`` (503 naming the problem) and ``/metrics``, and 503
+to everything else; see :class:`tasks.process.Process`.
+"""
+
+from tasks.process import Process
 
 from .app import create_app
+from .auth import bootstrap_distributed
+from .observability import ProcessApp
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-app = create_app()
+# the admin from DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE, before the process counts as ready
+process = Process("api", prepare=bootstrap_distributed)
+app = ProcessApp(process, lambda system, health: create_app(system, health=health), "api")

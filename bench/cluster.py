@@ -25,7 +25,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(port: int, path: str = "/healthz", timeout: float = 60.0) -> None:
+def wait_http(port: int, path: str = "/readyz", timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -51,7 +51,8 @@ class Cluster:
         # auth is on by default, as a user runs it: every request carries an admin token
         self.env = dict(os.environ, DISPATCH_HOME=f"{self.tmp}/home",
                         DISPATCH_API_BIND=f"127.0.0.1:{self.port}",
-                        DISPATCH_AUTH="on" if auth else "off")
+                        DISPATCH_AUTH="on" if auth else "off",
+                        DISPATCH_METRICS_DIR=f"{self.tmp}/metrics")
         self._key = None
 
     def _spawn(self, command: str) -> subprocess.Popen:

@@ -1,4 +1,4 @@
-"""``/healthz`` and ``/v1/version``."""
+"""``/healthz`` (live), ``/readyz`` (ready), ``/metrics`` and ``/v1/version``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import sys
 
 from marshmallow import Schema, fields
 
+from api import observability
 from api.context import system
-from api.errors import error_response
 from engine import __version__
 
 from .common import Blueprint
 
-blp = Blueprint("health", __name__, description="Health and version")
+blp = Blueprint("health", __name__, description="Health, readiness, metrics and version")
 
 
 class VersionSchema(Schema):
@@ -53,14 +53,26 @@ def version() -> dict:
 
 @blp.route("/healthz")
 @blp.response(200, VersionSchema)
-@blp.alt_response(503, description="the store does not answer: {code, message}")
 def healthz():
-    """Healthy when the store answers; the body is the version, as Dispatch's."""
-    try:
-        system().store.revision()
-    except Exception as exc:
-        return error_response(503, f"store unavailable: {exc}")
+    """Live: the process answers (the body is the version, as Dispatch's). Whether it
+    can serve is ``/readyz``'s question."""
     return version()
+
+
+@blp.route("/readyz")
+@blp.alt_response(200, description="ready: {role, ready, status, problems, checks}")
+@blp.alt_response(503, description="not ready: problems names each failing check")
+def readyz():
+    """Ready: the store and the broker answer. 503 with ``problems`` naming what is
+    wrong otherwise."""
+    return observability.readiness()
+
+
+@blp.route("/metrics")
+@blp.alt_response(200, description="Prometheus text exposition format")
+def metrics():
+    """Prometheus metrics of this process group (text exposition format)."""
+    return observability.metrics_response()
 
 
 @blp.route("/v1/version")

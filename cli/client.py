@@ -213,6 +213,20 @@ class DispatchClient:
         """``GET /v1/version``: ``{version, commit, buildDate, …}``."""
         return self._call("GET", "/v1/version")
 
+    def readiness(self, base_url: str | None = None) -> tuple[int, dict[str, Any]]:
+        """``GET /readyz`` of this server (or of the process at ``base_url``: a worker's or
+        a scheduler's health port): ``(status code, report)``; 503 is an answer, not an
+        error. ApiError when nothing answers."""
+        url = (base_url or self.base_url).rstrip("/") + "/readyz"
+        try:
+            response = self.session.get(url, timeout=(5.0, 10.0))
+            return response.status_code, response.json()
+        except requests.RequestException as exc:
+            raise ApiError(f"nothing answers at {url}: {type(exc).__name__}") from None
+        except ValueError:
+            raise ApiError(f"{url} answered {response.status_code} without a readiness "
+                           "report: is it a Dispatch process?") from None
+
     # -- events and subscriptions ------------------------------------------------------
 
     def emit_event(self, headers: dict[str, str], body: bytes) -> dict[str, Any]:

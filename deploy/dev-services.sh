@@ -2,7 +2,8 @@
 # Installs and starts what Dispatch's tests and its distributed mode need, idempotently:
 # the Python package (editable, with test extras: Playwright among them), etcd (Debian's
 # etcd-server), bubblewrap (the function sandbox), Chromium and axe-core (the web UI's
-# browser tests), and Redis if it is stopped. Safe to run again.
+# browser tests), Prometheus (Debian's; the tests start their own, the package's service
+# is never started here), and Redis if it is stopped. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # the web UI's browser tests drive Debian's Chromium (never a downloaded one)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# the monitoring e2e test scrapes a distributed Dispatch with a real Prometheus
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

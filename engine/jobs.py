@@ -55,6 +55,11 @@ class Jobs(abc.ABC):
         that the reconciler fires it if the queue loses it.
         """
 
+    def check(self) -> str:
+        """Say where jobs go if the queue answers now; raise Unavailable if it does not
+        (readiness)."""
+        return "in-process"
+
 
 class RecordingJobs(Jobs):
     """Keeps submitted jobs in a list; for unit tests of services."""

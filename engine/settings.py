@@ -6,6 +6,8 @@ import dataclasses
 import os
 from typing import Mapping
 
+from .logs import log_format
+
 #: ``$DISPATCH_AUTH``'s values
 AUTH_VALUES = ("on", "off")
 #: ``$DISPATCH_SANDBOX``'s values
@@ -98,6 +100,11 @@ class Settings:
         ``{"issuer", "client_id", "client_secret", "organization"}``.
     :param session_secret: ``$DISPATCH_SESSION_SECRET``: signs browser sessions (the
         embedded server generates one into ``$DISPATCH_HOME/session.key`` if unset).
+    :param log_format: ``$DISPATCH_LOG_FORMAT``: ``text`` (the default) or ``json`` (one
+        object per line, see :mod:`engine.logs`).
+    :param health_port: ``$DISPATCH_HEALTH_PORT``: ``port`` or ``host:port`` where the
+        worker and the scheduler serve ``/healthz``, ``/readyz`` and ``/metrics``
+        (unset: not served).
     """
 
     home: str
@@ -138,6 +145,8 @@ class Settings:
     bootstrap_public_key_file: str | None = None
     oidc_client: str = dataclasses.field(default="", repr=False)
     session_secret: str | None = dataclasses.field(default=None, repr=False)
+    log_format: str = "text"
+    health_port: str | None = None
 
     def __post_init__(self):
         # a typo must not silently turn authentication off (or on)
@@ -198,6 +207,8 @@ class Settings:
             bootstrap_public_key_file=env.get("DISPATCH_BOOTSTRAP_PUBLIC_KEY_FILE") or None,
             oidc_client=env.get("DISPATCH_OIDC_CLIENT") or "",
             session_secret=env.get("DISPATCH_SESSION_SECRET") or None,
+            log_format=log_format(env),
+            health_port=env.get("DISPATCH_HEALTH_PORT") or None,
         )
         values.update(overrides)
         return cls(**values)

@@ -39,6 +39,7 @@ from .settings import DEFAULT_API_URL, Settings
 from .steps.secrets import SecretInjection
 from .steps.validation import SchemaValidation
 from .store import Store, open_store
+from .store.instrumented import instrumented
 
 
 class Dispatch:
@@ -54,7 +55,8 @@ class Dispatch:
         self._lazy_lock = threading.Lock()
         self.settings = settings
         self.jobs = jobs
-        self.store = store or open_store(settings.store_url)
+        # every operation timed, in one place (dispatch_store_operation_seconds)
+        self.store = instrumented(store or open_store(settings.store_url))
         sandbox = {"auto": None, "on": True, "off": False}[settings.sandbox]
         driver_options: dict = {"sandbox": sandbox}
         if settings.driver == "openwhisk":

@@ -7,12 +7,16 @@ from typing import Callable
 
 import dramatiq
 
+from engine import logs
 from engine.errors import StaleRevision
 from engine.jobs import (ADVANCE_EXECUTION, BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION,
                          DELETE_BASE_IMAGE, DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT,
                          EXECUTE_RUN, RUN_ACTIVITY, SYNC_API, SYNC_EVENT_DRIVER,
                          SYNC_SUBSCRIPTION, Jobs)
 from engine.system import Dispatch
+
+from .broker import check_broker
+from .observability import TRACE_OPTION
 
 log = logging.getLogger("dispatch.jobs")
 
@@ -36,12 +40,18 @@ class DramatiqJobs(Jobs):
     """:class:`engine.jobs.Jobs` on Dramatiq actors declared on ``broker``.
 
     The actors call into ``self.system``, set once the engine is assembled (the engine
-    needs the jobs, and the actors need the engine).
+    needs the jobs, and the actors need the engine); they are declared only then
+    (:meth:`declare`), so that a worker whose engine could not be assembled consumes
+    nothing it could not serve.
     """
 
     def __init__(self, broker: dramatiq.Broker):
         self.broker = broker
         self.system: Dispatch | None = None
+        self.actors: dict[str, dramatiq.Actor] = {}
+
+    def declare(self) -> None:
+        """Declare the actors on the broker (a worker starts consuming their queues)."""
         self.actors = {
             CREATE_FUNCTION: self._declare(CREATE_FUNCTION, lambda s, key: s.functions.build(key)),
             DELETE_FUNCTION: self._declare(DELETE_FUNCTION, lambda s, key: s.functions.remove(key)),
@@ -75,15 +85,27 @@ class DramatiqJobs(Jobs):
                               priority=0, options=dict(OPTIONS))
 
     def submit(self, job: str, key: str, delay: float = 0.0) -> None:
+        options = {}
+        trace = logs.traceparent()
+        if trace is not None:  # the sender's trace goes with the job (tasks.observability)
+            options[TRACE_OPTION] = trace
         if delay > 0:
             # the broker's delay queue; the store's due time backs it up (reconciler)
-            self.actors[job].send_with_options(args=(key,), delay=int(delay * 1000))
+            options["delay"] = int(delay * 1000)
+        if options:
+            self.actors[job].send_with_options(args=(key,), **options)
         else:
             self.actors[job].send(key)
 
+    def check(self) -> str:
+        return check_broker(self.broker, self.system.settings.broker_url
+                            if self.system else "")
+
 
 def assemble(settings, broker: dramatiq.Broker, **parts) -> Dispatch:
-    """The engine wired to Dramatiq jobs on ``broker``."""
+    """The engine wired to Dramatiq jobs on ``broker``; the actors are declared once the
+    engine is whole."""
     jobs = DramatiqJobs(broker)
     jobs.system = Dispatch(settings, jobs, **parts)
+    jobs.declare()
     return jobs.system

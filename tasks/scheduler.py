@@ -1,33 +1,38 @@
 """The scheduler process (``python -m tasks.scheduler``): one leader at a time runs the
 reconciler every ``DISPATCH_RECONCILE_SECONDS``; one leader at a time (another lock) runs the
-event scheduler (cron ticks, custom event drivers) every ``DISPATCH_CRON_SECONDS``."""
+event scheduler (cron ticks, custom event drivers) every ``DISPATCH_CRON_SECONDS``.
+
+Until its engine is assembled (see :class:`tasks.process.Process`) it leads nothing and
+says why on ``/readyz`` (``DISPATCH_HEALTH_PORT``)."""
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 
 from engine.scheduler.runner import SchedulerThreads
-from engine.settings import Settings
 
-from .actors import assemble
-from .broker import make_broker
+from .process import Process
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = Settings.from_env()
-    system = assemble(settings, make_broker(settings.broker_url))
+    process = Process("scheduler")
+    process.serve_health()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    scheduler = SchedulerThreads(system, follow=True).start()
+    if process.startup is None:  # bad configuration: stay up, unready, until stopped
+        stop.wait()
+        return
+    while not process.startup.done.wait(0.5):
+        if stop.is_set():
+            process.close()
+            return
+    scheduler = SchedulerThreads(process.system, follow=True).start()
     stop.wait()
     scheduler.stop()
     scheduler.join()
-    system.close()
+    process.close()
 
 
 if __name__ == "__main__":

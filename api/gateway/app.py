@@ -41,18 +41,20 @@ from engine import entities as E
 from engine.errors import (BehindFailed, Conflict, DeadlineExceeded, DispatchError,
                            ExecutionFaulted, InvalidInput, MethodNotAllowed, NotFound,
                            RunFailed, UnsupportedMedia)
+from engine.health import Health
 from engine.limits import load_json
 from engine.services.routes import Match
 from engine.system import Dispatch
 
-from .. import errors
+from .. import errors, observability
 from ..body import body_limit_message, check_declared_length, read_body
 from .auth import GatewayUnauthenticated, authenticate
 
 log = logging.getLogger("dispatch.gateway")
 
 #: first path segments that belong to the API itself, never to the gateway
-API_SEGMENTS = frozenset({"v1", "healthz", "docs", "openapi.json", "oidc", "ui", ""})
+API_SEGMENTS = frozenset({"v1", "healthz", "readyz", "metrics", "docs", "openapi.json",
+                          "oidc", "ui", ""})
 #: whole paths that belong to the API (Dispatch's identity manager's ``/home``, which the
 #: original CLI's login calls); ``/home/…`` stays the gateway's (an organization "home")
 API_PATHS = frozenset({"/home"})
@@ -65,14 +67,24 @@ FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
 
 
-def create_gateway_app(system: Dispatch) -> Flask:
-    """The gateway as a Flask app of its own over ``system``."""
+def create_gateway_app(system: Dispatch, health: Health | None = None,
+                       health_routes: bool = True) -> Flask:
+    """The gateway as a Flask app of its own over ``system``.
+
+    :param health: the process's readiness (default: the store's and the job queue's).
+    :param health_routes: serve ``/healthz``, ``/readyz`` and ``/metrics`` (the gateway
+        process); not when mounted in the API app, which serves its own.
+    """
     app = Flask("dispatch.gateway")
     limit = system.settings.max_body_bytes
     # forms are parsed by werkzeug: the same limit for them, in memory too
     app.config.update(MAX_CONTENT_LENGTH=limit, MAX_FORM_MEMORY_SIZE=limit)
     app.json.sort_keys = False
     app.extensions["dispatch"] = system
+    observability.register(app, "gateway",
+                           health or observability.default_health(system, "gateway"))
+    if health_routes:
+        observability.add_health_routes(app)
     # every path and method reach one view: routing is the route table's
     app.add_url_rule("/", "gateway", _handle, defaults={"path": ""}, methods=ALL_METHODS,
                      provide_automatic_options=False)
@@ -82,10 +94,10 @@ def create_gateway_app(system: Dispatch) -> Flask:
     return app
 
 
-def mount(app: Flask, system: Dispatch) -> None:
+def mount(app: Flask, system: Dispatch, health: Health | None = None) -> None:
     """Serve the gateway from ``app`` too: requests on an API host, and paths whose first
     segment is not the API's own, go to the gateway; the rest to ``app`` as before."""
-    gateway = create_gateway_app(system)
+    gateway = create_gateway_app(system, health, health_routes=False)
     app.extensions["dispatch.gateway"] = gateway
     app.wsgi_app = GatewayDispatcher(app.wsgi_app, gateway.wsgi_app,
                                      system.routes.is_api_host)

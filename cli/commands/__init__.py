@@ -13,10 +13,11 @@ from .get import get
 from .iam import iam
 from .login import login, logout
 from .redrive import redrive
+from .status import status
 from .up import up
 from .update import update
 from .version import version
 from .workflows import cancel, exec_workflow, resume, suspend
 
 COMMANDS = (create, get, update, delete, exec_, exec_workflow, cancel, suspend, resume,
-            redrive, emit, up, login, logout, iam, version)
+            redrive, emit, up, login, logout, iam, version, status)

@@ -83,7 +83,8 @@ class DockerDriver(Driver):
         self._remove_orphans()
         self._pools: WarmPools[ContainerInstance] = WarmPools(
             setup=self._ensure_image, start=self._start, dispose=self._dispose_later,
-            max_per_version=max_instances_per_version, idle_seconds=idle_seconds, log=log)
+            max_per_version=max_instances_per_version, idle_seconds=idle_seconds, log=log,
+            driver="docker")
 
     # -- the port ---------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Callable, Generic, Protocol, TypeVar
 
+from .. import metrics
 from ..errors import BuildError
 from .base import Deployment
 
@@ -48,7 +49,8 @@ class Retired(BuildError):
 class Pool(Generic[I]):
     """The instances of one version; guarded by :attr:`WarmPools.lock`."""
 
-    def __init__(self, deployment: Deployment, seq: int, lock: threading.Lock):
+    def __init__(self, deployment: Deployment, seq: int, lock: threading.Lock,
+                 driver: str = "local"):
         self.deployment = deployment
         #: creation order: a pool created later holds a newer version of its function
         self.seq = seq
@@ -59,6 +61,20 @@ class Pool(Generic[I]):
         self.prepare_lock = threading.Lock()
         self.prepared = False
         self.retired = False
+        function = metrics.function_label(deployment.org, deployment.name)
+        self._gauges = (metrics.WARM_INSTANCES.labels(driver, function, "idle"),
+                        metrics.WARM_INSTANCES.labels(driver, function, "busy"))
+        self._shown = (0, 0)
+
+    def show(self) -> None:
+        """Publish the pool's sizes (call with the lock held after a change). Versions of
+        one function share its gauges, so each pool adds its own difference."""
+        idle = len(self.idle)
+        now = (idle, max(0, self.count - idle))
+        for gauge, new, old in zip(self._gauges, now, self._shown):
+            if new != old:
+                gauge.inc(new - old)
+        self._shown = now
 
 
 class WarmPools(Generic[I]):
@@ -77,12 +93,13 @@ class WarmPools(Generic[I]):
 
     def __init__(self, *, setup: Callable[[Deployment], None], start: Callable[[Deployment], I],
                  dispose: Callable[[list[I]], None], max_per_version: int, idle_seconds: float,
-                 log: logging.Logger, max_instances: int | None = None):
+                 log: logging.Logger, driver: str = "local", max_instances: int | None = None):
         self._setup, self._start, self._dispose = setup, start, dispose
         self._max = max(1, max_per_version)
         self._max_total = max_instances
         self._idle_s = idle_seconds
         self._log = log
+        self._driver = driver
         self.lock = threading.Lock()
         self._pools: dict[str, Pool[I]] = {}
         self._by_function: dict[tuple[str, str], list[Pool[I]]] = {}
@@ -98,7 +115,7 @@ class WarmPools(Generic[I]):
         with self.lock:
             pool = self._pools.get(deployment.id)
             if pool is None:
-                pool = Pool(deployment, next(self._seq), self.lock)
+                pool = Pool(deployment, next(self._seq), self.lock, self._driver)
                 self._pools[deployment.id] = pool
                 self._by_function.setdefault((deployment.org, deployment.name), []).append(pool)
             if pool.prepared:
@@ -115,6 +132,7 @@ class WarmPools(Generic[I]):
                 raise
             with self.lock:
                 pool.count += 1
+                pool.show()
             inst = self._started(pool)
             # a run that had to prepare paid for this start; a separate prepare() did not
             inst.unreported_cold_ms = inst.cold_start_ms if for_run else None
@@ -145,11 +163,13 @@ class WarmPools(Generic[I]):
                         inst = pool.idle.pop()
                         if inst.alive():
                             cold, inst.unreported_cold_ms = inst.unreported_cold_ms, None
+                            pool.show()
                             return inst, cold
                         dead.append(inst)  # it died while idle
                         pool.count -= 1
                     if pool.count < (pool.deployment.concurrency or self._max):
                         pool.count += 1
+                        pool.show()
                         break
                     pool.freed.wait()
         finally:
@@ -165,8 +185,10 @@ class WarmPools(Generic[I]):
                 inst.last_used = time.monotonic()
                 pool.idle.append(inst)
                 pool.freed.notify()
+                pool.show()
                 return
             pool.count -= 1
+            pool.show()
         self._dispose([inst])
 
     def discard(self, pool: Pool[I], inst: I) -> None:
@@ -175,6 +197,7 @@ class WarmPools(Generic[I]):
         with self.lock:
             pool.count -= 1
             pool.freed.notify()
+            pool.show()
 
     def retire(self, deployment: Deployment,
                while_locked: Callable[[], None] | None = None) -> list[I]:
@@ -211,6 +234,7 @@ class WarmPools(Generic[I]):
                     victims += other.idle
                     other.count -= len(other.idle)
                     other.idle = []
+                    other.show()
         if victims:
             self._dispose(victims)
 
@@ -233,6 +257,7 @@ class WarmPools(Generic[I]):
                 other, inst = oldest
                 other.idle.remove(inst)
                 other.count -= 1
+                other.show()
                 total -= 1
                 victims.append(inst)
         if victims:
@@ -250,6 +275,7 @@ class WarmPools(Generic[I]):
             with self.lock:
                 pool.count -= 1
                 pool.freed.notify()
+                pool.show()
             if pool.retired:  # what it needed went away under it: say why, not the symptom
                 raise Retired(f"function version {d.id} was retired") from None
             if isinstance(exc, BuildError):
@@ -265,6 +291,7 @@ class WarmPools(Generic[I]):
         victims, pool.idle = pool.idle, []
         pool.count -= len(victims)
         pool.freed.notify_all()
+        pool.show()
         key = (pool.deployment.org, pool.deployment.name)
         siblings = self._by_function.get(key, [])
         if pool in siblings:
@@ -285,6 +312,7 @@ class WarmPools(Generic[I]):
                     if stale:
                         pool.idle = [inst for inst in pool.idle if inst.last_used >= cutoff]
                         pool.count -= len(stale)
+                        pool.show()
                         victims += stale
             if victims:
                 for inst in victims:

@@ -35,8 +35,8 @@ from .service_accounts import ServiceAccountService
 log = logging.getLogger("dispatch.identity")
 
 #: paths (and prefixes, ending in "/") that anyone may call
-PUBLIC_PATHS = ("/healthz", "/openapi.json", "/docs", "/docs/", "/v1/event/ingest",
-                "/v1/event/ingest/")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/",
+                "/v1/event/ingest", "/v1/event/ingest/")
 #: the principal of every request when authentication is turned off
 ANONYMOUS = "anonymous"
 

@@ -26,8 +26,8 @@ POLICY = E.POLICY
 
 #: first path segments of the API's own routes: an organization named so would shadow
 #: them in the gateway (``/<org>/<path>``) — keep in step with api/gateway.API_SEGMENTS
-RESERVED_NAMES = frozenset({"v1", "healthz", "docs", "openapi.json", "oidc", "login",
-                            "logout", "auth", "ui", "static"})
+RESERVED_NAMES = frozenset({"v1", "healthz", "readyz", "metrics", "docs", "openapi.json",
+                            "oidc", "login", "logout", "auth", "ui", "static"})
 
 #: kinds that are an organization's records, deleted with it: runs and events of
 #: functions and subscriptions that are gone, sources of deleted functions, cron cursors

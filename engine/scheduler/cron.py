@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from .. import entities as E
+from .. import metrics
 from ..errors import InvalidInput, NotFound, StaleRevision
 from ..store import Store
 
@@ -192,6 +193,10 @@ class CronScheduler:
             self.emit(org, tick_event(driver, t, conf["eventType"]))
         cursor.update(last=due[-1], lastTime=iso(due[-1]))
         self.store.update(cursor)  # CAS: a second scheduler's pass loses here
+        if emit:
+            metrics.CRON_TICKS.labels("fired").inc(len(emit))
+        if late:
+            metrics.CRON_TICKS.labels("missed").inc(len(late))
         if skipped or more:
             self._report(driver, skipped, more, conf["catchup"])
         return len(emit)

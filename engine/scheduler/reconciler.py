@@ -73,6 +73,7 @@ import time
 from typing import Callable
 
 from .. import entities as E
+from .. import metrics
 from ..store.cache import EntityCache
 from ..errors import NotFound, StaleRevision
 from ..jobs import (ADVANCE_EXECUTION, BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION,
@@ -193,6 +194,7 @@ class Reconciler:
                     continue  # it moved on by itself meanwhile
                 if action:
                     moved[action] = moved.get(action, 0) + 1
+                    metrics.RECONCILER_REDRIVES.labels(kind, action).inc()
                     log.info("reconciler.%s key=%s", action, E.key_of(entity))
         # forget entities that settled or went away
         self._submitted = {k: t for k, t in self._submitted.items() if k in seen}
@@ -340,6 +342,8 @@ class Reconciler:
         self.dead_letters.add(run)
         run = self.store.update(run)
         notify_settled(self.jobs, run)
+        metrics.count_run(metrics.function_label(run["organizationId"], run["functionName"]),
+                          E.ERROR, "SystemError")
         return "failed_run"
 
     def close(self) -> None:

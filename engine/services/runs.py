@@ -10,6 +10,7 @@ import uuid
 from typing import Any, Callable
 
 from .. import entities as E
+from .. import logs, metrics
 from ..store.cache import EntityCache
 from ..drivers.base import Driver, Outcome
 from ..errors import Conflict, InvalidInput, NotFound, StaleRevision, TooLarge, Unavailable
@@ -76,6 +77,8 @@ class RunService:
         self.run_here = run_here
         self._warming: set[str] = set()
         self._warming_lock = threading.Lock()
+        self._driver_name = getattr(driver, "name", None) or \
+            type(driver).__name__.removesuffix("Driver").lower()
         #: the largest run record written (input, output, logs and error together)
         self.record_max_bytes = RUN_RECORD_MAX_BYTES
         self.keys = IdempotencyKeys(store, idempotency_seconds)
@@ -272,6 +275,10 @@ class RunService:
     def execute(self, key: str) -> None:
         """The ``execute_run`` job: claim the run, call the function, record the outcome."""
         _, org, name = E.parse_key(key)
+        with logs.bound(org=org, run=name):
+            self._execute(key, org)
+
+    def _execute(self, key: str, org: str) -> None:
         run = self.store.find(key)
         if run is None:
             return  # deleted meanwhile: nothing left to do
@@ -297,10 +304,16 @@ class RunService:
             run = self.store.update(run)
         except (StaleRevision, NotFound):
             return  # another worker won the claim
+        if run.get("createdAt"):
+            metrics.RUN_QUEUE_WAIT.labels(metrics.function_label(org, run["functionName"])) \
+                .observe(max(0.0, now - run["createdAt"]))
         self._finish(run, self._invoke(run, fn))
 
     def _invoke(self, run: E.Entity, fn: E.Entity) -> Outcome:
         context = {"secrets": {}, "event": run.get("event"), "httpContext": run.get("httpContext")}
+        trace = logs.traceparent()
+        if trace:  # W3C trace context, for the function to pass on
+            context["traceparent"] = trace
         if fn.get("timeout"):
             context["deadline"] = run["executedAt"] + fn["timeout"] / 1000
         call = Call(run=run, function=fn, context=context, payload=run.get("input"))
@@ -313,8 +326,12 @@ class RunService:
             return Outcome(error=error)
 
     def _call_driver(self, call: Call) -> Outcome:
-        return self.driver.run(self.functions.deployment(call.function), call.context,
-                               call.payload)
+        deployment = self.functions.deployment(call.function)
+        outcome = self.driver.run(deployment, call.context, call.payload)
+        if outcome.cold_start_ms is not None:
+            metrics.COLD_STARTS.labels(self._driver_name, deployment.language).observe(
+                outcome.cold_start_ms / 1000)
+        return outcome
 
     def _finish(self, run: E.Entity, outcome: Outcome, retry: bool = True) -> E.Entity | None:
         """Record the outcome of an attempt: the run settles, or (``retry`` and its policy
@@ -377,6 +394,10 @@ class RunService:
         if self._waiter is not None:
             self._waiter.settled(E.key_of(run), run)
         notify_settled(self.jobs, run)
+        function = metrics.function_label(run["organizationId"], run["functionName"])
+        metrics.count_run(function, run["status"], (run["error"] or {}).get("type", ""))
+        if "durationMs" in run:
+            metrics.RUN_DURATION.labels(function).observe(run["durationMs"] / 1000)
         log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
         return run
 

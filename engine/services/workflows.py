@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from .. import entities as E
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput
 from ..names import validate_name
 from ..store import Store
 from ..workflows.definition import Workflow, load

@@ -239,3 +239,20 @@ def test_the_worker_probe_is_ready(deployment):
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, "ready"), done.stderr
 
+
+@pytest.mark.parametrize("port, role", [(9191, "worker"), (9192, "scheduler")])
+def test_the_worker_and_scheduler_answer_their_readiness_probes(deployment, port, role):
+    """What the manifests' HTTP probes ask (the overlay's host network puts the health
+    ports of the base's pods on this host)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+                report = json.load(response)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert report["ready"] is True and report["role"] == role, report
+

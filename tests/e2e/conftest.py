@@ -82,6 +82,8 @@ class Processes:
     """Starts Procfile entries as separate process groups, so one can be killed alone."""
 
     def __init__(self, env: dict[str, str], logdir: Path):
+        # Prometheus samples of this deployment's processes, apart from any other's
+        env.setdefault("DISPATCH_METRICS_DIR", str(logdir / "metrics"))
         self.env, self.logdir = env, logdir
         self.procs: dict[str, subprocess.Popen] = {}
         self.commands = procfile_commands()

@@ -40,7 +40,7 @@ def env(etcd_endpoint, tmp_path):
 
 def healthy(url: str) -> bool:
     try:
-        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
+        return requests.get(f"{url}/readyz", timeout=5).status_code == 200
     except requests.RequestException:
         return False
 

@@ -36,6 +36,7 @@ def env(etcd_endpoint, tmp_path):
                # every process of a distributed Dispatch shares one secrets key
                DISPATCH_SECRET_KEY=Fernet.generate_key().decode(), DISPATCH_AUTH="off",
                # the CLI's context: no config file, everything from the environment
+               DISPATCH_METRICS_DIR=str(tmp_path / "metrics"),
                DISPATCH_CONFIG=str(tmp_path / "cli.json"), DISPATCH_HOST="127.0.0.1",
                DISPATCH_PORT=str(port), DISPATCH_SCHEME="http", DISPATCH_ORGANIZATION=org)
     env["url"] = f"http://127.0.0.1:{port}"
@@ -44,7 +45,7 @@ def env(etcd_endpoint, tmp_path):
 
 def healthy(url: str) -> bool:
     try:
-        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
+        return requests.get(f"{url}/readyz", timeout=5).status_code == 200
     except requests.RequestException:
         return False
 

@@ -24,10 +24,9 @@ def handle(ctx, payload):
 '''
 
 
-def answers(url: str) -> bool:
+def ready(url: str) -> bool:
     try:
-        requests.get(url, timeout=1)
-        return True
+        return requests.get(f"{url}/readyz", timeout=5).status_code == 200
     except requests.RequestException:
         return False
 
@@ -48,8 +47,8 @@ def cluster(etcd_endpoint, tmp_path):
         procs.start(name)
     urls = {"api": f"http://127.0.0.1:{api_port}", "gateway": f"http://127.0.0.1:{gateway_port}"}
     try:
-        wait_until(lambda: answers(urls["api"] + "/healthz"), 60, what="the api process")
-        wait_until(lambda: answers(urls["gateway"] + "/"), 60, what="the gateway process")
+        wait_until(lambda: ready(urls["api"]), 60, what="the api process")
+        wait_until(lambda: ready(urls["gateway"]), 60, what="the gateway process")
         yield urls, procs
     finally:
         procs.stop_all()

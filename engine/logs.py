@@ -1,0 +1,202 @@
+"""Logging for every Dispatch process: one set-up, text or JSON lines, with the context
+of the request, job or run being served.
+
+:func:`configure_logging` is the only place a process sets logging up (the API, the
+gateway, the worker, the scheduler and ``dispatch up`` call it once at start). With
+``DISPATCH_LOG_FORMAT=json`` each record is one JSON object on one line::
+
+    {"time": "2026-12-06T04:12:00.123Z", "level": "INFO", "logger": "dispatch.runs",
+     "message": "run.ready key=/dispatch/run/default/…", "trace_id": "4bf9…",
+     "request_id": "…", "org": "default", "run": "…"}
+
+The context fields come from :data:`context` variables that the API sets per request,
+the worker per job and the run service per run; a thread or task that set none logs
+none. Records carry only what the code logs: no request headers, bodies or settings, so
+secrets and tokens never reach a line (their holders never log them either).
+
+Traces follow W3C Trace Context: a ``traceparent`` header (``00-<trace id>-<parent
+id>-<flags>``) on an API request is taken, a new trace started otherwise; the trace goes
+with the job (a Dramatiq message option) and reaches the function as
+``ctx["traceparent"]``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import json
+import logging
+import os
+import re
+import random
+import sys
+from typing import Any, Mapping
+
+#: ``$DISPATCH_LOG_FORMAT``'s values
+FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+#: the fields a record may carry from the current request, job or run, in output order
+FIELDS = ("trace_id", "span_id", "request_id", "org", "run", "job", "entity")
+_vars: dict[str, contextvars.ContextVar[str | None]] = {
+    name: contextvars.ContextVar(f"dispatch_log_{name}", default=None) for name in FIELDS}
+
+_random = random.Random()
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def log_format(env: Mapping[str, str] | None = None) -> str:
+    """``$DISPATCH_LOG_FORMAT`` (``text``, the default, or ``json``); ValueError otherwise."""
+    env = os.environ if env is None else env
+    value = (env.get("DISPATCH_LOG_FORMAT") or "text").strip().lower()
+    if value not in FORMATS:
+        raise ValueError(f"DISPATCH_LOG_FORMAT must be one of {', '.join(FORMATS)}, "
+                         f"not {value!r}")
+    return value
+
+
+def configure_logging(fmt: str | None = None, level: int = logging.INFO,
+                      stream: Any = None) -> str:
+    """Send every log record of this process to ``stream`` (stderr by default) as text or
+    JSON lines, replacing handlers set before (Dramatiq's CLI sets its own first).
+
+    :param fmt: ``text`` or ``json``; None reads ``$DISPATCH_LOG_FORMAT`` (an unknown
+        value falls back to text and is reported once, so that logging itself works).
+    :returns: the format in use.
+    """
+    problem = None
+    if fmt is None:
+        try:
+            fmt = log_format()
+        except ValueError as exc:
+            fmt, problem = "text", str(exc)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    if problem:
+        logging.getLogger("dispatch.logs").error("logs.bad_format %s; logging as text",
+                                                 problem)
+    return fmt
+
+
+def current() -> dict[str, str]:
+    """The context fields set in this thread or task (those that are not None)."""
+    values = {}
+    for name, var in _vars.items():
+        value = var.get()
+        if value is not None:
+            values[name] = value
+    return values
+
+
+class bound:
+    """Set context fields for a block (``with bound(org="a", run="r"): …``); the previous
+    values come back at its end. Fields given as None are left as they are."""
+
+    def __init__(self, **fields: str | None):
+        unknown = set(fields) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"unknown log context fields: {', '.join(sorted(unknown))}")
+        self._fields = {k: v for k, v in fields.items() if v is not None}
+        self._tokens: list[tuple[contextvars.ContextVar, contextvars.Token]] = []
+
+    def __enter__(self) -> "bound":
+        self._tokens = [(_vars[k], _vars[k].set(v)) for k, v in self._fields.items()]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for var, token in reversed(self._tokens):
+            var.reset(token)
+        self._tokens = []
+
+
+def bind(**fields: str | None) -> list[tuple[contextvars.ContextVar, contextvars.Token]]:
+    """Set context fields until :func:`unbind` is given what this returned (for hooks
+    that open and close a context in two calls, like Flask's and Dramatiq's)."""
+    return [(_vars[k], _vars[k].set(v)) for k, v in fields.items() if v is not None]
+
+
+def unbind(tokens: list[tuple[contextvars.ContextVar, contextvars.Token]]) -> None:
+    for var, token in reversed(tokens):
+        try:
+            var.reset(token)
+        except ValueError:  # set in another context (a hook pair split across threads)
+            var.set(None)
+
+
+# ---- W3C trace context ------------------------------------------------------------------
+
+def parse_traceparent(value: str | None) -> tuple[str, str] | None:
+    """``(trace_id, parent_id)`` of a valid W3C ``traceparent``, else None (version ff,
+    and all-zero ids, are invalid)."""
+    if not value:
+        return None
+    match = _TRACEPARENT.match(value.strip().lower())
+    if match is None:
+        return None
+    version, trace_id, parent_id, _flags = match.groups()
+    if version == "ff" or trace_id == "0" * 32 or parent_id == "0" * 16:
+        return None
+    return trace_id, parent_id
+
+
+def new_trace_id() -> str:
+    # ids need to be unique, not secret: the fast generator (os.urandom is a syscall)
+    return "%032x" % (_random.getrandbits(128) or 1)
+
+
+def new_span_id() -> str:
+    return "%016x" % (_random.getrandbits(64) or 1)
+
+
+def traceparent(trace_id: str | None = None, span_id: str | None = None) -> str | None:
+    """The ``traceparent`` to pass on from the current context (or the ids given); None
+    when there is no trace."""
+    trace_id = trace_id or _vars["trace_id"].get()
+    if trace_id is None:
+        return None
+    return f"00-{trace_id}-{span_id or _vars['span_id'].get() or new_span_id()}-01"
+
+
+def trace_fields(header: str | None) -> dict[str, str]:
+    """The trace fields for work that received ``header``: its trace, a new span of ours
+    (a missing or invalid header starts a new trace)."""
+    parsed = parse_traceparent(header)
+    return {"trace_id": parsed[0] if parsed else new_trace_id(), "span_id": new_span_id()}
+
+
+# ---- formatters -------------------------------------------------------------------------
+
+class TextFormatter(logging.Formatter):
+    """The classic line, with the context fields appended as ``key=value``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = current()
+        if fields:
+            line += " " + " ".join(f"{k}={v}" for k, v in fields.items() if k != "span_id")
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, the context fields, and
+    the exception's traceback as ``exception`` when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(current())
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
