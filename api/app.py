@@ -6,7 +6,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from engine import __version__
-from engine.health import Health
+from engine.observability.health import Health
 from engine.settings import Settings
 from engine.system import Dispatch
 

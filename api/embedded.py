@@ -21,7 +21,7 @@ from engine.identity.bootstrap import (
 )
 from engine.identity.login_links import TTL_SECONDS as LOGIN_LINK_TTL, LoginLinks
 from engine.identity.principal import SERVICE_ACCOUNT, Principal
-from engine.logs import configure_logging
+from engine.observability.logs import configure_logging
 from engine.scheduler.runner import SchedulerThreads
 from engine.settings import Settings
 from tasks.actors import assemble

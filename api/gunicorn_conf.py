@@ -12,7 +12,7 @@ import shutil
 
 
 def on_starting(server) -> None:
-    from engine import metrics
+    from engine.observability import metrics
 
     path = metrics.multiprocess_dir()
     if path and os.path.isdir(path):
@@ -25,6 +25,6 @@ def on_starting(server) -> None:
 
 
 def child_exit(server, worker) -> None:
-    from engine import metrics
+    from engine.observability import metrics
 
     metrics.mark_dead(worker.pid)

@@ -10,7 +10,7 @@ route template, the log context of each request, liveness and readiness.
 * one ``http.request`` log line per answer (method, path without its query, route,
   status, milliseconds), in the request's context.
 * ``/healthz`` (live: the process answers), ``/readyz`` (ready: the process's
-  :class:`~engine.health.Health` report, 503 with the problems when not) and ``/metrics``
+  :class:`~engine.observability.health.Health` report, 503 with the problems when not) and ``/metrics``
   — on the API through :mod:`blueprints.health`, on the gateway app by
   :func:`add_health_routes`.
 * :class:`ProcessApp` is the WSGI app of a distributed process: until its engine is
@@ -27,9 +27,10 @@ from typing import Any, Callable
 
 from flask import Flask, Response, current_app, g, jsonify, request
 
-from engine import __version__, logs, metrics
+from engine import __version__
+from engine.observability import logs, metrics
 from engine.errors import DispatchError
-from engine.health import Health, store_check
+from engine.observability.health import Health, store_check
 
 from . import context
 

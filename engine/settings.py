@@ -6,7 +6,7 @@ import dataclasses
 import os
 from typing import Mapping
 
-from .logs import log_format
+from .observability.logs import log_format
 
 #: ``$DISPATCH_AUTH``'s values
 AUTH_VALUES = ("on", "off")
@@ -101,7 +101,7 @@ class Settings:
     :param session_secret: ``$DISPATCH_SESSION_SECRET``: signs browser sessions (the
         embedded server generates one into ``$DISPATCH_HOME/session.key`` if unset).
     :param log_format: ``$DISPATCH_LOG_FORMAT``: ``text`` (the default) or ``json`` (one
-        object per line, see :mod:`engine.logs`).
+        object per line, see :mod:`engine.observability.logs`).
     :param health_port: ``$DISPATCH_HEALTH_PORT``: ``port`` or ``host:port`` where the
         worker and the scheduler serve ``/healthz``, ``/readyz`` and ``/metrics``
         (unset: not served).

@@ -34,7 +34,7 @@ from .services.secrets import SecretService
 from .services.subscriptions import SubscriptionService
 from .services.workflow_triggers import WorkflowTriggers
 from .services.workflows import WorkflowService
-from .run_retention import RunRetention
+from .services.run_retention import RunRetention
 from .settings import DEFAULT_API_URL, Settings
 from .steps.secrets import SecretInjection
 from .steps.validation import SchemaValidation

@@ -7,7 +7,7 @@ from typing import Callable
 
 import dramatiq
 
-from engine import logs
+from engine.observability import logs
 from engine.errors import StaleRevision
 from engine.jobs import (ADVANCE_EXECUTION, BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION,
                          DELETE_BASE_IMAGE, DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT,

@@ -6,7 +6,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from engine.errors import Unavailable
-from engine.health import describe, redact_url
+from engine.observability.health import describe, redact_url
 
 from .observability import JobObservability
 

@@ -16,8 +16,9 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from engine import __version__, metrics
-from engine.health import Health
+from engine import __version__
+from engine.observability import metrics
+from engine.observability.health import Health
 
 log = logging.getLogger("dispatch.health")
 

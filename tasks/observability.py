@@ -7,7 +7,7 @@ is not used: it overrides ``PROMETHEUS_MULTIPROC_DIR`` with a directory of its o
 it from a forked process on a port of its own (9191, all interfaces) that cannot answer
 ``/readyz``, and would switch the embedded server's in-process registry to files once
 its ``process_boot`` hook ran. This one records into the metrics of
-:mod:`engine.metrics`, which the process's own ``/metrics`` serves with the rest.
+:mod:`engine.observability.metrics`, which the process's own ``/metrics`` serves with the rest.
 
 The trace: :meth:`DramatiqJobs.submit <tasks.actors.DramatiqJobs.submit>` puts the
 sender's W3C ``traceparent`` into the message's options; here it becomes the job's log
@@ -23,7 +23,7 @@ import time
 from dramatiq.middleware import Middleware
 
 from engine import entities as E
-from engine import logs, metrics
+from engine.observability import logs, metrics
 
 #: the message option holding the sender's trace
 TRACE_OPTION = "traceparent"

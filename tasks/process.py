@@ -1,7 +1,7 @@
 """One distributed Dispatch process (api, gateway, worker, scheduler), assembled the same
 way for each: logging set up once, settings read, the broker made, the engine assembled
 — and, when any of that fails, a process that stays up, says why on ``/readyz`` and in
-one log line, and serves nothing else (see :mod:`engine.health`).
+one log line, and serves nothing else (see :mod:`engine.observability.health`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Callable
 
 import dramatiq
 
-from engine.health import Health, Startup, describe, store_check
-from engine.logs import configure_logging
+from engine.observability.health import Health, Startup, describe, store_check
+from engine.observability.logs import configure_logging
 from engine.settings import Settings
 from engine.system import Dispatch
 

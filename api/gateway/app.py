@@ -41,7 +41,7 @@ from engine import entities as E
 from engine.errors import (BehindFailed, Conflict, DeadlineExceeded, DispatchError,
                            ExecutionFaulted, InvalidInput, MethodNotAllowed, NotFound,
                            RunFailed, UnsupportedMedia)
-from engine.health import Health
+from engine.observability.health import Health
 from engine.limits import load_json
 from engine.services.routes import Match
 from engine.system import Dispatch

@@ -7,7 +7,7 @@ import time
 
 from flask import Blueprint, render_template
 
-from engine.run_stats import BUCKET_SECONDS, WINDOW_SECONDS, summarize
+from engine.services.run_stats import BUCKET_SECONDS, WINDOW_SECONDS, summarize
 
 from . import charts
 from .session import allow, org, system

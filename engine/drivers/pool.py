@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Callable, Generic, Protocol, TypeVar
 
-from .. import metrics
+from ..observability import metrics
 from ..errors import BuildError
 from .base import Deployment
 

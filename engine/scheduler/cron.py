@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from .. import entities as E
-from .. import metrics
+from ..observability import metrics
 from ..errors import InvalidInput, NotFound, StaleRevision
 from ..store import Store
 

@@ -281,7 +281,7 @@ class DriverSupervisor:
 
     def _client(self):
         if self._docker is None:
-            from .drivers.container import docker_client
+            from ..drivers.container import docker_client
 
             self._docker = docker_client(self.docker_host)
         return self._docker

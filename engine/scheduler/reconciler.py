@@ -52,7 +52,7 @@ activity    started       a timer past its due time: submit ``run_activity`` (fi
 ==========  ============  ================================================================
 
 Every ``retention_check_seconds``, settled runs past their function's retention (a count
-and an age, :mod:`engine.run_retention`) are pruned, oldest first
+and an age, :mod:`engine.services.run_retention`) are pruned, oldest first
 (:mod:`engine.scheduler.run_pruning`).
 
 Image rows submit at most once per ``stuck_seconds`` per entity (a waiting image or a
@@ -73,7 +73,7 @@ import time
 from typing import Callable
 
 from .. import entities as E
-from .. import metrics
+from ..observability import metrics
 from ..store.cache import EntityCache
 from ..errors import NotFound, StaleRevision
 from ..jobs import (ADVANCE_EXECUTION, BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUNCTION,
@@ -81,8 +81,8 @@ from ..jobs import (ADVANCE_EXECUTION, BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUN
                     EXECUTE_RUN, RUN_ACTIVITY, SYNC_API, SYNC_EVENT_DRIVER,
                     SYNC_SUBSCRIPTION, Jobs)
 from ..store import Store
-from ..retry_policy import RetryPolicy
-from ..run_retention import RunRetention
+from ..services.retry_policy import RetryPolicy
+from ..services.run_retention import RunRetention
 from .run_pruning import RunPruner
 from ..services.dead_letters import DeadLetters
 from ..services.runs import notify_settled, system_error

@@ -1,5 +1,5 @@
 """Run retention: the reconciler's leader prunes settled runs beyond each function's
-count or past its age (:mod:`engine.run_retention`), oldest first, reading pages of the
+count or past its age (:mod:`engine.services.run_retention`), oldest first, reading pages of the
 store's creation index, never every run."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import logging
 
 from .. import entities as E
 from ..errors import NotFound, StaleRevision
-from ..run_retention import RunRetention
+from ..services.run_retention import RunRetention
 from ..services.dead_letters import DeadLetters
 from ..store import Store
 

@@ -24,8 +24,8 @@ from .catalog import ImageCatalog, ImageRef
 from ..limits import CONCURRENCY_MAX, TIMEOUT_MAX_MS, check_count
 from ..names import validate_name, validate_names
 from ..jobs import CREATE_FUNCTION, DELETE_FUNCTION, DELETE_IMAGE, Jobs
-from ..retry_policy import RetryPolicy
-from ..run_retention import RunRetention
+from .retry_policy import RetryPolicy
+from .run_retention import RunRetention
 from ..sources import decode
 from ..steps.validation import check_schema
 from ..store import Store

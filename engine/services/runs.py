@@ -10,7 +10,7 @@ import uuid
 from typing import Any, Callable
 
 from .. import entities as E
-from .. import logs, metrics
+from ..observability import logs, metrics
 from ..store.cache import EntityCache
 from ..drivers.base import Driver, Outcome
 from ..errors import Conflict, InvalidInput, NotFound, StaleRevision, TooLarge, Unavailable
@@ -22,7 +22,7 @@ from ..store import Page, Store, matches
 from ..store.codec import encode
 from ..store.waiter import SettleWaiter
 from .functions import FunctionService, serving_version, version_of
-from ..retry_policy import RetryPolicy
+from .retry_policy import RetryPolicy
 from .dead_letters import DeadLetters
 from .idempotency import IdempotencyKeys
 

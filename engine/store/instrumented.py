@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable, Mapping
 
-from .. import metrics
+from ..observability import metrics
 from ..entities import Entity
 from .base import Lock, Page, Store, Watch
 

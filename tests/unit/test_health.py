@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from engine.errors import Unavailable
-from engine.health import Health, Startup, redact_url
+from engine.observability.health import Health, Startup, redact_url
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import dramatiq
 import pytest
 
 from api.app import create_app
-from engine import logs
+from engine.observability import logs
 from engine.settings import Settings
 from engine.sources import pack
 from tasks.actors import assemble

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from api.app import create_app
 from engine import entities as E
-from engine import metrics
+from engine.observability import metrics
 from engine.drivers.base import Outcome
 from engine.jobs import RecordingJobs
 from engine.scheduler.reconciler import Reconciler

@@ -8,7 +8,7 @@ import pytest
 from engine import entities as E
 from engine.errors import InvalidInput
 from engine.jobs import RecordingJobs
-from engine.run_retention import RunRetention
+from engine.services.run_retention import RunRetention
 from engine.scheduler.reconciler import Reconciler
 from engine.scheduler.run_pruning import RunPruner
 from engine.store import open_store

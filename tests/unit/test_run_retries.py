@@ -11,7 +11,7 @@ from engine import entities as E
 from engine.drivers.base import Outcome
 from engine.errors import Conflict, InvalidInput
 from engine.jobs import EXECUTE_RUN
-from engine.retry_policy import RetryPolicy
+from engine.services.retry_policy import RetryPolicy
 from engine.scheduler.reconciler import Reconciler
 
 from .test_services import drain, parts, source  # noqa: F401 (fixtures)

@@ -7,7 +7,7 @@ import pytest
 from blueprints.ui import charts, forms
 from blueprints.ui.graph import task_graph
 from engine.errors import InvalidInput
-from engine.run_stats import percentile, summarize
+from engine.services.run_stats import percentile, summarize
 
 
 def run(fn, created, status="READY", duration=None):

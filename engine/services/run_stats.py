@@ -8,7 +8,7 @@ import dataclasses
 import math
 from typing import Iterable
 
-from . import entities as E
+from .. import entities as E
 
 WINDOW_SECONDS = 3600
 BUCKET_SECONDS = 60

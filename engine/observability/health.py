@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from typing import Any, Callable, Generic, TypeVar
 
-from .errors import InvalidInput, Unavailable
+from ..errors import InvalidInput, Unavailable
 
 log = logging.getLogger("dispatch.health")
 

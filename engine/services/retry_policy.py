@@ -18,7 +18,7 @@ import dataclasses
 import random
 from typing import Any
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 BACKOFFS = ("constant", "exponential")
 RETRYABLE = ("SystemError", "FunctionError")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 #: bounds of what a function may ask for (a million runs; ten years)
 MAX_COUNT = 1_000_000
