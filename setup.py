@@ -35,7 +35,7 @@ setup(
         "jq>=1.13",
         "prometheus-client>=0.26",
     ],
-    extras_require={"test": ["pytest>=8.0", "pytest-timeout>=2.3", "schemathesis>=4.32,<5",
+    extras_require={"bench": ["py-spy>=0.4.3"], "test": ["pytest>=8.0", "pytest-timeout>=2.3", "schemathesis>=4.32,<5",
                              "kubernetes-validate>=1.37", "playwright>=1.65"]},
     entry_points={"console_scripts": ["dispatch=cli.main:main"]},
 )
