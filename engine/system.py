@@ -92,7 +92,7 @@ class Dispatch:
         # calls, timers, events…; triggers and listeners hang on event delivery
         self.workflows = WorkflowService(self.store)
         self.executions = ExecutionService(
-            self.store, jobs, self.secrets.resolve,
+            self.store, jobs, self.secrets.resolve, cipher,
             retention_seconds=settings.execution_retention_seconds)
         self.activities = ActivityService(self.store, jobs, self.runs, self.executions,
                                           self.events.emit, scripts=ScriptRunner(sandbox))

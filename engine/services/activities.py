@@ -129,8 +129,9 @@ class ActivityService:
         """Record the activity's result once (CAS) and queue the execution's advance.
         False if it was recorded already."""
         now = time.time()
-        record = dict(record, status=FAILED if error else SUCCEEDED, value=value,
-                      error=error, finished=iso(now), finishedAt=now)
+        record = dict(record, status=FAILED if error else SUCCEEDED,
+                      **self.executions.sealed_result(record, value, error),
+                      finished=iso(now), finishedAt=now)
         record.pop("claimExpires", None)
         try:
             self.store.update(record)
@@ -157,7 +158,7 @@ class ActivityService:
     # ---- the kinds ------------------------------------------------------------------
 
     def _function(self, record: E.Entity, execution: E.Entity) -> None:
-        org, spec = record["organizationId"], record["spec"]
+        org, spec = record["organizationId"], self.executions.spec_of(record)
         function = spec.get("function")
         run_name = derived_name(E.key_of(execution), record["activityId"])
         try:
@@ -192,7 +193,7 @@ class ActivityService:
             self.finish(record, error=run_problem(run, record["reference"]))
 
     def _http(self, record: E.Entity, execution: E.Entity) -> None:
-        spec = record["spec"]
+        spec = self.executions.spec_of(record)
         if record.get("claimExpires", 0) > time.time():
             return  # another worker is calling right now
         record = self._claim(record, HTTP_TIMEOUT_SECONDS)
@@ -242,7 +243,7 @@ class ActivityService:
 
     def _emit(self, record: E.Entity, execution: E.Entity) -> None:
         org = record["organizationId"]
-        event = dict(record["spec"].get("event") or {})
+        event = dict(self.executions.spec_of(record).get("event") or {})
         event.setdefault("specversion", "1.0")
         event.setdefault("id", derived_name(E.key_of(execution), record["activityId"]))
         event.setdefault("source", f"/dispatch/workflow/{org}/{execution['workflowName']}")
@@ -260,10 +261,10 @@ class ActivityService:
 
     def _listen(self, record: E.Entity, execution: E.Entity) -> None:
         from .listeners import register
-        register(self.store, record)
+        register(self.store, record, self.executions.spec_of(record))
 
     def _workflow(self, record: E.Entity, execution: E.Entity) -> None:
-        org, spec = record["organizationId"], record["spec"]
+        org, spec = record["organizationId"], self.executions.spec_of(record)
         child_name = derived_name(E.key_of(execution), record["activityId"])
         try:
             child = self.store.get(E.EXECUTION, org, child_name)
@@ -303,7 +304,7 @@ class ActivityService:
             return
         record = self._claim(record, self.scripts.timeout_seconds)
         try:
-            value = self.scripts.run(record["spec"])
+            value = self.scripts.run(self.executions.spec_of(record))
         except DispatchError as exc:
             self.finish(record, error=problem("runtime", 500, "Script failed",
                                               exc.message, record["reference"]))

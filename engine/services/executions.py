@@ -29,10 +29,12 @@ import uuid
 from typing import Any, Callable
 
 import jsonschema
+from cryptography.fernet import MultiFernet
 
 from .. import __version__
 from .. import entities as E
-from ..errors import Conflict, InvalidInput, NotFound, StaleRevision
+from ..crypto import Unsealable, seal, unseal
+from ..errors import Conflict, InvalidInput, NotFound, StaleRevision, Unavailable
 from ..jobs import ADVANCE_EXECUTION, RUN_ACTIVITY, Jobs
 from ..names import validate_name
 from ..store import Store
@@ -91,9 +93,10 @@ class ExecutionService:
     """
 
     def __init__(self, store: Store, jobs: Jobs, resolve_secrets: Callable[..., dict],
-                 limits: Limits = Limits(), retention_seconds: float = 7 * 86400.0):
+                 cipher: MultiFernet, limits: Limits = Limits(),
+                 retention_seconds: float = 7 * 86400.0):
         self.store, self.jobs = store, jobs
-        self.resolve_secrets = resolve_secrets
+        self.resolve_secrets, self.cipher = resolve_secrets, cipher
         self.limits = limits
         self.retention_seconds = retention_seconds
         self._waiter: SettleWaiter | None = None
@@ -328,8 +331,8 @@ class ExecutionService:
     def _replay(self, execution: E.Entity, records: list[E.Entity]):
         workflow = self._definitions.get(execution)
         results = {r["activityId"]: ActivityResult(
-                       id=r["activityId"], ok=r["status"] == SUCCEEDED, value=r.get("value"),
-                       error=r.get("error"), started=r.get("started"),
+                       id=r["activityId"], ok=r["status"] == SUCCEEDED,
+                       **self.result_of(r), started=r.get("started"),
                        finished=r.get("finished"))
                    for r in records if r["status"] in (SUCCEEDED, FAILED)}
         runtime = {"name": "dispatch", "version": __version__,
@@ -345,11 +348,15 @@ class ExecutionService:
                          secrets=self._secrets(execution, workflow),
                          cancelled=bool(execution.get("cancelRequested")), limits=self.limits)
 
+    @staticmethod
+    def _secret_names(workflow: Workflow) -> list[str]:
+        return list((workflow.document.get("use") or {}).get("secrets") or [])
+
     def _secrets(self, execution: E.Entity, workflow: Workflow) -> dict[str, Any]:
         """The values of the secrets the workflow names under ``use.secrets``; one that
         does not exist is left out (an expression reading it faults the execution)."""
         values = {}
-        for name in (workflow.document.get("use") or {}).get("secrets") or []:
+        for name in self._secret_names(workflow):
             try:
                 values[name] = self.resolve_secrets(execution["organizationId"], [name])
             except InvalidInput:  # MissingSecret: no such secret in the organization
@@ -384,9 +391,16 @@ class ExecutionService:
         """Write the activity's record (add-only: once per attempt) and queue its job."""
         org, name = execution["organizationId"], execution["name"]
         now = time.time()
-        record = E.new(E.ACTIVITY, org, activity_name(name, activity.id), status=STARTED,
+        record_name = activity_name(name, activity.id)
+        # what the activity is given may hold secret values ($secret in a header, say):
+        # stored sealed, like secrets, and opened only by the job that performs it
+        record = E.new(E.ACTIVITY, org, record_name, status=STARTED,
                        activityId=activity.id, activityKind=activity.kind,
-                       reference=activity.reference, spec=activity.spec, execution=name,
+                       reference=activity.reference, execution=name,
+                       sealedSpec=seal(self.cipher, org, record_name, {"spec": activity.spec}),
+                       # a workflow that reads secrets may get them back in a result
+                       # (an echoing endpoint): its results are sealed too
+                       sealResult=bool(self._secret_names(self._definitions.get(execution))),
                        workflowName=execution["workflowName"], started=iso(now),
                        startedAt=now, finished=None, value=None, error=None)
         delay = 0.0
@@ -399,6 +413,33 @@ class ExecutionService:
         except Conflict:
             return  # another advance of the same state started it
         self.jobs.submit(RUN_ACTIVITY, E.key_of(record), delay=delay)
+
+    def spec_of(self, record: E.Entity) -> dict[str, Any]:
+        """What the activity record ``record`` is to do (its sealed spec, opened)."""
+        return self._open(record, "sealedSpec")["spec"]
+
+    def result_of(self, record: E.Entity) -> dict[str, Any]:
+        """``{value, error}`` of a finished activity record (opened if sealed)."""
+        if record.get("sealedResult"):
+            return self._open(record, "sealedResult")
+        return {"value": record.get("value"), "error": record.get("error")}
+
+    def sealed_result(self, record: E.Entity, value: Any, error: dict | None) -> dict[str, Any]:
+        """The fields that record ``value`` and ``error`` on ``record``: in clear, or sealed
+        when the record says its results are (see :meth:`_start_activity`)."""
+        if not record.get("sealResult"):
+            return {"value": value, "error": error}
+        return {"value": None, "error": None, "sealedResult": seal(
+            self.cipher, record["organizationId"], record["name"],
+            {"value": value, "error": error})}
+
+    def _open(self, record: E.Entity, field: str) -> dict[str, Any]:
+        try:
+            return unseal(self.cipher, record.get(field), record["organizationId"],
+                          record["name"])
+        except Unsealable:
+            raise Unavailable(f"activity {record['name']} cannot be opened with the "
+                              "configured key (was DISPATCH_SECRET_KEY changed?)") from None
 
     def _finished(self, execution: E.Entity) -> None:
         log.info("execution.%s key=%s", execution["status"], E.key_of(execution))

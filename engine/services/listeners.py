@@ -33,9 +33,9 @@ def listener_name(record: E.Entity) -> str:
     return f"{execution}--{digest}"
 
 
-def register(store: Store, record: E.Entity) -> None:
-    """Write the listener of the ``listen`` activity ``record`` (once)."""
-    spec = record["spec"]
+def register(store: Store, record: E.Entity, spec: dict) -> None:
+    """Write the listener of the ``listen`` activity ``record`` (once); ``spec`` is what
+    the activity asks for (the record keeps it sealed)."""
     listener = E.new(E.LISTENER, record["organizationId"], listener_name(record),
                      status=E.READY, activity=E.key_of(record), execution=record["execution"],
                      to=spec.get("to") or {}, read=spec.get("read") or "data", consumed=[],

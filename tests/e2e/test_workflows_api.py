@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import pathlib
 import threading
 import uuid
 
@@ -470,7 +471,7 @@ def test_the_openapi_document_has_the_workflow_endpoints(base):
         assert path in paths, path
 
 
-def test_secrets_reach_calls_but_never_the_record(base, http_target):
+def test_secrets_reach_calls_but_never_the_record(server, base, http_target):
     r = requests.post(f"{base}/v1/secret", json={"name": "api-key",
                                                  "secrets": {"token": "Sesame-42x"}})
     assert r.status_code == 201, r.text
@@ -484,6 +485,10 @@ def test_secrets_reach_calls_but_never_the_record(base, http_target):
     record = json.dumps(get_execution(base, execution["name"]))
     assert "Sesame-42x" not in record  # the output echoed it: redacted
     assert execution["output"]["authorization"].startswith("Bearer ")
+    # nor the store at rest: the call's activity record (its header) is sealed, like secrets
+    home = pathlib.Path(server.settings.home)
+    stored = b"".join(p.read_bytes() for p in home.glob("dispatch.db*"))
+    assert b"Sesame-42x" not in stored
     create(base, "no-secret", doc("no-secret", [
         {"read": {"set": {"x": '${ $secret["missing-one"].token }'}}}],
         use={"secrets": ["missing-one"]}))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from cryptography.fernet import Fernet, MultiFernet
 
 from engine import entities as E
 from engine.errors import Conflict, InvalidInput, NotFound
@@ -39,7 +40,8 @@ class Queue(Jobs):
 @pytest.fixture
 def host():
     store, jobs = open_store("memory://"), Queue()
-    executions = ExecutionService(store, jobs, lambda org, names: {})
+    executions = ExecutionService(store, jobs, lambda org, names: {},
+                                  MultiFernet([Fernet(Fernet.generate_key())]))
     emitted: list[tuple[str, dict]] = []
     activities = ActivityService(store, jobs, runs=None, executions=executions,
                                  emit=lambda org, event: emitted.append((org, event)))
