@@ -257,6 +257,10 @@ class Reconciler:
 
     def _prune_execution(self, execution: E.Entity, now: float) -> str | None:
         finished = execution.get("finishedAt") or execution["modifiedTime"]
+        if not execution.get("followedUp") and finished + self.stuck_seconds <= now:
+            # its worker died between the final write and what that sets off
+            self.executions.follow_up(execution)
+            return "followed_up_execution"
         if finished + self.executions.retention_seconds > now:
             return None
         self.executions.prune(execution)

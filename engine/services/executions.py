@@ -445,13 +445,29 @@ class ExecutionService:
         log.info("execution.%s key=%s", execution["status"], E.key_of(execution))
         if self._waiter is not None:
             self._waiter.settled(E.key_of(execution), execution)
+        self.follow_up(execution)
+
+    def follow_up(self, execution: E.Entity) -> None:
+        """What a finished execution sets off — its listeners removed, the next
+        ``schedule.after`` execution, its parent told — then ``followedUp`` recorded, so
+        that the reconciler does it again for an execution whose worker died in between
+        (every part is idempotent: the next execution's name derives from this one)."""
+        failed = False
         for hook in self.on_finished:
             try:
                 hook(execution)
             except Exception:
+                failed = True
                 log.exception("execution.finish_hook_failed key=%s", E.key_of(execution))
         if execution.get("parent"):
             self.jobs.submit(RUN_ACTIVITY, execution["parent"])
+        if not failed:
+            try:
+                self.store.modify(E.EXECUTION, execution["organizationId"], execution["name"],
+                                  lambda e: None if e.get("followedUp")
+                                  else dict(e, followedUp=True))
+            except NotFound:
+                pass
 
     def prune(self, execution: E.Entity) -> None:
         """Delete a finished execution and its activity records (the reconciler, past the

@@ -211,3 +211,28 @@ def test_start_checks_the_workflow_and_its_input_schema(host):
     again = executions.start(ORG, "typed", {"input": {"n": 2}}, name="once")
     assert again["existing"] and again["id"] == first["id"]
     assert [j for j, _, _ in jobs.take()] == [ADVANCE_EXECUTION]
+
+
+def test_the_reconciler_follows_up_an_execution_whose_worker_died_after_finishing(host):
+    """The next ``schedule.after`` execution starts even when the worker that wrote the
+    last state died before setting it off."""
+    from engine.services.workflow_triggers import WorkflowTriggers
+    store, jobs, workflows, executions, activities, *_ = host
+    triggers = WorkflowTriggers(store, executions)
+    reconciler = Reconciler(store, jobs, stuck_seconds=2, executions=executions)
+    workflow(workflows, "again", [{"a": {"set": {"x": 1}}}], schedule={"after": {"seconds": 30}})
+    execution = executions.start(ORG, "again", {"input": {}})
+    drain(jobs, executions, activities)
+    # as if its worker died right after the final write: nothing set off, nothing recorded
+    first = store.modify(E.EXECUTION, ORG, execution["name"],
+                         lambda e: {k: v for k, v in e.items() if k != "followedUp"})
+    assert first["status"] == "completed"
+    assert len(store.list(E.EXECUTION, ORG)) == 1
+    executions.on_finished.append(triggers.finished)
+    assert reconciler.reconcile_once().get("followed_up_execution") is None  # too early
+    moved = reconciler.reconcile_once(now=time.time() + 5)
+    assert moved.get("followed_up_execution") == 1
+    assert len(store.list(E.EXECUTION, ORG)) == 2  # the next one, created once
+    assert store.get(E.EXECUTION, ORG, execution["name"])["followedUp"] is True
+    assert reconciler.reconcile_once(now=time.time() + 5).get("followed_up_execution") is None
+    assert len(store.list(E.EXECUTION, ORG)) == 2
