@@ -127,13 +127,20 @@ RUN_OUTCOMES = (("READY", ""), ("ERROR", "InputError"), ("ERROR", "FunctionError
 _counted: set[str] = set()
 
 
-def count_run(function: str, status: str, error_type: str) -> None:
-    """One finished run. A function's series all start at zero with its first run, so
-    that ``rate()`` sees its first error too (a series born at 1 shows no increase)."""
+def expect_runs(function: str) -> None:
+    """Make ``function``'s run series in this process, at zero, so that ``rate()`` sees
+    its first error too (a series born at 1 shows no increase). Called when a run is
+    accepted as well as when one finishes: the process that accepts a blocking run may
+    execute it itself, and its series must exist a scrape before that run ends."""
     if function not in _counted:
         _counted.add(function)
         for outcome in RUN_OUTCOMES:
             RUNS.labels(function, *outcome)
+
+
+def count_run(function: str, status: str, error_type: str) -> None:
+    """One finished run (see :func:`expect_runs`)."""
+    expect_runs(function)
     RUNS.labels(function, status, error_type).inc()
 
 

@@ -110,6 +110,7 @@ class RunService:
         fn = serving_version(self._function(org, function_name))
         if fn is None:
             raise NotFound(f"function {function_name} is not READY")
+        metrics.expect_runs(metrics.function_label(org, function_name))
         run = E.new(
             E.RUN, org, name,
             functionName=function_name, functionId=fn["id"], faasId=fn["faasId"],

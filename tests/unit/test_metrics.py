@@ -195,7 +195,7 @@ def test_multiprocess_exposition_sums_processes_and_drops_dead_live_gauges(tmp_p
     counters; the live gauge of the one that exited is gone, its counter stays."""
     script = (
         "import sys, time\n"
-        "from engine import metrics\n"
+        "from engine.observability import metrics\n"
         "metrics.RUNS.labels('acme/mp', 'READY', '').inc(int(sys.argv[1]))\n"
         "metrics.JOBS_IN_PROGRESS.labels('execute_run').inc()\n"
         "if sys.argv[2] == 'stay':\n"
@@ -207,7 +207,7 @@ def test_multiprocess_exposition_sums_processes_and_drops_dead_live_gauges(tmp_p
                                stdout=subprocess.PIPE, text=True)
     try:
         assert staying.stdout.readline().strip() == "ready"
-        reader = ("from engine import metrics\n"
+        reader = ("from engine.observability import metrics\n"
                   "print(metrics.exposition()[0].decode())\n")
         text = subprocess.run([sys.executable, "-c", reader], env=env, check=True,
                               capture_output=True, text=True).stdout
