@@ -245,10 +245,16 @@ def _rfc3339(value: Any, field: str) -> datetime:
 def _json_body(body: bytes) -> Any:
     if not body:
         raise InvalidInput("invalid JSON body: the body is empty")
+    return _parse_json(body, "JSON body")
+
+
+def _parse_json(body: bytes, what: str) -> Any:
+    """``body`` as JSON, nested no deeper than the limit; InvalidInput saying why not
+    (``what`` names it in the depth message)."""
     try:
-        return check_depth(json.loads(body), "JSON body")
+        return check_depth(json.loads(body), what)
     except RecursionError:
-        raise InvalidInput(depth_message("JSON body")) from None
+        raise InvalidInput(depth_message(what)) from None
     except UnicodeDecodeError:
         raise InvalidInput("invalid JSON body: not UTF-8") from None
     except ValueError as exc:
@@ -272,14 +278,7 @@ def _body_data(body: bytes, content_type: str | None) -> Any:
     if not body:
         return None
     if not content_type or JSON_TYPE.match(content_type):
-        try:
-            return check_depth(json.loads(body), "data")
-        except RecursionError:
-            raise InvalidInput(depth_message("data")) from None
-        except UnicodeDecodeError:
-            raise InvalidInput("invalid JSON body: not UTF-8") from None
-        except ValueError as exc:
-            raise InvalidInput(f"invalid JSON body: {exc}") from None
+        return _parse_json(body, "data")
     if content_type.lower().startswith("text/"):
         try:
             return body.decode("utf-8")
