@@ -23,7 +23,7 @@ setup(
         "PyYAML>=6.0",
         "tabulate>=0.9",
         "requests>=2.31",
-        "waitress>=3.0",
+        "cheroot>=11.1",
         "gunicorn>=22.0",
         "honcho>=2.0",
         "docker>=7",

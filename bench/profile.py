@@ -48,7 +48,7 @@ CATEGORIES = [
     ("steps (validation, secrets)", ("engine/steps/",)),
     ("Flask, flask-smorest, marshmallow, webargs", ("flask/", "flask_smorest/", "marshmallow/",
                                                     "webargs/", "werkzeug/")),
-    ("HTTP server (waitress, gunicorn)", ("waitress/", "gunicorn/")),
+    ("HTTP server (cheroot, gunicorn)", ("cheroot/", "waitress/", "gunicorn/")),
 ]
 
 

@@ -1,5 +1,5 @@
 """Stopping the embedded server: idempotent, safe from several threads at once and while
-clients keep it busy — no ``OSError: Bad file descriptor`` from waitress's trigger, no
+clients keep it busy — no ``OSError: Bad file descriptor`` from the server's sockets, no
 exception in any thread, and the port closed afterwards."""
 
 from __future__ import annotations
