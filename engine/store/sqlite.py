@@ -178,14 +178,23 @@ class SqliteStore(Store):
             with self._connection() as db:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    for item in group:
-                        db.execute("SAVEPOINT write")
+                    if len(group) == 1:  # alone: its failure undoes the whole transaction
+                        item = group[0]
                         try:
                             item.result = item.op(db)
-                        except Exception as exc:  # this write's own failure undoes it alone
-                            db.execute("ROLLBACK TO write")
+                        except Exception as exc:
+                            db.execute("ROLLBACK")
                             item.error = exc
-                        db.execute("RELEASE write")
+                            return
+                    else:
+                        for item in group:
+                            db.execute("SAVEPOINT write")
+                            try:
+                                item.result = item.op(db)
+                            except Exception as exc:  # its own failure undoes it alone
+                                db.execute("ROLLBACK TO write")
+                                item.error = exc
+                            db.execute("RELEASE write")
                     db.execute("COMMIT")
                 except BaseException:
                     if db.in_transaction:
@@ -265,17 +274,20 @@ class SqliteStore(Store):
         kind, org, name = entities.parse_key(key)
 
         def write(db: sqlite3.Connection) -> int:
-            if db.execute("SELECT 1 FROM entities WHERE key = ?", (key,)).fetchone():
-                raise codec.already_exists(stored)
+            # the change first: a taken key fails the insert, and the write's rollback
+            # takes the change (and its revision) back
             revision = self._log(db, key, value)
             indexed = codec.INDEXED.get(kind)
-            db.execute(
-                "INSERT INTO entities (key, kind, org, name, revision, value, sort, grp)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, kind, org, name, revision, value,
-                 codec.sort_key(stored) if indexed else None,
-                 stored.get(indexed) if indexed else None),
-            )
+            try:
+                db.execute(
+                    "INSERT INTO entities (key, kind, org, name, revision, value, sort, grp)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (key, kind, org, name, revision, value,
+                     codec.sort_key(stored) if indexed else None,
+                     stored.get(indexed) if indexed else None),
+                )
+            except sqlite3.IntegrityError:  # the key's primary-key constraint
+                raise codec.already_exists(stored) from None
             return revision
 
         revision = self._write(write)
@@ -358,14 +370,13 @@ class SqliteStore(Store):
         expected = entity.get("revision")
 
         def write(db: sqlite3.Connection) -> int:
-            stored_revision = self._stored_revision(db, key)
-            if stored_revision != expected:
-                raise codec.stale(key, expected, stored_revision)
+            # the change first, then the compare-and-set; a miss is rolled back with it
             revision = self._log(db, key, value)
-            db.execute(
+            if db.execute(
                 "UPDATE entities SET revision = ?, value = ? WHERE key = ? AND revision = ?",
                 (revision, value, key, expected),
-            )
+            ).rowcount != 1:
+                raise codec.stale(key, expected, self._stored_revision(db, key))
             return revision
 
         revision = self._write(write)
