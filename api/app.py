@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from inspect import iscoroutinefunction
+from typing import Any, Callable
+
+from flask import Flask, Request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_smorest import Api
 
 from engine import __version__
@@ -17,6 +21,40 @@ from .gateway import app as gateway
 API_MAX_BODY_BYTES = 64 << 20
 
 
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without making the cookie's signer for a request
+    that carries no session cookie (every API call with a token): Flask makes one for
+    every request, then finds no cookie and answers an empty session, as this does."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
+class DispatchFlask(Flask):
+    """Flask, with what it does on every request for every hook made cheaper: sessions
+    as above, and whether a function is a coroutine function asked once per function
+    (Flask asks ``inspect`` for each hook and view of each request)."""
+
+    session_interface = _CookieSessions()
+    #: functions seen, bounded: a view's bound method is new each request, its function not
+    _ASYNC_CACHE_MAX = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._is_async: dict[Callable, bool] = {}
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        plain = getattr(func, "__func__", func)
+        is_async = self._is_async.get(plain)
+        if is_async is None:
+            if len(self._is_async) >= self._ASYNC_CACHE_MAX:
+                self._is_async.clear()
+            is_async = self._is_async[plain] = iscoroutinefunction(func)
+        return self.async_to_sync(func) if is_async else func
+
+
 def create_app(system: Dispatch | None = None, settings: Settings | None = None,
                health: Health | None = None) -> Flask:
     """A Dispatch API app over ``system`` (assembled from ``settings`` if not given).
@@ -28,7 +66,7 @@ def create_app(system: Dispatch | None = None, settings: Settings | None = None,
         job queue's (the distributed ``api`` process passes its own, see
         :mod:`api.wsgi`).
     """
-    app = Flask("dispatch")
+    app = DispatchFlask("dispatch")
     app.config.update(
         API_TITLE="Dispatch",
         API_VERSION=__version__,

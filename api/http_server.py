@@ -26,6 +26,9 @@ STOP_SECONDS = 10.0
 IDLE_SECONDS = 60
 #: kept-alive connections held open at once; past it, answers close their connection
 KEEP_ALIVE_CONNECTIONS = 512
+#: connections the kernel queues for accepting (a burst of new clients must not see
+#: their connection attempts dropped and retried a second later)
+BACKLOG = 1024
 #: the largest request line and headers taken (431/413 past it); bodies are bounded by the
 #: app, which names the limit in its 413
 MAX_HEADER_BYTES = 256 * 1024
@@ -45,7 +48,8 @@ class HttpServer:
     def __init__(self, app: Callable, host: str, port: int, threads: int = 16):
         self._server = wsgi.Server(
             (host, port), app, numthreads=threads, server_name="dispatch",  # also its Server header
-            timeout=IDLE_SECONDS, shutdown_timeout=STOP_SECONDS)
+            timeout=IDLE_SECONDS, shutdown_timeout=STOP_SECONDS,
+            request_queue_size=BACKLOG)
         self._server.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
         self._server.max_request_header_size = MAX_HEADER_BYTES
         self._server.prepare()  # binds now: the port is known, and taken, from here on

@@ -240,15 +240,24 @@ def _write(directory: str, name: str, value: int) -> None:
 
 
 def _counter(directory: str, name: str, key: str) -> int:
-    """One ``key value`` line of a cgroup file (0 if the file or the key is missing)."""
+    """One ``key value`` line of a cgroup file (0 if the file or the key is missing); read
+    with plain system calls, as it is after every run."""
     try:
-        with open(os.path.join(directory, name), encoding="ascii") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) == 2 and parts[0] == key:
-                    return int(parts[1])
-    except (FileNotFoundError, ValueError):
-        pass
+        fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    try:
+        data = os.read(fd, 65536)
+    finally:
+        os.close(fd)
+    wanted = key.encode("ascii")
+    for line in data.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == wanted:
+            try:
+                return int(parts[1])
+            except ValueError:
+                return 0
     return 0
 
 
