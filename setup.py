@@ -23,7 +23,7 @@ setup(
         "PyYAML>=6.0",
         "tabulate>=0.9",
         "requests>=2.31",
-        "cheroot>=11.1",
+        "cheroot>=11.1,<12",  # api.http_server extends its put_conn
         "gunicorn>=22.0",
         "honcho>=2.0",
         "docker>=7",

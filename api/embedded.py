@@ -62,7 +62,8 @@ class EmbeddedServer:
         self.worker = dramatiq.Worker(self.broker, worker_threads=settings.worker_threads,
                                       worker_timeout=100)
         self.app = create_app(self.system)
-        self.http = HttpServer(self.app, host, port, threads=http_threads)
+        self.http = HttpServer(self.app, host, port, threads=http_threads,
+                               linger_seconds=settings.http_linger_ms / 1000)
         self.host, self.port = host, self.http.port
         self.url = f"http://{host}:{self.port}"
         self.scheduler = SchedulerThreads(self.system, follow=False)

@@ -3,16 +3,19 @@ a thread of its own, with a stop that is safe to call from any thread, any numbe
 times, while clients keep it busy.
 
 cheroot rather than waitress: a worker thread of cheroot reads a request and writes its
-answer itself (only the wait for the next request on a kept-alive connection goes
-through its selector thread), where waitress hands every request to a worker and every
-answer back to its loop thread through a pipe. Measured side by side on the embedded
-server (16 clients running a no-op function blocking; README, "Performance"): about a
-third more runs a second for a third less CPU a run.
+answer itself, where waitress hands every request to a worker and every answer back to
+its loop thread through a pipe. And a worker that has answered on a kept-alive
+connection waits a moment (:data:`LINGER_SECONDS`) for that client's next request before
+it hands the connection back to cheroot's selector thread (``DISPATCH_HTTP_LINGER_MS``): a client sending request
+after request (a script, the CLI's retries, a service calling functions) is then
+served by one thread, with no hand-off between threads per request. Measured in the
+README's "Performance" section.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import threading
 from typing import Callable
 
@@ -34,6 +37,42 @@ BACKLOG = 1024
 MAX_HEADER_BYTES = 256 * 1024
 
 
+#: how long a worker waits for the next request on the connection it has just answered
+LINGER_SECONDS = 0.002
+
+
+class _LingeringServer(wsgi.Server):
+    """cheroot's WSGI server, whose workers serve a kept-alive connection's next request
+    themselves when it arrives within ``linger`` seconds (see the module)."""
+
+    linger = LINGER_SECONDS
+
+    def put_conn(self, conn) -> None:  # called by the worker that answered on ``conn``
+        while self.ready and self.linger > 0:
+            if not conn.rfile.has_data():
+                try:
+                    readable, _, _ = select.select([conn.socket], [], [], self.linger)
+                except (OSError, ValueError):  # closed meanwhile
+                    conn.close()
+                    return
+                if not readable:
+                    break
+            try:
+                keep_open = conn.communicate()
+            except (KeyboardInterrupt, SystemExit):
+                conn.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - as cheroot's worker: drop the
+                # connection, keep the thread (an error here would end the server)
+                log.info("http.connection_error remote=%s error=%r", conn.remote_addr, exc)
+                conn.close()
+                return
+            if not keep_open:
+                conn.close()
+                return
+        super().put_conn(conn)
+
+
 class HttpServer:
     """One cheroot server of ``app`` on ``host:port`` (port 0: any free one), ``threads``
     requests served at once (a streamed answer, such as the web UI's live runs, holds
@@ -45,11 +84,13 @@ class HttpServer:
     at once, waits for the one stop and does nothing more.
     """
 
-    def __init__(self, app: Callable, host: str, port: int, threads: int = 16):
-        self._server = wsgi.Server(
+    def __init__(self, app: Callable, host: str, port: int, threads: int = 16,
+                 linger_seconds: float = LINGER_SECONDS):
+        self._server = _LingeringServer(
             (host, port), app, numthreads=threads, server_name="dispatch",  # also its Server header
             timeout=IDLE_SECONDS, shutdown_timeout=STOP_SECONDS,
             request_queue_size=BACKLOG)
+        self._server.linger = max(0.0, linger_seconds)
         self._server.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
         self._server.max_request_header_size = MAX_HEADER_BYTES
         self._server.prepare()  # binds now: the port is known, and taken, from here on

@@ -70,6 +70,10 @@ class Settings:
         has warm instances of the function (stored already claimed; the queue carries
         every other run), and a function run blocking gets an instance prepared there
         in the background.
+    :param http_linger_ms: ``$DISPATCH_HTTP_LINGER_MS``: how long a thread of the embedded
+        server (``dispatch up``) that has answered on a kept-alive connection waits for
+        that client's next request before handing the connection back to the server's
+        selector (default 2; 0: at once).
     :param max_body_bytes: ``$DISPATCH_MAX_BODY_BYTES``: the largest request body the
         gateway and the event endpoints take (413 above it).
     :param openwhisk_api_host: ``$DISPATCH_OPENWHISK_API_HOST``: OpenWhisk's API host
@@ -131,6 +135,7 @@ class Settings:
     api_url: str = ""
     max_body_bytes: int = 1 << 20
     run_here: bool = True
+    http_linger_ms: float = 2.0
     driver_commands: tuple[str, ...] = ()
     openwhisk_api_host: str | None = None
     openwhisk_namespace: str = "_"
@@ -192,6 +197,7 @@ class Settings:
             api_url=env.get("DISPATCH_API_URL") or "",
             max_body_bytes=int(env.get("DISPATCH_MAX_BODY_BYTES") or (1 << 20)),
             run_here=(env.get("DISPATCH_RUN_HERE") or "on").strip().lower() not in ("0", "off", "false", "no"),
+            http_linger_ms=float(env.get("DISPATCH_HTTP_LINGER_MS") or 2),
             driver_commands=tuple(c.strip() for c in
                                   (env.get("DISPATCH_DRIVER_COMMANDS") or "").split(",")
                                   if c.strip()),
