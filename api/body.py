@@ -41,10 +41,18 @@ def read_body(limit: int | None = None) -> bytes:
     even when no length was declared; :class:`TooLarge` past it."""
     limit = body_limit() if limit is None else limit
     check_declared_length(limit)
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
+    # a chunked body may come a chunk a read (the server's stream returns what one chunk
+    # holds): read until its end, or past the limit
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = request.stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
         raise TooLarge(body_limit_message(limit))
-    return body
+    return b"".join(chunks)
 
 
 class DispatchParser(FlaskParser):

@@ -307,6 +307,10 @@ def test_bodies_over_the_limit_are_413(org_a, gw, server):
     r = gw.post(f"{server.url}/{org_a.name}/big", data=iter([b"{}", b" " * limit]),
                 headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and str(limit) in r.json()["message"]
+    # chunked within the limit: every chunk is read, not the first one alone
+    r = gw.post(f"{server.url}/{org_a.name}/big", data=iter([b'{"a": ', b"1, ", b'"b": 2}']),
+                headers={"Content-Type": "application/json"})
+    assert r.status_code == 200 and r.json()["input"] == {"a": 1, "b": 2}, r.text
 
 
 def test_the_v1_api_has_its_own_larger_limit(server):
