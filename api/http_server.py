@@ -5,9 +5,9 @@ times, while clients keep it busy.
 cheroot rather than waitress: a worker thread of cheroot reads a request and writes its
 answer itself, where waitress hands every request to a worker and every answer back to
 its loop thread through a pipe. And a worker that has answered on a kept-alive
-connection waits a moment (:data:`LINGER_SECONDS`) for that client's next request before
-it hands the connection back to cheroot's selector thread (``DISPATCH_HTTP_LINGER_MS``): a client sending request
-after request (a script, the CLI's retries, a service calling functions) is then
+connection waits a moment (:data:`LINGER_SECONDS`, ``DISPATCH_HTTP_LINGER_MS``) for that
+client's next request before it hands the connection back to cheroot's selector thread:
+a client sending request after request (a script, a service calling functions) is then
 served by one thread, with no hand-off between threads per request. Measured in the
 README's "Performance" section.
 """
@@ -32,11 +32,9 @@ KEEP_ALIVE_CONNECTIONS = 512
 #: connections the kernel queues for accepting (a burst of new clients must not see
 #: their connection attempts dropped and retried a second later)
 BACKLOG = 1024
-#: the largest request line and headers taken (431/413 past it); bodies are bounded by the
+#: the largest request line and headers taken (413 past it); bodies are bounded by the
 #: app, which names the limit in its 413
 MAX_HEADER_BYTES = 256 * 1024
-
-
 #: how long a worker waits for the next request on the connection it has just answered
 LINGER_SECONDS = 0.002
 
@@ -87,7 +85,8 @@ class HttpServer:
     def __init__(self, app: Callable, host: str, port: int, threads: int = 16,
                  linger_seconds: float = LINGER_SECONDS):
         self._server = _LingeringServer(
-            (host, port), app, numthreads=threads, server_name="dispatch",  # also its Server header
+            # server_name is also the Server header
+            (host, port), app, numthreads=threads, server_name="dispatch",
             timeout=IDLE_SECONDS, shutdown_timeout=STOP_SECONDS,
             request_queue_size=BACKLOG)
         self._server.linger = max(0.0, linger_seconds)

@@ -115,15 +115,15 @@ def _read_reply(sock: socket.socket) -> tuple[int, bytes, bool]:
         raise http.client.HTTPException(f"the function server answered badly: {lines[0]!r}") from None
     if length > MAX_REPLY_BYTES:
         raise ReplyTooLarge(length)
-    data = buf[end + 4:]
+    data = bytearray(buf[end + 4:])
     while len(data) < length:
         chunk = sock.recv(min(length - len(data), 1 << 20))
         if not chunk:
-            raise http.client.IncompleteRead(data, length - len(data))
+            raise http.client.IncompleteRead(bytes(data), length - len(data))
         data += chunk
     if len(data) > length:  # nothing was asked for beyond this reply
         raise http.client.HTTPException("the function server answered more than it was asked")
-    return status, data, headers.get("connection", "").lower() == "close"
+    return status, bytes(data), headers.get("connection", "").lower() == "close"
 
 
 class FunctionServer:
