@@ -3,6 +3,7 @@ together in one transaction, and one write's failure undoes that write alone."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -75,3 +76,26 @@ def test_a_lone_write_still_commits_at_once(store):
     store.delete(E.RUN, "org", "one")
     with pytest.raises(Exception):
         store.get(E.RUN, "org", "one")
+
+
+def test_the_log_is_copied_into_the_database_by_the_stores_thread_not_by_commits(tmp_path):
+    path = tmp_path / "dispatch.db"
+    store = SqliteStore(str(path))
+    try:
+        with store._connection() as db:  # commits never checkpoint: the thread does
+            assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        before = os.path.getsize(path)
+        for i in range(300):
+            store.add(E.new(E.RUN, "org", f"run{i}", status=E.READY, input={"pad": "x" * 500}))
+        grown = threading.Event()
+        for _ in range(600):  # the checkpointer's round is a second; wait up to a minute
+            if os.path.getsize(path) > before + 100_000:
+                grown.set()
+                break
+            grown.wait(0.1)
+        assert grown.is_set(), "the log was never copied into the database file"
+    finally:
+        store.close()
+    assert not [t for t in threading.enumerate()
+                if t.name == f"sqlite-checkpointer {path}" and t.is_alive()
+                and not t.join(10) and t.is_alive()]
