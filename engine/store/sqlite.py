@@ -40,6 +40,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from typing import Any, Iterable, Iterator, Mapping
 
 from .. import entities
@@ -126,8 +127,8 @@ class SqliteStore(Store):
             self._add_index_columns(db)
             db.executescript(INDEX_SCHEMA)
             self._latest = self._current(db)
-        threading.Thread(target=self._checkpoint_now_and_then, daemon=True,
-                         name=f"sqlite-checkpointer {self.path}").start()
+        threading.Thread(target=_checkpoint_now_and_then, args=(weakref.ref(self),),
+                         daemon=True, name=f"sqlite-checkpointer {self.path}").start()
 
     # -- connections and transactions -------------------------------------------------
 
@@ -141,16 +142,14 @@ class SqliteStore(Store):
         db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread's work
         return db
 
-    def _checkpoint_now_and_then(self) -> None:
-        """The checkpointer thread: copy what the log gained into the database file,
-        without blocking readers or writers (PASSIVE), until the store is closed (a
-        round with nothing new costs a look at the log's header)."""
-        while not self._closing.wait(CHECKPOINT_INTERVAL):
-            try:
-                with self._connection() as db:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as exc:  # busy or closing: the next round tries again
-                log.debug("sqlite.checkpoint_failed error=%r", exc)
+    def _checkpoint(self) -> None:
+        """Copy what the log gained into the database file, without blocking readers or
+        writers (PASSIVE; with nothing new, a look at the log's header)."""
+        try:
+            with self._connection() as db:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # busy or closing: the next round tries again
+            log.debug("sqlite.checkpoint_failed error=%r", exc)
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -518,6 +517,24 @@ class SqliteStore(Store):
             db.close()
         self._closing.set()
         self._wake_all()
+
+
+def _checkpoint_now_and_then(ref: "weakref.ref[SqliteStore]") -> None:
+    """The checkpointer thread of a store: a checkpoint a round until the store is
+    closed, or dropped without being closed (the thread holds it weakly)."""
+    while True:
+        store = ref()
+        if store is None or store._closing.wait(0):
+            return
+        closing = store._closing
+        del store
+        if closing.wait(CHECKPOINT_INTERVAL):
+            return
+        store = ref()
+        if store is None:
+            return
+        store._checkpoint()
+        del store
 
 
 class _SqliteWatch(Watch):

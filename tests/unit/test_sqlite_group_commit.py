@@ -99,3 +99,17 @@ def test_the_log_is_copied_into_the_database_by_the_stores_thread_not_by_commits
     assert not [t for t in threading.enumerate()
                 if t.name == f"sqlite-checkpointer {path}" and t.is_alive()
                 and not t.join(10) and t.is_alive()]
+
+
+def test_a_store_dropped_without_close_ends_its_checkpointer(tmp_path):
+    import gc
+
+    path = tmp_path / "dropped.db"
+    store = SqliteStore(str(path))
+    store.add(E.new(E.RUN, "org", "one", status=E.READY))
+    del store
+    gc.collect()
+    threads = [t for t in threading.enumerate() if t.name == f"sqlite-checkpointer {path}"]
+    for thread in threads:
+        thread.join(30)  # it notices within a round
+    assert not any(t.is_alive() for t in threads)
