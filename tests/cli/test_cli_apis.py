@@ -9,6 +9,8 @@ import uuid
 import pytest
 import requests
 
+from tests.waiting import settles
+
 
 def unique(prefix: str = "api") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -74,10 +76,8 @@ def test_delete_api(dispatch, at_server):
     name = unique()
     dispatch("create", "api", name, "fn", "-p", f"/{name}")
     assert dispatch("delete", "api", name).stdout == f"Deleted api: {name}\n"
-    deadline = time.monotonic() + 10
-    while dispatch("get", "api", name, expect=None).exit_code == 0:
-        assert time.monotonic() < deadline, "the api was never removed"
-        time.sleep(0.05)
+    settles(lambda: dispatch("get", "api", name, expect=None).exit_code != 0,
+            "the api was never removed")
     assert "not found" in dispatch("delete", "api", name, expect=1).stderr.lower()
 
 

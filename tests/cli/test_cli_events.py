@@ -10,6 +10,8 @@ import time
 import pytest
 import yaml
 
+from tests.waiting import settles
+
 ECHO = '''\
 def handle(ctx, payload):
     return {"input": payload, "event": ctx.get("event"), "secrets": ctx.get("secrets")}
@@ -103,10 +105,8 @@ def test_get_and_delete_subscriptions(dispatch, echo):
     assert "s-one" in table and made["name"] in table
     result = dispatch("delete", "subscription", "s-one")
     assert result.stdout == "Deleted subscription: s-one\n"
-    deadline = time.monotonic() + 15
-    while "s-one" in dispatch("get", "subscriptions").stdout:
-        assert time.monotonic() < deadline, "subscription not removed"
-        time.sleep(0.05)
+    settles(lambda: "s-one" not in dispatch("get", "subscriptions").stdout,
+            "subscription not removed")
 
 
 def test_subscriptions_in_seed_files(dispatch, echo, tmp_path):

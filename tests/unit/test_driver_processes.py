@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import threading
-import time
 
 import pytest
 from cryptography.fernet import Fernet, MultiFernet
@@ -17,6 +16,8 @@ from engine.scheduler.driver_processes import DriverSupervisor
 from engine.jobs import RecordingJobs
 from engine.services.event_drivers import EventDriverService
 from engine.store import open_store
+
+from tests.waiting import settles
 
 RECORD = """
 import json, os, sys, time
@@ -61,11 +62,8 @@ def add_driver(drivers, store, command, name="d1", **config):
     drivers.sync(f"/dispatch/driver/o/{name}")
 
 
-def wait_for(path, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
+def wait_for(path):
+    settles(lambda: os.path.exists(path), f"{path} never appeared")
     return json.loads(open(path).read())
 
 
@@ -134,9 +132,6 @@ def test_programs_stop_when_the_passes_stop(world, tmp_path):
     stop = threading.Event()
     watchdog = threading.Thread(target=supervisor.watchdog, args=(0.3, stop), daemon=True)
     watchdog.start()
-    deadline = time.monotonic() + 5
-    while alive(pid):
-        assert time.monotonic() < deadline, "the program outlived the leadership"
-        time.sleep(0.05)
+    settles(lambda: not alive(pid), "the program outlived the leadership")
     stop.set()
     watchdog.join(5)

@@ -28,6 +28,8 @@ from engine.drivers.base import Deployment
 from engine.drivers.openwhisk_actions import action_zip
 from engine.sources import pack
 
+from tests.waiting import raises, settles
+
 pytestmark = pytest.mark.timeout(120)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -84,14 +86,8 @@ class Action:
         self.lines = {"stdout": queue.Queue(), "stderr": queue.Queue()}
         for name in ("stdout", "stderr"):
             threading.Thread(target=self._pump, args=(name,), daemon=True).start()
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.05)
+        settles(lambda: not raises(OSError, lambda: socket.create_connection(
+            ("127.0.0.1", self.port), 0.5).close()), "the server did not start")
 
     def _pump(self, name):
         for raw in iter(getattr(self.proc, name).readline, b""):
@@ -283,14 +279,14 @@ def test_a_docker_built_function_image_is_a_blackbox_action(docker_host, base_im
         client.start(cid)
         port = int(client.inspect_container(cid)["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"])
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                resp = requests.post(f"{url}/init", json={"value": {"name": "f", "main": "main"}}, timeout=5)
-                break
+        def init():
+            try:  # (the answer in a tuple: a Response is false when its status is not 2xx)
+                return (requests.post(f"{url}/init", json={"value": {"name": "f", "main": "main"}},
+                                      timeout=5),)
             except requests.ConnectionError:
-                assert time.monotonic() < deadline, "the container did not listen on 8080"
-                time.sleep(0.1)
+                return None
+
+        resp, = settles(init, "the container did not listen on 8080")
         assert (resp.status_code, resp.json()) == (200, {"ok": True})
         resp = requests.post(f"{url}/run", json=run_body({"context": {}, "payload": "c"}), timeout=10)
         assert resp.json()["payload"] == {"ctx": {}, "payload": "c"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 import time
 
 import jwt
@@ -18,6 +17,8 @@ from engine.identity.errors import (
 )
 from engine.identity.principal import Principal
 from engine.identity.service_accounts import ServiceAccountService, issue_token
+
+from tests.waiting import raises, settles
 
 from ..identity_keys import (  # store: the fixture
     ec_key, hmac_token, private_pem, public_b64, public_pem, rsa_key, store, unsigned_token,
@@ -189,25 +190,6 @@ def test_a_deleted_account_stops_verifying(store):
     finally:
         fresh.close()
         service.close()
-
-
-def settles(condition, what: str, seconds: float = 30.0) -> None:
-    """Wait for ``condition()`` to hold, as a watch-fed cache catches up (a wait, not a
-    speed bound: the limit only keeps a broken cache from hanging the suite)."""
-    tick = threading.Event()
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        tick.wait(0.01)
-    raise AssertionError(what)
-
-
-def raises(exc_type, call) -> bool:
-    try:
-        call()
-    except exc_type:
-        return True
-    return False
 
 
 def test_verification_reads_the_cache_not_the_store(accounts, store, monkeypatch):
