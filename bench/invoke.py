@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import itertools
 import os
 import random
@@ -265,14 +266,58 @@ def process_tree(roots: list[int]) -> list[int]:
     return out
 
 
-def cpu_seconds(roots: list[int]) -> float:
-    """User + system CPU of the process trees under ``roots``, reaped children included."""
-    total = 0
+#: what a process is, by the first of these marks found in its command line
+ROLES = (("api.gateway.wsgi", "gateway"), ("api.wsgi", "api"), ("dramatiq", "worker"),
+         ("tasks.scheduler", "scheduler"), ("server.py", "functions"),
+         ("server.js", "functions"), ("bwrap", "functions"), ("etcd", "etcd"),
+         ("redis-server", "redis"), (" up", "dispatch up"))
+
+
+def role_of(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            command = f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "other"
+    return next((role for mark, role in ROLES if mark in command), "other")
+
+
+def cpu_by_role(roots: list[int]) -> collections.Counter:
+    """User + system CPU seconds of the process trees under ``roots`` (reaped children
+    included), by :data:`ROLES`."""
+    seconds: collections.Counter = collections.Counter()
     for pid in process_tree(roots):
         fields = _stat_fields(pid)
         if fields:  # utime stime cutime cstime are fields 14–17
-            total += sum(int(v) for v in fields[11:15])
-    return total / os.sysconf("SC_CLK_TCK")
+            seconds[role_of(pid)] += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+class CpuMeter:
+    """The CPU that the process trees under ``roots`` use inside ``with`` blocks, summed
+    over every block, by role."""
+
+    def __init__(self, roots: list[int]):
+        self.roots = roots
+        self.by_role: collections.Counter = collections.Counter()
+
+    def __enter__(self) -> "CpuMeter":
+        self._before = cpu_by_role(self.roots)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        after = cpu_by_role(self.roots)
+        for role in after.keys() | self._before.keys():
+            self.by_role[role] += after[role] - self._before[role]
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.by_role.values())
+
+    def per_run(self, runs: int) -> str:
+        """``role=ms`` a run for each role, the busiest first."""
+        return " ".join(f"{role}={seconds * 1000 / runs:.2f}"
+                        for role, seconds in self.by_role.most_common() if seconds > 0)
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -390,14 +435,12 @@ def main() -> None:
         other.env.update(item.split("=", 1) for item in args.against.split(","))
     other_lat: list[float] = []
     other_c16: list[float] = []
-    other_cpu = 0.0
     lat: list[float] = []
     c16: list[float] = []
     c16_lat: list[float] = []
     peer_lat: list[float] = []
     peer_c16: list[float] = []
     peer_c16_lat: list[float] = []
-    cpu = 0.0
     many = ""
     try:
         cluster.start()
@@ -411,6 +454,7 @@ def main() -> None:
         print(f"http floor (GET /healthz, same server): p50={statistics.median(floor):.2f} ms",
               flush=True)
         roots = [proc.pid for proc in cluster.procs] + extra_roots
+        meter = CpuMeter(roots)
         if peer:
             peer_client = Client(peer.port, token="peer")
             blocking_latencies(peer_client, "noop", 50)
@@ -425,21 +469,19 @@ def main() -> None:
             create_noop(other_client, "noop")
             blocking_latencies(other_client, "noop", 50)
             blocking_concurrent(other.port, other_token, ["noop"], 200)
-            other_roots = [proc.pid for proc in other.procs] + extra_roots
+            other_meter = CpuMeter([proc.pid for proc in other.procs] + extra_roots)
         for r in range(args.rounds):
             if peer:
                 got = blocking_latencies(peer_client, "noop", args.calls)
                 peer_lat += got
                 print(f"round {r + 1} peer blocking c=1: {fmt(got)}", flush=True)
             if other:
-                before = cpu_seconds(other_roots)
-                got = blocking_latencies(other_client, "noop", args.calls)
-                other_cpu += cpu_seconds(other_roots) - before
+                with other_meter:
+                    got = blocking_latencies(other_client, "noop", args.calls)
                 other_lat += got
                 print(f"round {r + 1} [{args.against}] blocking c=1: {fmt(got)}", flush=True)
-            before = cpu_seconds(roots)
-            got = blocking_latencies(client, "noop", args.calls)
-            cpu += cpu_seconds(roots) - before
+            with meter:
+                got = blocking_latencies(client, "noop", args.calls)
             lat += got
             print(f"round {r + 1} ours blocking c=1: {fmt(got)}", flush=True)
             if peer:
@@ -449,22 +491,22 @@ def main() -> None:
                 print(f"round {r + 1} peer blocking c=16: {rps:.0f} runs/s {fmt(got)}",
                       flush=True)
             if other:
-                before = cpu_seconds(other_roots)
-                rps, got = blocking_concurrent(other.port, other_token, ["noop"], args.c16_runs)
-                other_cpu += cpu_seconds(other_roots) - before
+                with other_meter:
+                    rps, got = blocking_concurrent(other.port, other_token, ["noop"],
+                                                   args.c16_runs)
                 other_c16.append(rps)
                 print(f"round {r + 1} [{args.against}] blocking c=16: {rps:.0f} runs/s {fmt(got)}",
                       flush=True)
-            before = cpu_seconds(roots)
-            rps, got = blocking_concurrent(cluster.port, token, ["noop"], args.c16_runs)
-            cpu += cpu_seconds(roots) - before
+            with meter:
+                rps, got = blocking_concurrent(cluster.port, token, ["noop"], args.c16_runs)
             c16.append(rps)
             c16_lat += got
             print(f"round {r + 1} ours blocking c=16: {rps:.0f} runs/s {fmt(got)}", flush=True)
         blocking_runs = args.rounds * (args.calls + args.c16_runs)
-        cpu_ms = cpu * 1000 / blocking_runs
-        print(f"cpu: {cpu:.2f} s over {blocking_runs} blocking runs in "
-              f"{len(process_tree(roots))} processes: {cpu_ms:.2f} ms per run", flush=True)
+        cpu_ms = meter.seconds * 1000 / blocking_runs
+        print(f"cpu: {meter.seconds:.2f} s over {blocking_runs} blocking runs in "
+              f"{len(process_tree(roots))} processes: {cpu_ms:.2f} ms per run "
+              f"({meter.per_run(blocking_runs)})", flush=True)
         idle = blocking_latencies(Client(cluster.port, token=token), "noop", args.idle_calls,
                                   gap=(1.0, 2.0))
         print(f"blocking after 1-2 s idle: n={len(idle)} p50={statistics.median(idle):.2f} ms "
@@ -506,7 +548,7 @@ def main() -> None:
                  f" against_c16_runs_per_s={statistics.median(other_c16):.0f}"
                  f" against_p50_ratio={statistics.median(lat) / statistics.median(other_lat):.2f}"
                  f" against_rps_ratio={statistics.median(c16) / statistics.median(other_c16):.2f}"
-                 f" against_cpu_ms_per_run={other_cpu * 1000 / blocking_runs:.2f}")
+                 f" against_cpu_ms_per_run={other_meter.seconds * 1000 / blocking_runs:.2f}")
     print(line + many)
 
 
