@@ -70,83 +70,64 @@ def worker_sigkill() -> Tally:
         dispatch.stop()
 
 
+def _fault_at_a_third(kind: str, scenario: str, fault, notes, **options) -> Tally:
+    """Post the runs to a new installation of ``kind``; ``fault(dispatch)`` runs in a
+    thread when a third of them are accepted. ``notes``: the tally's fault column (a
+    string, or a function of what ``fault`` returned)."""
+    dispatch = Installation(kind, **options).start()
+    try:
+        began = time.monotonic()
+        outcome: list = []
+        on_progress, threads = _when(1 / 3, lambda: outcome.append(fault(dispatch)))
+        accepted = dispatch.post_runs(RUNS, on_progress)
+        for t in threads:
+            t.join()
+        said = notes(outcome[0] if outcome else None) if callable(notes) else notes
+        return dispatch.tally(scenario, RUNS, accepted, began, notes=said)
+    finally:
+        dispatch.stop()
+
+
 def redis_flushdb() -> Tally:
     import redis
 
-    dispatch = Installation("procfile").start()
-    try:
-        began = time.monotonic()
-        on_progress, threads = _when(1 / 3, lambda: redis.Redis.from_url(REDIS_URL).flushdb())
-        accepted = dispatch.post_runs(RUNS, on_progress)
-        for t in threads:
-            t.join()
-        return dispatch.tally("redis-flushdb", RUNS, accepted, began, notes="FLUSHDB at 1/3")
-    finally:
-        dispatch.stop()
+    return _fault_at_a_third("procfile", "redis-flushdb",
+                             lambda _: redis.Redis.from_url(REDIS_URL).flushdb(),
+                             "FLUSHDB at 1/3")
 
 
 def etcd_outage() -> Tally:
-    dispatch = Installation("procfile").start()
-    try:
-        began = time.monotonic()
+    def outage(dispatch: Installation) -> None:
+        dispatch.procs.kill("etcd0")
+        time.sleep(5)
+        dispatch.etcd.start("etcd0")
 
-        def outage() -> None:
-            dispatch.procs.kill("etcd0")
-            time.sleep(5)
-            dispatch.etcd.start("etcd0")
-
-        on_progress, threads = _when(1 / 3, outage)
-        accepted = dispatch.post_runs(RUNS, on_progress)
-        for t in threads:
-            t.join()
-        return dispatch.tally("etcd-outage", RUNS, accepted, began,
-                              notes="etcd SIGKILLed at 1/3, back 5 s later")
-    finally:
-        dispatch.stop()
+    return _fault_at_a_third("procfile", "etcd-outage", outage,
+                             "etcd SIGKILLed at 1/3, back 5 s later")
 
 
 def etcd_leader_loss() -> Tally:
-    dispatch = Installation("procfile", etcd_members=3).start()
-    try:
-        began = time.monotonic()
-        killed: list[str] = []
+    def lose_leader(dispatch: Installation) -> str:
+        leader = dispatch.etcd.leader()
+        dispatch.procs.kill(leader)
+        time.sleep(5)
+        dispatch.etcd.start(leader)
+        return leader
 
-        def lose_leader() -> None:
-            leader = dispatch.etcd.leader()
-            killed.append(leader)
-            dispatch.procs.kill(leader)
-            time.sleep(5)
-            dispatch.etcd.start(leader)
-
-        on_progress, threads = _when(1 / 3, lose_leader)
-        accepted = dispatch.post_runs(RUNS, on_progress)
-        for t in threads:
-            t.join()
-        return dispatch.tally("etcd-leader-loss", RUNS, accepted, began,
-                              notes=f"3 members; leader {killed[0] if killed else '?'} "
-                                    "SIGKILLed at 1/3, back 5 s later")
-    finally:
-        dispatch.stop()
+    return _fault_at_a_third(
+        "procfile", "etcd-leader-loss", lose_leader,
+        lambda leader: f"3 members; leader {leader or '?'} SIGKILLed at 1/3, back 5 s later",
+        etcd_members=3)
 
 
 def up_sigkill() -> Tally:
-    dispatch = Installation("embedded").start()
-    try:
-        began = time.monotonic()
+    def crash(dispatch: Installation) -> None:
+        dispatch.procs.kill("up")
+        time.sleep(2)
+        dispatch.procs.start("up")
 
-        def crash() -> None:
-            dispatch.procs.kill("up")
-            time.sleep(2)
-            dispatch.procs.start("up")
-
-        on_progress, threads = _when(1 / 3, crash)
-        accepted = dispatch.post_runs(RUNS, on_progress)
-        for t in threads:
-            t.join()
-        return dispatch.tally("up-sigkill", RUNS, accepted, began,
-                              notes="`dispatch up` SIGKILLed at 1/3, restarted 2 s later")
-    finally:
-        dispatch.stop()
+    return _fault_at_a_third("embedded", "up-sigkill", crash,
+                             "`dispatch up` SIGKILLed at 1/3, restarted 2 s later")
 
 
 SCENARIOS = {"worker-sigkill": worker_sigkill, "redis-flushdb": redis_flushdb,

@@ -52,14 +52,21 @@ def make_driver(tmp_path):
 
 @pytest.fixture
 def deploy(tmp_path):
-    def make(code: str = PROBE, *, handler: str = "{m}.handle") -> Deployment:
+    """A new version of a new function: ``code`` in module ``fn_<random>`` (``.py``, or
+    ``.js`` for nodejs, whose handler is the file)."""
+    def make(code: str = PROBE, *, handler: str = "{m}.handle",
+             language: str = "python3") -> Deployment:
         module = f"fn_{uuid.uuid4().hex[:8]}"
         src = tmp_path / f"src-{module}"
         src.mkdir()
-        (src / f"{module}.py").write_text(code)
+        if language == "nodejs":
+            file, handler = f"{module}.js", f"{module}.js"
+        else:
+            file, handler = f"{module}.py", handler.format(m=module)
+        (src / file).write_text(code)
         archive = pack(str(src))
-        return Deployment(org="acme", name=module, version=uuid.uuid4().hex, language="python3",
-                          handler=handler.format(m=module), image="python3", timeout_ms=10_000,
+        return Deployment(org="acme", name=module, version=uuid.uuid4().hex, language=language,
+                          handler=handler, image=language, timeout_ms=10_000,
                           source=lambda: archive)
 
     return make
@@ -150,20 +157,13 @@ def test_past_max_instances_the_least_recently_used_idle_instance_is_stopped(mak
     assert first_a.payload["instance"]
 
 
-def test_a_nodejs_stem_cell_becomes_the_version(make_driver, tmp_path):
+def test_a_nodejs_stem_cell_becomes_the_version(make_driver, deploy):
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
     driver = make_driver(stem_cells=1)
 
     def node_deploy(code: str) -> Deployment:
-        module = f"fn_{uuid.uuid4().hex[:8]}"
-        src = tmp_path / f"src-{module}"
-        src.mkdir()
-        (src / f"{module}.js").write_text(code)
-        archive = pack(str(src))
-        return Deployment(org="acme", name=module, version=uuid.uuid4().hex, language="nodejs",
-                          handler=f"{module}.js", image="nodejs", timeout_ms=10_000,
-                          source=lambda: archive)
+        return deploy(code, language="nodejs")
 
     listing = ("const fs = require('fs');\n"
                "module.exports = () => ({ files: fs.readdirSync('/function'), cwd: process.cwd() });\n")
