@@ -92,8 +92,10 @@ def wait_for(what: str, check, timeout: float = 120) -> None:
     pytest.fail(f"{what} not up within {timeout:g} s ({last})")
 
 
-def healthz() -> bool:
-    with urllib.request.urlopen(f"http://{API}/healthz", timeout=5) as response:
+def ready() -> bool:
+    """The api's readiness, as the manifests' probe asks it: live is not enough, as the
+    api answers /healthz before etcd's pod is reachable (its startup retries meanwhile)."""
+    with urllib.request.urlopen(f"http://{API}/readyz", timeout=5) as response:
         return response.status == 200
 
 
@@ -115,11 +117,11 @@ def deployment(dispatch_image, tmp_path_factory):
     try:
         kube_play("up", overlay, state_dir=state)
         kube_play("up", overlay, *SECOND_WORKER, state_dir=state)
-        wait_for("the api", healthz, timeout=300)  # image pulls and starts on a loaded machine
+        wait_for("the api's readiness", ready, timeout=300)  # image pulls and starts on a loaded machine
         yield overlay
     finally:
         # the processes' logs, for a failure's diagnosis, before they go
-        for container in (*WORKERS, "dispatch-api-pod-0-api", "dispatch-gateway-pod-0-gateway"):
+        for container in (*WORKERS, "dispatch-api-pod-0-api", "dispatch-gateway-pod-0-gateway", "etcd-pod-0-etcd"):
             print(f"--- {container}\n{logs(container)[-3000:]}")
         kube_play("down", overlay, *SECOND_WORKER, state_dir=state, check=False)
         kube_play("down", overlay, state_dir=state, check=False)
