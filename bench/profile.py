@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.cluster import Client, Cluster  # noqa: E402
-from bench.invoke import blocking_latencies, create_noop, process_tree  # noqa: E402
+from bench.invoke import blocking_latencies, create_noop, process_tree, role_of  # noqa: E402
 
 #: (category, substrings of a frame "function (file:line)") — innermost match wins
 CATEGORIES = [
@@ -67,6 +67,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--inclusive", type=int, default=0, metavar="N",
+                        help="also print the N frames found in the most samples, wherever in the stack")
+    parser.add_argument("--role", action="append", metavar="ROLE",
+                        help="sample only these processes (api, worker, scheduler, gateway, dispatch up)")
     args = parser.parse_args()
     if shutil.which("py-spy") is None:
         sys.exit("py-spy is not installed (pip install py-spy)")
@@ -78,7 +82,7 @@ def main() -> None:
         create_noop(client, "noop")
         blocking_latencies(client, "noop", 100)
         pids = [pid for pid in process_tree([p.pid for p in cluster.procs])
-                if _is_dispatch_python(pid)]
+                if _is_dispatch_python(pid) and (not args.role or role_of(pid) in args.role)]
         spies = [subprocess.Popen(["py-spy", "record", "-p", str(pid), "-f", "raw", "--nonblocking", "--gil",
                                    "-r", str(args.rate), "-d", str(int(args.seconds)),
                                    "-o", f"{tmp}/{pid}.txt"],
@@ -104,6 +108,9 @@ def main() -> None:
               f"clients while sampled; {len(pids)} processes sampled", flush=True)
         by_category: collections.Counter = collections.Counter()
         by_leaf: collections.Counter = collections.Counter()
+        by_frame: collections.Counter = collections.Counter()
+        by_role: collections.Counter = collections.Counter()
+        roles = {f"{pid}.txt": role_of(pid) for pid in pids}
         for name in os.listdir(tmp):
             with open(os.path.join(tmp, name)) as f:
                 for line in f:
@@ -112,14 +119,22 @@ def main() -> None:
                         continue
                     frames = stack.split(";")
                     by_category[categorize(frames)] += int(count)
+                    by_role[roles.get(name, "other")] += int(count)
                     by_leaf[frames[-1]] += int(count)
+                    for frame in set(frames):
+                        by_frame[frame] += int(count)
         total = sum(by_category.values()) or 1
-        print(f"{total} samples of the thread holding the GIL")
+        print(f"{total} samples of the thread holding the GIL; by process: "
+              + ", ".join(f"{role} {100 * count / total:.1f} %" for role, count in by_role.most_common()))
         for name, count in by_category.most_common():
             print(f"  {100 * count / total:5.1f} %  {name}")
         print("innermost frames:")
         for frame, count in by_leaf.most_common(15):
             print(f"  {100 * count / total:5.1f} %  {frame}")
+        if args.inclusive:
+            print("frames in the most samples (inclusive):")
+            for frame, count in by_frame.most_common(args.inclusive):
+                print(f"  {100 * count / total:5.1f} %  {frame}")
     finally:
         cluster.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -133,7 +148,7 @@ def _is_dispatch_python(pid: int) -> bool:
         return False
     text = b" ".join(cmd)
     return b"python" in cmd[0] and b"server.py" not in text and (
-        b"cli.main" in text or b"gunicorn" in text or b"dramatiq" in text)
+        b"cli.main" in text or b"gunicorn" in text or b"dramatiq" in text or b"tasks.scheduler" in text)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,18 @@ class SettleWaiter:
     between the read and the wait is never missed. If the watch breaks it is restarted
     from the last revision seen; as a safety net a waiter also re-reads every
     ``recheck_seconds``.
+
+    The watch is open only while it serves someone: the first waiter opens it (from the
+    store's revision before that waiter reads the entity), and the first change it
+    brings once nobody has waited for ``idle_seconds`` closes it. Where runs are
+    executed by the process that accepted them (blocking runs with a warm instance
+    here), nobody waits, and no process decodes every run's every change for nothing.
     """
 
     def __init__(self, store: Store, prefix: str, recheck_seconds: float = 2.0,
-                 settled: tuple[str, ...] = E.SETTLED):
+                 settled: tuple[str, ...] = E.SETTLED, idle_seconds: float = 5.0):
         self.store, self.prefix, self.recheck_seconds = store, prefix, recheck_seconds
+        self.idle_seconds = idle_seconds
         #: the statuses that end a wait (workflow executions have their own)
         self.statuses = settled
         self._waiters: dict[str, list[threading.Event]] = {}
@@ -35,15 +42,27 @@ class SettleWaiter:
         self._lock = threading.Lock()
         self._closed = False
         self._watch = None
-        self._next_revision = store.revision() + 1
-        self._thread = threading.Thread(target=self._follow, name="settle-waiter", daemon=True)
-        self._thread.start()
+        #: the follower thread while the watch is open (guarded by _lock)
+        self._thread: threading.Thread | None = None
+        self._last_wait = time.monotonic()
+
+    @property
+    def watching(self) -> bool:
+        """Whether the watch is open (a waiter came within ``idle_seconds``)."""
+        return self._thread is not None
 
     def wait(self, key: str, read: Callable[[], E.Entity], timeout: float) -> E.Entity:
         """The entity once settled, or as it stands when ``timeout`` seconds have passed."""
         event = threading.Event()
         with self._lock:
             self._waiters.setdefault(key, []).append(event)
+            self._last_wait = time.monotonic()
+            if self._thread is None and not self._closed:
+                # every change after this revision reaches the watch; read() sees the rest
+                start = self.store.revision() + 1
+                self._thread = threading.Thread(target=self._follow, args=(start,),
+                                                name="settle-waiter", daemon=True)
+                self._thread.start()
         try:
             deadline = time.monotonic() + timeout
             entity = read()
@@ -66,6 +85,7 @@ class SettleWaiter:
                 if not events:
                     self._waiters.pop(key, None)
                     self._seen.pop(key, None)
+                self._last_wait = time.monotonic()
 
     def settled(self, key: str, entity: E.Entity) -> None:
         """Wake this process's waiters of ``key`` with ``entity`` now settled.
@@ -80,14 +100,28 @@ class SettleWaiter:
         for event in events:
             event.set()
 
-    def _follow(self) -> None:
+    def _idle(self) -> bool:
+        """Whether the watch has served nobody for ``idle_seconds``; if so, the follower
+        thread is let go (under the lock, so a waiter arriving now opens a new watch)."""
+        with self._lock:
+            if self._waiters or time.monotonic() - self._last_wait < self.idle_seconds:
+                return False
+            self._thread = None
+            return True
+
+    def _follow(self, next_revision: int) -> None:
         while not self._closed:
             try:
-                self._watch = self.store.watch(self.prefix, self._next_revision)
-                for change in self._watch:
-                    self._next_revision = change.revision + 1
+                self._watch = watch = self.store.watch(self.prefix, next_revision)
+                for change in watch:
+                    # a restart resumes at this revision: writes that share it (one etcd
+                    # transaction) come again rather than not at all
+                    next_revision = change.revision
                     if change.entity is not None and change.entity.get("status") in self.statuses:
                         self.settled(change.key, change.entity)
+                    if self._idle():
+                        watch.close()
+                        return
                 if not self._closed:
                     time.sleep(0.1)  # the watch ended by itself (store closing): don't spin
             except Exception:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -13,6 +14,8 @@ from engine.store.cache import EntityCache
 from engine.scheduler.leader import start_thread
 from engine.store import open_store
 from engine.store.waiter import SettleWaiter
+
+from ..waiting import settles
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -93,6 +96,34 @@ def test_waiter_is_woken_directly_by_a_writer_in_the_same_process(store):
         # the store never changes: only the direct notification can end this wait early
         done = waiter.wait(E.key_of(run), lambda: store.get(E.RUN, "o", "r3"), timeout=10)
         assert done["status"] == E.ERROR
+    finally:
+        waiter.close()
+
+
+def test_waiter_watches_only_while_someone_waits(store):
+    """The first wait opens the watch, idleness closes it, and a wait after that opens it
+    again without missing a change made by another writer (the store, not settled())."""
+    waiter = SettleWaiter(store, E.prefix(E.RUN), recheck_seconds=60, idle_seconds=0.05)
+    try:
+        assert not waiter.watching
+        for round_ in range(2):
+            name = f"lazy-{round_}"
+            run = store.add(E.new(E.RUN, "o", name))
+            reads = []
+
+            def read():
+                current = store.get(E.RUN, "o", name)
+                if not reads:  # settled only once the waiter has read it: the watch must tell
+                    threading.Thread(target=store.update, args=(dict(current, status=E.READY),)).start()
+                reads.append(current)
+                return current
+
+            done = waiter.wait(E.key_of(run), read, timeout=60)
+            assert done["status"] == E.READY and len(reads) == 1  # woken by the watch, not a re-read
+            assert waiter.watching
+            # nobody waits now: a change after idle_seconds closes the watch
+            settles(lambda: store.add(E.new(E.RUN, "o", f"other-{uuid.uuid4()}")) and not waiter.watching,
+                    "the idle watch closes")
     finally:
         waiter.close()
 
