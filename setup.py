@@ -34,6 +34,7 @@ setup(
         "flask-oidc>=2.4",
         "jq>=1.13",
         "prometheus-client>=0.26",
+        "orjson>=3.13",  # engine.fastjson
     ],
     extras_require={"bench": ["py-spy>=0.4.3"], "test": ["pytest>=8.0", "pytest-timeout>=2.3", "schemathesis>=4.32,<5",
                              "kubernetes-validate>=1.37", "playwright>=1.65"]},

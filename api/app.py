@@ -5,11 +5,12 @@ from __future__ import annotations
 from inspect import iscoroutinefunction
 from typing import Any, Callable
 
-from flask import Flask, Request
+from flask import Flask, Request, Response
+from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_smorest import Api
 
-from engine import __version__
+from engine import __version__, fastjson
 from engine.observability.health import Health
 from engine.settings import Settings
 from engine.system import Dispatch
@@ -33,12 +34,28 @@ class _CookieSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+class _FastJSON(DefaultJSONProvider):
+    """Flask's JSON answers written by :mod:`engine.fastjson` (Flask's ``default`` still
+    turns dates, decimals and dataclasses into JSON), unless they are to be indented or
+    sorted, which Flask's own provider does."""
+
+    sort_keys = False
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        if self.sort_keys or self.compact is False or (self.compact is None and self._app.debug):
+            return super().response(*args, **kwargs)
+        body = fastjson.dumpb(self._prepare_response_obj(args, kwargs), self.default)
+        return self._app.response_class(body + b"\n", mimetype=self.mimetype)
+
+
 class DispatchFlask(Flask):
     """Flask, with what it does on every request for every hook made cheaper: sessions
-    as above, and whether a function is a coroutine function asked once per function
-    (Flask asks ``inspect`` for each hook and view of each request)."""
+    as above, JSON answers as :class:`_FastJSON` writes them, and whether a function is a
+    coroutine function asked once per function (Flask asks ``inspect`` for each hook and
+    view of each request)."""
 
     session_interface = _CookieSessions()
+    json_provider_class = _FastJSON
     #: functions seen, bounded: a view's bound method is new each request, its function not
     _ASYNC_CACHE_MAX = 4096
 

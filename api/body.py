@@ -8,13 +8,13 @@ the same way: 413 naming ``$DISPATCH_MAX_BODY_BYTES`` (or the app's own
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import current_app, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
+from engine import fastjson
 from engine.errors import InvalidInput, TooLarge
 from engine.limits import check_depth, depth_message
 
@@ -70,7 +70,7 @@ class DispatchParser(FlaskParser):
         if not is_json_request(req):
             return core.missing
         try:
-            value = json.loads(data)
+            value = fastjson.loads(data)
         except RecursionError:
             raise InvalidInput(depth_message("request body")) from None
         except (ValueError, UnicodeDecodeError) as exc:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
-import json
 import logging
 from typing import Any
 
+from .. import fastjson
 from ..errors import BuildError, Unavailable
 from .base import Deployment, Outcome
 from .instance import Instance, ReplyTooLarge, describe_exit
@@ -47,7 +47,7 @@ def run_pooled(pools: WarmPools, deployment: Deployment, context: dict[str, Any]
     every pooled driver shares: a retired version or an unreachable engine is a
     SystemError, a function that cannot start a FunctionError; the instance is reused
     only if the call left it sound."""
-    body = json.dumps({"context": context, "payload": payload}).encode()
+    body = fastjson.dumpb({"context": context, "payload": payload})
     try:
         pool = pools.prepared(deployment, for_run=True)
         pools.stop_older_idle(pool)
@@ -93,7 +93,7 @@ def invoke(inst: Instance, body: bytes, *, timeout_ms: int, limits: Limits, func
         log.warning("run.crash function=%s instance=%s exit=%s", function, inst.iid, code)
         return Outcome(logs=logs, error=error), False
     try:
-        reply = json.loads(data)
+        reply = fastjson.loads(data)
         if status != 200:
             raise ValueError(reply.get("error") if isinstance(reply, dict) else status)
         ctx = reply.get("context") or {}

@@ -50,8 +50,12 @@ class Access:
     org: str | None
 
 
+_PUBLIC_EXACT = frozenset(PUBLIC_PATHS)
+_PUBLIC_PREFIXES = tuple(p for p in PUBLIC_PATHS if p.endswith("/"))
+
+
 def is_public(path: str) -> bool:
-    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC_PATHS)
+    return path in _PUBLIC_EXACT or path.startswith(_PUBLIC_PREFIXES)
 
 
 class AccessControl:

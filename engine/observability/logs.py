@@ -72,6 +72,10 @@ def configure_logging(fmt: str | None = None, level: int = logging.INFO,
             fmt, problem = "text", str(exc)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(TEXT_FORMAT))
+    # neither format shows where a record was made nor its thread or process: the
+    # logging HOWTO's "Optimization" settings spare every record looking them up
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -19,7 +19,7 @@ from ..limits import RUN_RECORD_MAX_BYTES
 from ..names import validate_name, validate_names
 from ..steps import Call, Step, run_pipeline
 from ..store import Page, Store, matches
-from ..store.codec import encode
+from ..store.codec import encode_bytes
 from ..store.waiter import SettleWaiter
 from .functions import FunctionService, serving_version, version_of
 from .retry_policy import RetryPolicy
@@ -54,7 +54,7 @@ def function_error(message: str) -> dict[str, Any]:
 
 def record_size(run: E.Entity) -> int:
     """The bytes ``run`` takes in the store."""
-    return len(encode(run).encode())
+    return len(encode_bytes(run))
 
 
 class RunService:

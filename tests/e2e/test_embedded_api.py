@@ -96,6 +96,26 @@ def test_unterminated_tarball_from_the_original_cli_is_accepted(api, tmp_path):
     api.delete(f"{api.base}/v1/function/raw-tar")
 
 
+def test_a_run_carries_json_s_edge_values_exactly(api, tmp_path):
+    """Request, store, function, store, answer: integers beyond 64 bits keep every
+    digit, text every character, keys their order."""
+    src = tmp_path / "echo.py"
+    src.write_text("def handle(ctx, payload):\n    return {'got': payload, 'big': payload['big'] * 10}\n")
+    assert api.post(f"{api.base}/v1/function",
+                    json=create_body("echo-edges", src, handler="echo.handle")).status_code == 201
+    wait_for_status(api.base, "echo-edges")
+    value = {"big": 123456789012345678901234567890, "neg": -(2**63) - 1, "max": 2**64 - 1,
+             "text": "é 日本 🙂 \u2028", "z": 1, "a": [0.1, 1e300, -0.0]}
+    r = api.post(f"{api.base}/v1/runs?functionName=echo-edges", json={"blocking": True, "input": value})
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert run["input"] == value and list(run["input"]) == list(value)
+    assert run["output"] == {"got": value, "big": 1234567890123456789012345678900}
+    again = api.get(f"{api.base}/v1/runs/{run['name']}?functionName=echo-edges").json()
+    assert again["input"] == value and again["output"] == run["output"]
+    api.delete(f"{api.base}/v1/function/echo-edges")
+
+
 def test_function_exception_is_a_function_error_in_a_200(api, tmp_path):
     src = tmp_path / "boom.py"
     src.write_text("def handle(ctx, payload):\n    raise ValueError('no way')\n")
