@@ -8,18 +8,21 @@ its loop thread through a pipe. And a worker that has answered on a kept-alive
 connection waits a moment (:data:`LINGER_SECONDS`, ``DISPATCH_HTTP_LINGER_MS``) for that
 client's next request before it hands the connection back to cheroot's selector thread:
 a client sending request after request (a script, a service calling functions) is then
-served by one thread, with no hand-off between threads per request. Measured in the
-README's "Performance" section.
+served by one thread, with no hand-off between threads per request. A connection reads
+and writes its socket through :class:`SocketReader` and :class:`SocketWriter` rather
+than cheroot's file objects, which are built on ``_pyio``, the pure-Python ``io``.
+Measured in the README's "Performance" section.
 """
 
 from __future__ import annotations
 
 import logging
 import select
+import socket
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
-from cheroot import wsgi
+from cheroot import server as cheroot_server, wsgi
 
 log = logging.getLogger("dispatch.http")
 
@@ -39,11 +42,136 @@ MAX_HEADER_BYTES = 256 * 1024
 LINGER_SECONDS = 0.002
 
 
+#: bytes asked of the socket at a time
+RECV_BYTES = 65536
+
+
+class SocketReader:
+    """What cheroot reads a connection through (its ``StreamReader``'s interface:
+    ``read``, ``readline``, line iteration, ``has_data``, ``bytes_read``), over a
+    bytearray: a line is found by one ``find`` in C, where ``_pyio`` loops in Python.
+    Timeouts and socket errors reach cheroot as they did."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self._buf = bytearray()
+        self.bytes_read = 0
+        self.closed = False
+
+    def has_data(self) -> bool:
+        """Whether bytes already received wait to be read (a pipelined request)."""
+        return bool(self._buf)
+
+    def _fill(self) -> bool:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        chunk = self._sock.recv(RECV_BYTES)
+        self._buf += chunk
+        return bool(chunk)
+
+    def _take(self, size: int) -> bytes:
+        data = bytes(self._buf[:size])
+        del self._buf[:size]
+        self.bytes_read += len(data)
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        """``size`` bytes (fewer at the end of the stream); all of it if ``size`` < 0."""
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            return self._take(len(self._buf))
+        while len(self._buf) < size and self._fill():
+            pass
+        return self._take(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Up to and including the next ``\\n``, at most ``size`` bytes if ``size`` >= 0."""
+        limit = -1 if size is None else size
+        start = 0
+        while True:
+            end = self._buf.find(b"\n", start)
+            if end >= 0:
+                length = end + 1
+                break
+            if 0 <= limit <= len(self._buf):
+                length = limit
+                break
+            start = len(self._buf)
+            if not self._fill():
+                length = len(self._buf)
+                break
+        return self._take(length if limit < 0 else min(length, limit))
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines, total = [], 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self) -> None:
+        """Reads end here; the socket is the connection's to close."""
+        self.closed = True
+
+
+class SocketWriter:
+    """What cheroot writes a connection through (its ``StreamWriter``'s interface):
+    every write sent at once, as cheroot's buffered writer flushed every write."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self.bytes_written = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        if isinstance(data, str):
+            raise TypeError("can't write str to binary stream")
+        self._sock.sendall(data)
+        self.bytes_written += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _socket_file(sock: socket.socket, mode: str = "r", bufsize: int = 0) -> SocketReader | SocketWriter:
+    """cheroot's ``MakeFile`` signature, for plain (not TLS) connections."""
+    return SocketReader(sock) if "r" in mode else SocketWriter(sock)
+
+
+class _Connection(cheroot_server.HTTPConnection):
+    """cheroot's connection, reading and writing a plain socket through
+    :func:`_socket_file` (a TLS adapter's file objects are left as they are)."""
+
+    def __init__(self, server, sock, makefile=cheroot_server.MakeFile):
+        super().__init__(server, sock,
+                         makefile=_socket_file if makefile is cheroot_server.MakeFile else makefile)
+
+
 class _LingeringServer(wsgi.Server):
     """cheroot's WSGI server, whose workers serve a kept-alive connection's next request
-    themselves when it arrives within ``linger`` seconds (see the module)."""
+    themselves when it arrives within ``linger`` seconds (see the module), over
+    :class:`_Connection`."""
 
     linger = LINGER_SECONDS
+    ConnectionClass = _Connection
 
     def put_conn(self, conn) -> None:  # called by the worker that answered on ``conn``
         while self.ready and self.linger > 0:

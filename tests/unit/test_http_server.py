@@ -1,15 +1,17 @@
 """The embedded API's HTTP server (cheroot, api.http_server): a kept-alive client's
 requests are served by the thread that answered the one before (the linger), without
-starving other clients when every thread lingers, and the request head is bounded."""
+starving other clients when every thread lingers, the request head is bounded, and the
+socket reader gives cheroot lines and bodies however the bytes arrive."""
 
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 
 import pytest
 
-from api.http_server import MAX_HEADER_BYTES, HttpServer
+from api.http_server import MAX_HEADER_BYTES, HttpServer, SocketReader
 
 
 def thread_app(environ, start_response):
@@ -70,3 +72,68 @@ def test_an_oversized_request_head_is_refused(serve):
     status, body = get(conn, {"X-Big": "a" * (MAX_HEADER_BYTES + 1)})
     assert status == 413
     assert b"headers" in body
+
+
+def echo_app(environ, start_response):
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def test_pipelined_requests_and_bodies_sent_byte_by_byte_are_answered(serve):
+    server = HttpServer(echo_app, "127.0.0.1", 0, linger_seconds=0)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            one = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst"
+            two = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecond"
+            sock.sendall(one + two)  # two requests in one packet: the second is buffered
+            three = b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nthird"
+            for byte in three:  # then one byte a packet
+                sock.sendall(bytes([byte]))
+            answers = b""
+            while chunk := sock.recv(65536):
+                answers += chunk
+        parts = answers.split(b"HTTP/1.1 ")[1:]
+        assert [p.split(b"\r\n", 1)[0] for p in parts] == [b"200 OK"] * 3, answers
+        assert [p.split(b"\r\n\r\n", 1)[1] for p in parts] == [b"first", b"second", b"third"]
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def reader():
+    ours, theirs = socket.socketpair()
+    ours.settimeout(30)
+    yield SocketReader(ours), theirs
+    ours.close()
+    theirs.close()
+
+
+def test_the_reader_gives_lines_and_bodies_across_packets(reader):
+    rfile, peer = reader
+    peer.sendall(b"GET / HTTP/1.1\r\nHost: a")
+    peer.sendall(b"\r\nX: " + b"y" * 100 + b"\r\n\r\nbody-bytes")
+    assert rfile.readline() == b"GET / HTTP/1.1\r\n"
+    assert rfile.readline() == b"Host: a\r\n"
+    assert rfile.readline(10) == b"X: yyyyyyy"  # at most size bytes
+    assert rfile.readline() == b"y" * 93 + b"\r\n"
+    assert rfile.readline() == b"\r\n"
+    assert rfile.has_data()
+    assert rfile.read(4) == b"body"
+    peer.sendall(b"-and-more\nlast line")
+    peer.shutdown(socket.SHUT_WR)
+    assert list(rfile) == [b"-bytes-and-more\n", b"last line"]
+    assert rfile.read(10) == b"" and rfile.readline() == b"" and not rfile.has_data()
+    assert rfile.bytes_read == len(b"GET / HTTP/1.1\r\nHost: a\r\nX: \r\n\r\nbody-bytes-and-more\nlast line") + 100
+
+
+def test_the_reader_reads_to_the_end_and_refuses_after_close(reader):
+    rfile, peer = reader
+    peer.sendall(b"a" * 200_000)
+    peer.shutdown(socket.SHUT_WR)
+    assert rfile.read() == b"a" * 200_000
+    rfile.close()
+    with pytest.raises(ValueError):
+        rfile.read(1)
