@@ -15,6 +15,7 @@ from engine.errors import Conflict, StaleRevision
 from engine.store import etcd as etcd_module
 from engine.store.etcd import EtcdStore
 
+from ..group_commit import write_together as together
 from ..waiting import settles
 
 
@@ -28,30 +29,6 @@ def store(etcd_endpoint):
 @pytest.fixture
 def org():
     return f"group-{uuid.uuid4().hex[:8]}"
-
-
-def together(store: EtcdStore, calls: dict) -> dict[str, object]:
-    """Run ``calls`` in threads queued behind a held write lock, so they commit as
-    groups once it is released; what each returned or raised."""
-    results: dict[str, object] = {}
-
-    def write(label, call):
-        try:
-            results[label] = call()
-        except Exception as exc:  # noqa: BLE001 - what the write raised is the result
-            results[label] = exc
-
-    store._write_lock.acquire()  # a commit in progress: everything after it queues
-    threads = [threading.Thread(target=write, args=item) for item in calls.items()]
-    try:
-        for t in threads:
-            t.start()
-        settles(lambda: len(store._pending) >= len(calls), f"{len(calls)} writes queued together")
-    finally:
-        store._write_lock.release()
-    for t in threads:
-        t.join()
-    return results
 
 
 def test_queued_writes_share_one_transaction(store, org):

@@ -12,6 +12,8 @@ from engine import entities as E
 from engine.errors import Conflict, StaleRevision
 from engine.store.sqlite import SqliteStore
 
+from ..group_commit import write_together
+
 
 @pytest.fixture
 def store(tmp_path):
@@ -20,44 +22,16 @@ def store(tmp_path):
     s.close()
 
 
-def queued(store: SqliteStore, count: int) -> None:
-    """Wait until ``count`` writes are queued (the test holds the write lock meanwhile)."""
-    changed = threading.Event()
-    for _ in range(2000):
-        with store._pending_lock:
-            if len(store._pending) >= count:
-                return
-        changed.wait(0.005)
-    raise AssertionError(f"{count} writes were never queued together")
-
-
 def test_writes_queued_meanwhile_commit_together_and_a_failed_one_undoes_only_itself(store):
     existing = store.add(E.new(E.RUN, "org", "taken", status=E.READY))
     stale = dict(existing)
     store.update(dict(existing, status=E.ERROR))  # `stale` now holds an old revision
-    results: dict[str, object] = {}
-
-    def write(label, call):
-        try:
-            results[label] = call()
-        except Exception as exc:  # noqa: BLE001 - what the write raised is the result
-            results[label] = exc
-
     calls = {f"add{i}": (lambda i=i: store.add(E.new(E.RUN, "org", f"run{i}", status=E.READY)))
              for i in range(5)}
     calls["duplicate"] = lambda: store.add(E.new(E.RUN, "org", "taken", status=E.READY))
     calls["stale"] = lambda: store.update(dict(stale, status=E.CREATING))
     before = store.revision()
-    store._write_lock.acquire()  # a commit in progress: everything after it queues
-    threads = [threading.Thread(target=write, args=item) for item in calls.items()]
-    try:
-        for t in threads:
-            t.start()
-        queued(store, len(calls))
-    finally:
-        store._write_lock.release()
-    for t in threads:
-        t.join()
+    results = write_together(store, calls)
     assert isinstance(results["duplicate"], Conflict)
     assert isinstance(results["stale"], StaleRevision)
     revisions = sorted(results[f"add{i}"]["revision"] for i in range(5))
