@@ -41,18 +41,20 @@ def register(app: Flask) -> None:
 
     @app.before_request
     def authenticate():
-        if request.path == UI_PREFIX or request.path.startswith(UI_PREFIX + "/"):
+        # the request and g looked up once (each use of Flask's proxies looks them up)
+        req, flask_g = request._get_current_object(), g._get_current_object()
+        path = req.path
+        if path == UI_PREFIX or path.startswith(UI_PREFIX + "/"):
             return None  # the web UI's pages gate themselves (blueprints.ui.session)
         identity = system().identity
-        authorization = request.headers.get("Authorization")
-        org = request.headers.get(ORG_HEADER) or None
-        session_principal = g.get("session_principal")
+        authorization = req.headers.get("Authorization")
+        org = req.headers.get(ORG_HEADER) or None
+        session_principal = flask_g.get("session_principal")
         try:
             if authorization is None and session_principal is not None:
-                g.access = identity.check_principal(session_principal, request.method,
-                                                    request.path, org)
+                flask_g.access = identity.check_principal(session_principal, req.method, path, org)
             else:
-                g.access = identity.check(request.method, request.path, authorization, org)
+                flask_g.access = identity.check(req.method, path, authorization, org)
         except Unauthenticated as exc:
             response = error_response(401, exc.message)
             response.headers["WWW-Authenticate"] = (

@@ -20,9 +20,9 @@ def org() -> str:
     """The organization this request acts in, as the identity gate (:mod:`api.auth`)
     settled it: ``X-Dispatch-Org`` if sent (an existing one, with auth on), else the
     caller's own."""
-    access = g.get("access")
+    access = g._get_current_object().get("access")
     value = (access.org if access is not None else None) or \
-        request.headers.get(ORG_HEADER) or DEFAULT_ORG
+        request._get_current_object().headers.get(ORG_HEADER) or DEFAULT_ORG
     return validate_name(value, ORG_HEADER)
 
 

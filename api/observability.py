@@ -58,12 +58,14 @@ def register(app: Flask, server: str, health: Health) -> None:
     app.extensions[HEALTH_KEY] = health
     children: dict[tuple[str, str, int], tuple] = {}
 
+    # (the request and g looked up once a hook: each use of Flask's proxies looks them up)
     def begin() -> None:
-        g.observed_at = time.perf_counter()
-        sent = request.headers.get("X-Request-Id", "")
-        g.request_id = sent if _REQUEST_ID.match(sent) else logs.new_trace_id()
-        g.log_tokens = logs.bind(request_id=g.request_id,
-                                 **logs.trace_fields(request.headers.get("traceparent")))
+        req, flask_g = request._get_current_object(), g._get_current_object()
+        flask_g.observed_at = time.perf_counter()
+        sent = req.headers.get("X-Request-Id", "")
+        flask_g.request_id = sent if _REQUEST_ID.match(sent) else logs.new_trace_id()
+        flask_g.log_tokens = logs.bind(request_id=flask_g.request_id,
+                                       **logs.trace_fields(req.headers.get("traceparent")))
 
     def settle_org() -> None:
         if server != "api":  # the gateway's organization is its route's
@@ -75,11 +77,12 @@ def register(app: Flask, server: str, health: Health) -> None:
         g.log_tokens += logs.bind(org=org)
 
     def finish(response: Response) -> Response:
-        started = g.get("observed_at")
+        req, flask_g = request._get_current_object(), g._get_current_object()
+        started = flask_g.get("observed_at")
         if started is None:  # a request that never reached begin()
             return response
-        route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        method, code = request.method, response.status_code
+        route = req.url_rule.rule if req.url_rule is not None else "<unmatched>"
+        method, code = req.method, response.status_code
         seconds = time.perf_counter() - started
         series = children.get((route, method, code))
         if series is None:  # made once per route, method and code: later a dict lookup
@@ -92,9 +95,9 @@ def register(app: Flask, server: str, health: Health) -> None:
         # scrapes every few seconds would drown the rest
         if route not in QUIET_ROUTES:
             access_log.info("http.request method=%s path=%s route=%s status=%d ms=%.2f", method,
-                            request.path, route, response.status_code, seconds * 1000)
+                            req.path, route, response.status_code, seconds * 1000)
         # added, not set: no view sets these, and a set would scan the headers
-        response.headers.add("X-Request-Id", g.request_id)
+        response.headers.add("X-Request-Id", flask_g.request_id)
         trace = logs.traceparent()
         if trace:
             response.headers.add("traceparent", trace)
