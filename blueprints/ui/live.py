@@ -1,12 +1,14 @@
 """``/ui/live/<kind>``: server-sent events of one kind's changes in the organization, fed
 by a store watch (never polling the store).
 
-Each event is ``event: change`` with ``id:`` the store revision and ``data:`` a JSON
-summary of the entity (:data:`SUMMARIES`: only what list pages show — never a secret's
-values, never a run's input or output). A stream ends after :data:`STREAM_SECONDS` so
-that it holds a server thread for a bounded time; the browser's EventSource reconnects
-by itself with ``Last-Event-ID`` and the watch resumes after that revision, so nothing
-is missed in between.
+Each event is ``event: change`` with ``id:`` ``REVISION.N`` (the store revision, and the
+change's place among this stream's changes of that revision: writes committed together
+in one etcd transaction share a revision) and ``data:`` a JSON summary of the entity
+(:data:`SUMMARIES`: only what list pages show — never a secret's values, never a run's
+input or output). A stream ends after :data:`STREAM_SECONDS` so that it holds a server
+thread for a bounded time; the browser's EventSource reconnects by itself with
+``Last-Event-ID`` and the watch resumes just after that change, so nothing is missed in
+between (``?after=REVISION``, the page's own starting point, resumes after a revision).
 """
 
 from __future__ import annotations
@@ -63,12 +65,18 @@ SUMMARIES: dict[str, tuple[str, str, Callable[[dict], dict]]] = {
 }
 
 
-def _start_revision() -> int | None:
+def _start() -> tuple[int | None, int]:
+    """``(revision to watch from, changes of that revision already sent)``."""
     last = request.headers.get("Last-Event-ID") or request.args.get("after")
+    if not last:
+        return None, 0
+    revision, dot, sent = last.partition(".")
     try:
-        return max(1, int(last) + 1) if last else None
+        if dot:  # REVISION.N: that revision again, less the N + 1 changes sent
+            return max(1, int(revision)), int(sent) + 1
+        return max(1, int(revision) + 1), 0
     except ValueError:
-        return None
+        return None, 0
 
 
 @bp.route("/<kind>")
@@ -77,14 +85,16 @@ def stream(kind: str):
         abort(404, f"no live updates for {kind!r}")
     store_kind, resource, summary = SUMMARIES[kind]
     allow(resource)
-    watch = system().store.watch(E.prefix(store_kind, org()), _start_revision())
-    return Response(stream_with_context(_events(watch, summary)),
+    start, sent = _start()
+    watch = system().store.watch(E.prefix(store_kind, org()), start)
+    return Response(stream_with_context(_events(watch, summary, start, sent)),
                     mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-def _events(watch, summary) -> Iterator[str]:
-    """The watch's changes as SSE frames, with heartbeats, for STREAM_SECONDS."""
+def _events(watch, summary, start: int | None = None, sent: int = 0) -> Iterator[str]:
+    """The watch's changes as SSE frames, with heartbeats, for STREAM_SECONDS (the first
+    ``sent`` changes of revision ``start`` left out: the browser has them)."""
     changes: queue.Queue = queue.Queue()
 
     def pump():
@@ -97,6 +107,7 @@ def _events(watch, summary) -> Iterator[str]:
 
     threading.Thread(target=pump, name="ui-live", daemon=True).start()
     deadline = time.monotonic() + STREAM_SECONDS
+    revision, place = None, 0  # the last change's revision, and its place in it
     try:
         yield f"retry: {RETRY_MS}\n\n"
         while True:
@@ -110,10 +121,14 @@ def _events(watch, summary) -> Iterator[str]:
                 continue
             if change is None or isinstance(change, Exception):
                 return
+            place = place + 1 if change.revision == revision else 0
+            revision = change.revision
+            if revision == start and place < sent:
+                continue
             _, _, name = E.parse_key(change.key)
             data = ({"name": name, "deleted": True} if change.entity is None
                     else summary(change.entity))
-            yield (f"id: {change.revision}\nevent: change\n"
+            yield (f"id: {revision}.{place}\nevent: change\n"
                    f"data: {json.dumps(data, separators=(',', ':'))}\n\n")
     finally:
         watch.close()

@@ -241,3 +241,46 @@ def test_a_function_form_error_is_shown_beside_its_field_and_nothing_is_stored(a
     assert re.search(r'id="schema_in-error" role="alert">schema.in is not a valid JSON Schema',
                      response.text)
     assert "badschema" not in [f["name"] for f in system.functions.list("default")]
+
+
+def test_live_updates_resume_inside_a_revision_that_several_writes_share():
+    """etcd commits writes together, under one revision: a stream cut between them
+    resumes at the change after the browser's Last-Event-ID, not after the revision."""
+    from engine.store.base import WatchEvent
+    from blueprints.ui import live
+
+    class Watch:
+        def __init__(self, changes):
+            self.changes = changes
+
+        def __iter__(self):
+            return iter(self.changes)
+
+        def close(self):
+            pass
+
+    def key(name):
+        return f"/dispatch/run/default/{name}"
+
+    changes = [WatchEvent("put", key(n), rev, {"name": n, "status": "READY"})
+               for n, rev in (("a", 5), ("b", 5), ("c", 5), ("d", 6))]
+    ids = [line[4:] for frame in live._events(Watch(changes), live._run, start=5, sent=2)
+           for line in frame.splitlines() if line.startswith("id: ")]
+    assert ids == ["5.2", "6.0"]
+    everything = [line[4:] for frame in live._events(Watch(changes), live._run)
+                  for line in frame.splitlines() if line.startswith("id: ")]
+    assert everything == ["5.0", "5.1", "5.2", "6.0"]
+
+
+@pytest.mark.parametrize("sent, start", [
+    ({"headers": {"Last-Event-ID": "5.1"}}, (5, 2)),  # two changes of revision 5 sent
+    ({"headers": {"Last-Event-ID": "7"}}, (8, 0)),  # an id from before ids had a place
+    ({"query_string": "after=9"}, (10, 0)),  # the page's starting point
+    ({"headers": {"Last-Event-ID": "x.y"}}, (None, 0)),
+    ({}, (None, 0)),
+])
+def test_live_updates_start_where_the_browser_left(app, sent, start):
+    from blueprints.ui import live
+
+    with app.test_request_context("/ui/live/run", **sent):
+        assert live._start() == start
