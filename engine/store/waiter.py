@@ -54,16 +54,16 @@ class SettleWaiter:
     def wait(self, key: str, read: Callable[[], E.Entity], timeout: float) -> E.Entity:
         """The entity once settled, or as it stands when ``timeout`` seconds have passed."""
         event = threading.Event()
-        with self._lock:
-            self._waiters.setdefault(key, []).append(event)
-            self._last_wait = time.monotonic()
-            if self._thread is None and not self._closed:
-                # every change after this revision reaches the watch; read() sees the rest
-                start = self.store.revision() + 1
-                self._thread = threading.Thread(target=self._follow, args=(start,),
-                                                name="settle-waiter", daemon=True)
-                self._thread.start()
-        try:
+        try:  # (the store may fail to answer its revision: the waiter is removed all the same)
+            with self._lock:
+                self._waiters.setdefault(key, []).append(event)
+                self._last_wait = time.monotonic()
+                if self._thread is None and not self._closed:
+                    # every change after this revision reaches the watch; read() sees the rest
+                    start = self.store.revision() + 1
+                    self._thread = threading.Thread(target=self._follow, args=(start,),
+                                                    name="settle-waiter", daemon=True)
+                    self._thread.start()
             deadline = time.monotonic() + timeout
             entity = read()
             while True:
