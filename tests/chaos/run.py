@@ -96,37 +96,32 @@ def redis_flushdb() -> Tally:
                              "FLUSHDB at 1/3")
 
 
-def etcd_outage() -> Tally:
-    def outage(dispatch: Installation) -> None:
-        dispatch.procs.kill("etcd0")
-        time.sleep(5)
-        dispatch.etcd.start("etcd0")
+def _down_for(seconds: float, kill, start, name: str) -> str:
+    """The fault of most scenarios: process ``name`` SIGKILLed, started again
+    ``seconds`` later."""
+    kill(name)
+    time.sleep(seconds)
+    start(name)
+    return name
 
-    return _fault_at_a_third("procfile", "etcd-outage", outage,
+
+def etcd_outage() -> Tally:
+    return _fault_at_a_third("procfile", "etcd-outage",
+                             lambda d: _down_for(5, d.procs.kill, d.etcd.start, "etcd0"),
                              "etcd SIGKILLed at 1/3, back 5 s later")
 
 
 def etcd_leader_loss() -> Tally:
-    def lose_leader(dispatch: Installation) -> str:
-        leader = dispatch.etcd.leader()
-        dispatch.procs.kill(leader)
-        time.sleep(5)
-        dispatch.etcd.start(leader)
-        return leader
-
     return _fault_at_a_third(
-        "procfile", "etcd-leader-loss", lose_leader,
+        "procfile", "etcd-leader-loss",
+        lambda d: _down_for(5, d.procs.kill, d.etcd.start, d.etcd.leader()),
         lambda leader: f"3 members; leader {leader or '?'} SIGKILLed at 1/3, back 5 s later",
         etcd_members=3)
 
 
 def up_sigkill() -> Tally:
-    def crash(dispatch: Installation) -> None:
-        dispatch.procs.kill("up")
-        time.sleep(2)
-        dispatch.procs.start("up")
-
-    return _fault_at_a_third("embedded", "up-sigkill", crash,
+    return _fault_at_a_third("embedded", "up-sigkill",
+                             lambda d: _down_for(2, d.procs.kill, d.procs.start, "up"),
                              "`dispatch up` SIGKILLed at 1/3, restarted 2 s later")
 
 
