@@ -176,7 +176,7 @@ class EtcdStore(Store):
     def add(self, entity: Entity) -> Entity:
         """Write a new entity; Conflict if its key exists. Returns it with its revision."""
         key, stored = codec.for_add(entity)
-        value = codec.encode(stored)
+        value = codec.encode_bytes(stored)  # what etcd stores: no str between
         indexes = index_keys(stored)
         compare = [self._txn.create(key) == 0]
         success = [self._txn.put(key, value)] + [self._txn.put(index, key) for index in indexes]
@@ -348,7 +348,7 @@ class EtcdStore(Store):
     def update(self, entity: Entity) -> Entity:
         """Replace the stored entity if its revision equals ``entity["revision"]``."""
         key, stored = codec.for_update(entity)
-        value = codec.encode(stored)
+        value = codec.encode_bytes(stored)
         expected = entity.get("revision")
         # an absent key has mod_revision 0 too: version > 0 keeps update from creating
         compare = [self._txn.version(key) > 0,
