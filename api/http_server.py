@@ -24,6 +24,8 @@ from typing import Callable, Iterator
 
 from cheroot import server as cheroot_server, wsgi
 
+from engine.sockets import time_by_kernel
+
 log = logging.getLogger("dispatch.http")
 
 #: how long ``stop`` waits for requests in progress to finish
@@ -65,7 +67,10 @@ class SocketReader:
     def _fill(self) -> bool:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
-        chunk = self._sock.recv(RECV_BYTES)
+        try:
+            chunk = self._sock.recv(RECV_BYTES)
+        except BlockingIOError:  # the kernel's timeout (see _Connection)
+            raise socket.timeout("timed out") from None
         self._buf += chunk
         return bool(chunk)
 
@@ -128,24 +133,49 @@ class SocketReader:
 
 class SocketWriter:
     """What cheroot writes a connection through (its ``StreamWriter``'s interface):
-    every write sent at once, as cheroot's buffered writer flushed every write."""
+    every write sent at once, as cheroot's buffered writer flushed every write — but for
+    an answer's head, which is held (:meth:`hold`) and sent with the first of its body,
+    or by :meth:`flush` at the answer's end if it has none: one send an answer instead of
+    two (a system call lets the interpreter lock go, which under load costs a wait to
+    take it back)."""
 
     def __init__(self, sock: socket.socket):
         self._sock = sock
         self.bytes_written = 0
         self.closed = False
+        self._holding = False
+        self._held = b""
+
+    def hold(self) -> None:
+        """Keep the next write until the one after it, or :meth:`flush`."""
+        self._holding = True
 
     def write(self, data: bytes) -> int:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
         if isinstance(data, str):
             raise TypeError("can't write str to binary stream")
-        self._sock.sendall(data)
-        self.bytes_written += len(data)
+        if self._holding:
+            self._holding, self._held = False, bytes(data)
+            return len(data)
+        if self._held:
+            data, self._held = self._held + data, b""
+        self._send(data)
         return len(data)
 
     def flush(self) -> None:
-        pass
+        """Send what is held."""
+        self._holding = False
+        if self._held:
+            data, self._held = self._held, b""
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except BlockingIOError:  # the kernel's timeout (see _Connection)
+            raise socket.timeout("timed out") from None
+        self.bytes_written += len(data)
 
     def close(self) -> None:
         self.closed = True
@@ -156,13 +186,37 @@ def _socket_file(sock: socket.socket, mode: str = "r", bufsize: int = 0) -> Sock
     return SocketReader(sock) if "r" in mode else SocketWriter(sock)
 
 
+class _Request(cheroot_server.HTTPRequest):
+    """cheroot's request, whose answer's head goes out with the start of its body
+    (:meth:`SocketWriter.hold`)."""
+
+    def send_headers(self) -> None:
+        hold = getattr(self.conn.wfile, "hold", None)
+        if hold is not None:
+            hold()
+        super().send_headers()
+
+    def respond(self) -> None:
+        try:
+            super().respond()
+        finally:
+            flush = getattr(self.conn.wfile, "flush", None)
+            if flush is not None:
+                flush()
+
+
 class _Connection(cheroot_server.HTTPConnection):
     """cheroot's connection, reading and writing a plain socket through
-    :func:`_socket_file` (a TLS adapter's file objects are left as they are)."""
+    :func:`_socket_file` (a TLS adapter's file objects are left as they are), its
+    requests answered by :class:`_Request`."""
+
+    RequestHandlerClass = _Request
 
     def __init__(self, server, sock, makefile=cheroot_server.MakeFile):
-        super().__init__(server, sock,
-                         makefile=_socket_file if makefile is cheroot_server.MakeFile else makefile)
+        plain = makefile is cheroot_server.MakeFile
+        super().__init__(server, sock, makefile=_socket_file if plain else makefile)
+        if plain:  # a receive or a send: one system call, timed by the kernel
+            time_by_kernel(sock, server.timeout)
 
 
 class _LingeringServer(wsgi.Server):
@@ -211,11 +265,11 @@ class HttpServer:
     """
 
     def __init__(self, app: Callable, host: str, port: int, threads: int = 16,
-                 linger_seconds: float = LINGER_SECONDS):
+                 linger_seconds: float = LINGER_SECONDS, idle_seconds: float = IDLE_SECONDS):
         self._server = _LingeringServer(
             # server_name is also the Server header
             (host, port), app, numthreads=threads, server_name="dispatch",
-            timeout=IDLE_SECONDS, shutdown_timeout=STOP_SECONDS,
+            timeout=idle_seconds, shutdown_timeout=STOP_SECONDS,
             request_queue_size=BACKLOG)
         self._server.linger = max(0.0, linger_seconds)
         self._server.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS

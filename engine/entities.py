@@ -7,6 +7,8 @@ They are stored under ``/dispatch/<kind>/<org>/<name>``.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import uuid
 from typing import Any
@@ -92,11 +94,39 @@ def key_of(entity: Entity) -> str:
     return key(entity["kind"].lower(), entity["organizationId"], entity["name"])
 
 
+#: random bytes a thread takes from the kernel at a time for :func:`new_uuid`
+_RANDOM_CHUNK = 4096
+_random = threading.local()
+
+
+def new_uuid() -> str:
+    """A random (version 4) UUID, as ``str(uuid.uuid4())`` makes, from the kernel's
+    random bytes fetched a few kilobytes at a time per thread: ``uuid4`` asks the kernel
+    for every one, and a system call lets the thread's interpreter lock go — under load,
+    another thread takes it, and this one waits to have it back."""
+    pool = _random.__dict__
+    data, at = pool.get("data", b""), pool.get("at", 0)
+    if at + 16 > len(data):
+        data, at = os.urandom(_RANDOM_CHUNK), 0
+        pool["data"] = data
+    pool["at"] = at + 16
+    return str(uuid.UUID(bytes=data[at:at + 16], version=4))
+
+
+def _after_fork() -> None:
+    # a child must not hand out the bytes its parent will hand out too
+    global _random
+    _random = threading.local()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def new(kind: str, org: str, name: str, status: str = INITIALIZED, **fields: Any) -> Entity:
     """A new entity with its envelope filled in (the store sets ``revision``)."""
     now = int(time.time())
     entity: Entity = {
-        "id": str(uuid.uuid4()),
+        "id": new_uuid(),
         "kind": KIND_NAMES.get(kind, kind.capitalize()),
         "name": name,
         "organizationId": org,

@@ -168,6 +168,9 @@ class InstanceCgroup:
 
     def __init__(self, paths: dict[str, str]):
         self.paths = paths
+        #: ``pids.events``, opened once: it is read after every run, with one ``pread``
+        #: (a cgroup file is made anew by each read from its start)
+        self._task_events: int | None = None
 
     def add(self, pid: int) -> None:
         """Move a process (not yet running anything of the function's) into every cgroup."""
@@ -176,7 +179,17 @@ class InstanceCgroup:
 
     def reached_task_limit(self) -> bool:
         """Whether a fork or a new thread was ever refused for reaching ``pids.max``."""
-        return _counter(self.paths["pids"], "pids.events", "max") > 0
+        if self._task_events is None:
+            try:
+                self._task_events = os.open(os.path.join(self.paths["pids"], "pids.events"),
+                                            os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return False
+        try:
+            data = os.pread(self._task_events, 4096, 0)
+        except OSError:  # the cgroup was removed
+            return False
+        return _value(data, "max") > 0
 
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer killed a process of the instance."""
@@ -192,6 +205,9 @@ class InstanceCgroup:
 
     def remove(self, within_s: float = 2.0) -> bool:
         """Kill what is left and remove the directories; False if some stayed busy."""
+        if self._task_events is not None:
+            os.close(self._task_events)
+            self._task_events = None
         deadline = time.monotonic() + within_s
         pending = [p for p in self.paths.values() if os.path.isdir(p)]
         while pending:
@@ -240,8 +256,7 @@ def _write(directory: str, name: str, value: int) -> None:
 
 
 def _counter(directory: str, name: str, key: str) -> int:
-    """One ``key value`` line of a cgroup file (0 if the file or the key is missing); read
-    with plain system calls, as it is after every run."""
+    """One ``key value`` line of a cgroup file (0 if the file or the key is missing)."""
     try:
         fd = os.open(os.path.join(directory, name), os.O_RDONLY)
     except FileNotFoundError:
@@ -250,6 +265,11 @@ def _counter(directory: str, name: str, key: str) -> int:
         data = os.read(fd, 65536)
     finally:
         os.close(fd)
+    return _value(data, key)
+
+
+def _value(data: bytes, key: str) -> int:
+    """The value of ``key`` in a cgroup file's ``key value`` lines (0 if missing)."""
     wanted = key.encode("ascii")
     for line in data.splitlines():
         parts = line.split()

@@ -27,6 +27,7 @@ import uuid
 from concurrent.futures import Executor
 
 from ..errors import BuildError
+from ..sockets import time_by_kernel
 from . import sandbox
 from .cgroups import Cgroups, InstanceCgroup
 from .languages import RUNTIMES, LanguageRuntime
@@ -134,6 +135,8 @@ class FunctionServer:
 
     _conn: UnixHTTPConnection
     directory: str
+    #: the kernel-kept timeout set on the connection's socket (None: a Python one)
+    _kernel_timeout: float | None = None
 
     def call(self, body: bytes, timeout_s: float, path: str = "/") -> tuple[int, bytes]:
         """POST one invocation; raises ``TimeoutError``, :class:`ReplyTooLarge` or
@@ -148,13 +151,17 @@ class FunctionServer:
             conn.timeout = timeout_s
             conn.connect()
         sock = conn.sock
-        if conn.timeout != timeout_s:
-            conn.timeout = timeout_s
-            sock.settimeout(timeout_s)
+        if sock.gettimeout() is not None or self._kernel_timeout != timeout_s:
+            # each send and receive a system call, not a wait in poll before each too
+            time_by_kernel(sock, timeout_s)
+            self._kernel_timeout = timeout_s
         try:
             sock.sendall(b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json"
                          b"\r\nContent-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
             status, data, close = _read_reply(sock)
+        except BlockingIOError:  # the kernel's timeout
+            conn.close()
+            raise TimeoutError(f"the function server did not answer within {timeout_s:g} s") from None
         except BaseException:
             conn.close()  # whatever was half read is not the next reply's
             raise

@@ -125,7 +125,7 @@ class ExecutionService:
             the workflow's ``input.schema``
         """
         workflow_entity = require(self.store, org, workflow_name)
-        name = name or str(uuid.uuid4())
+        name = name or E.new_uuid()
         validate_name(name)
         existing = self._existing(org, name, workflow_name)
         if existing is not None:

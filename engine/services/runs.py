@@ -104,7 +104,7 @@ class RunService:
         once the claim expires. A version with no instance here gets one prepared in
         the background, for the blocking runs after this one.
         """
-        name = str(uuid.uuid4()) if name is None else validate_name(name)
+        name = E.new_uuid() if name is None else validate_name(name)
         if not function_name:
             raise InvalidInput("functionName is required")
         fn = serving_version(self._function(org, function_name))
@@ -179,7 +179,7 @@ class RunService:
         claim = None
         if idempotency_key is not None:
             claim = self.keys.claim(org, function_name, idempotency_key,
-                                    name or str(uuid.uuid4()))
+                                    name or E.new_uuid())
             name = claim.run_name
             if claim.replay:
                 try:

@@ -9,6 +9,9 @@ strictly and are never reused, as etcd's do); ``locks`` holds lease rows.
 Threads borrow connections from a small pool, so reads run concurrently; writes in one
 process take a Python lock before ``BEGIN IMMEDIATE`` so that threads queue on it rather
 than in SQLite's sleeping busy handler, which is left to arbitrate between processes.
+Every write of a store object goes through one connection of its own, whose page cache
+then holds the pages it wrote (a pooled connection would find them changed by another
+connection, and read them again).
 
 Entity writes are committed in groups: a writer queues its write and takes the lock;
 whoever holds it commits every write queued by then in one transaction, each inside a
@@ -107,6 +110,8 @@ class SqliteStore(Store):
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
         self._idle: list[sqlite3.Connection] = []
+        #: the connection every write goes through (used with _write_lock held)
+        self._write_db: sqlite3.Connection | None = None
         self._pool_lock = threading.Lock()
         self._write_lock = threading.Lock()
         #: entity writes waiting for the next group commit (guarded by _pending_lock)
@@ -166,11 +171,19 @@ class SqliteStore(Store):
                 else:
                     self._idle.append(db)
 
+    def _writer(self) -> sqlite3.Connection:
+        """The writes' connection (call with ``_write_lock`` held)."""
+        if self._write_db is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            self._write_db = self._connect()
+        return self._write_db
+
     @contextlib.contextmanager
     def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
         """A write (``BEGIN IMMEDIATE``) or a read snapshot (``BEGIN``), rolled back on error."""
         with self._write_lock if write else contextlib.nullcontext():
-            with self._connection() as db:
+            with contextlib.nullcontext(self._writer()) if write else self._connection() as db:
                 db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
                     yield db
@@ -200,31 +213,31 @@ class SqliteStore(Store):
     def _commit_group(self, group: list["_Write"]) -> None:
         """One transaction for ``group``; each write in a savepoint (call with the lock)."""
         try:
-            with self._connection() as db:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    if len(group) == 1:  # alone: its failure undoes the whole transaction
-                        item = group[0]
+            db = self._writer()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if len(group) == 1:  # alone: its failure undoes the whole transaction
+                    item = group[0]
+                    try:
+                        item.result = item.op(db)
+                    except Exception as exc:
+                        db.execute("ROLLBACK")
+                        item.error = exc
+                        return
+                else:
+                    for item in group:
+                        db.execute("SAVEPOINT write")
                         try:
                             item.result = item.op(db)
-                        except Exception as exc:
-                            db.execute("ROLLBACK")
+                        except Exception as exc:  # its own failure undoes it alone
+                            db.execute("ROLLBACK TO write")
                             item.error = exc
-                            return
-                    else:
-                        for item in group:
-                            db.execute("SAVEPOINT write")
-                            try:
-                                item.result = item.op(db)
-                            except Exception as exc:  # its own failure undoes it alone
-                                db.execute("ROLLBACK TO write")
-                                item.error = exc
-                            db.execute("RELEASE write")
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
+                        db.execute("RELEASE write")
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
         except BaseException as exc:  # nothing of the group was written
             for item in group:
                 if item.error is None:
@@ -515,6 +528,10 @@ class SqliteStore(Store):
             idle, self._idle = self._idle, []
         for db in idle:
             db.close()
+        with self._write_lock:  # after the write in progress, if any
+            if self._write_db is not None:
+                self._write_db.close()
+                self._write_db = None
         self._closing.set()
         self._wake_all()
 

@@ -1,5 +1,6 @@
-"""Reading a function server's answer off its socket (engine.drivers.instance._read_reply):
-whole answers however they arrive, and a clear error for every answer that is not one."""
+"""Calling a function server over its socket (engine.drivers.instance): whole answers
+read however they arrive, a clear error for every answer that is not one, and a timeout
+(kept by the kernel) for a server that does not answer."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 
 import pytest
 
-from engine.drivers.instance import MAX_REPLY_BYTES, ReplyTooLarge, _read_reply
+from engine.drivers.instance import MAX_REPLY_BYTES, FunctionServer, ReplyTooLarge, _read_reply
 
 
 def reply_to(*pieces: bytes, close: bool = False):
@@ -59,3 +60,26 @@ def test_answers_that_are_not_answers_fail_clearly():
         reply_to(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}{}")
     with pytest.raises(ReplyTooLarge):
         reply_to(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (MAX_REPLY_BYTES + 1))
+
+
+class SocketServer(FunctionServer):
+    """A FunctionServer over one end of a socket pair (the test holds the other)."""
+
+    def __init__(self, sock: socket.socket):
+        self._conn = http.client.HTTPConnection("localhost")
+        self._conn.sock = sock
+        self.directory = "/nonexistent"
+
+
+def test_a_server_that_does_not_answer_times_out_and_its_connection_closes():
+    ours, theirs = socket.socketpair()
+    ours.settimeout(10)  # as connect() leaves it: the call makes the kernel time it
+    server = SocketServer(ours)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    theirs.sendall(answer)
+    assert server.call(b"{}", 5.0) == (200, b"{}")  # answered in time
+    assert theirs.recv(65536).startswith(b"POST / HTTP/1.1\r\n")
+    with pytest.raises(TimeoutError):
+        server.call(b"{}", 0.2)  # nothing comes back
+    assert server._conn.sock is None  # what was half read is not the next reply's
+    theirs.close()

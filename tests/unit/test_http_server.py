@@ -1,7 +1,9 @@
 """The embedded API's HTTP server (cheroot, api.http_server): a kept-alive client's
 requests are served by the thread that answered the one before (the linger), without
-starving other clients when every thread lingers, the request head is bounded, and the
-socket reader gives cheroot lines and bodies however the bytes arrive."""
+starving other clients when every thread lingers, the request head is bounded, the
+socket reader gives cheroot lines and bodies however the bytes arrive, an answer's head
+goes out with its body (and alone when there is none, at once when the body streams), and
+a client that stops sending is cut off by the kernel-kept timeout."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import threading
 
 import pytest
 
-from api.http_server import MAX_HEADER_BYTES, HttpServer, SocketReader
+from api.http_server import MAX_HEADER_BYTES, HttpServer, SocketReader, SocketWriter
 
 
 def thread_app(environ, start_response):
@@ -137,3 +139,91 @@ def test_the_reader_reads_to_the_end_and_refuses_after_close(reader):
     rfile.close()
     with pytest.raises(ValueError):
         rfile.read(1)
+
+
+class RecordingSocket:
+    def __init__(self):
+        self.sent: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.sent.append(bytes(data))
+
+
+def test_the_writer_sends_a_held_head_with_the_next_write_or_on_flush():
+    sock = RecordingSocket()
+    wfile = SocketWriter(sock)
+    wfile.hold()
+    wfile.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    wfile.write(b"body")
+    wfile.write(b"more")
+    assert sock.sent == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"more"]
+    wfile.hold()
+    wfile.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+    wfile.flush()
+    wfile.flush()  # nothing left
+    assert sock.sent[2:] == [b"HTTP/1.1 204 No Content\r\n\r\n"]
+    assert wfile.bytes_written == sum(map(len, sock.sent))
+
+
+def no_content_app(environ, start_response):
+    start_response("204 No Content", [])
+    return []
+
+
+def test_an_answer_without_a_body_is_sent(serve):
+    server = HttpServer(no_content_app, "127.0.0.1", 0, linger_seconds=0)
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        assert [get(conn)[0] for _ in range(3)] == [204] * 3
+    finally:
+        server.stop()
+
+
+def test_a_streamed_answer_reaches_the_client_as_it_is_made():
+    received_first = threading.Event()
+
+    def streaming_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"first;"
+        # the rest only once the client has the head and the first part: a head held
+        # back until the answer's end would never get there
+        assert received_first.wait(30)
+        yield b"second"
+
+    server = HttpServer(streaming_app, "127.0.0.1", 0, linger_seconds=0)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            got = b""
+            while b"first;" not in got:
+                chunk = sock.recv(65536)
+                assert chunk, got
+                got += chunk
+            assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+            received_first.set()
+            while chunk := sock.recv(65536):
+                got += chunk
+        assert b"second" in got
+    finally:
+        server.stop()
+
+
+def test_a_client_that_stops_sending_is_cut_off():
+    # the connection's socket blocks, timed by the kernel: without that timeout the
+    # worker would wait for the rest of this request for ever
+    server = HttpServer(thread_app, "127.0.0.1", 0, linger_seconds=0, idle_seconds=0.3)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the end of it
+            got = b""
+            while chunk := sock.recv(65536):
+                got += chunk
+        assert got == b"" or got.startswith(b"HTTP/1.1 408"), got
+        # and the server still serves
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        assert get(conn)[0] == 200
+    finally:
+        server.stop()

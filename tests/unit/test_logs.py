@@ -8,7 +8,10 @@ import base64
 import io
 import json
 import logging
+import os
 import re
+import threading
+import time
 from pathlib import Path
 
 import dramatiq
@@ -44,6 +47,8 @@ def captured():
 
 
 def lines(buffer: io.StringIO) -> list[dict]:
+    for handler in logging.getLogger().handlers:
+        handler.flush()  # INFO lines wait a moment to be written together
     return [json.loads(line) for line in buffer.getvalue().splitlines()]
 
 
@@ -133,3 +138,73 @@ def test_the_trace_of_a_request_reaches_its_job_its_run_and_the_function(capture
     assert (run_line["trace_id"], run_line["run"], run_line["org"]) == (TRACE, run, "acme")
     assert run_line["job"] == "execute_run"
     assert "hunter2-x" not in captured.getvalue()  # secrets never reach a line
+
+
+def test_info_lines_are_written_together_soon_and_a_warning_at_once_after_them():
+    buffer = io.StringIO()
+    writer = logs.LineWriter(buffer, delay=0.05)
+    writer.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log = logging.Logger("dispatch.test.lines")
+    log.addHandler(writer)
+    written = threading.Event()
+    original_write = buffer.write
+    writes: list[str] = []
+
+    def write(text: str) -> int:
+        writes.append(text)
+        written.set()
+        return original_write(text)
+
+    buffer.write = write
+    for i in range(3):
+        log.info("line %d", i)
+    assert written.wait(30)  # the writer thread wrote them, nobody else logging meanwhile
+    assert writes == ["INFO line 0\nINFO line 1\nINFO line 2\n"]  # in one write
+    log.info("before")
+    log.warning("warned")  # at once, with the line waiting before it, in order
+    assert buffer.getvalue().endswith("INFO before\nWARNING warned\n")
+
+
+def test_lines_logged_from_many_threads_are_all_written_in_each_threads_order():
+    buffer = io.StringIO()
+    writer = logs.LineWriter(buffer, delay=0.001)
+    writer.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.Logger("dispatch.test.threads")
+    log.addHandler(writer)
+
+    def work(n: int) -> None:
+        for i in range(500):
+            log.info("%d %d", n, i)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.flush()  # what logging.shutdown does at exit
+    seen: dict[str, list[int]] = {}
+    for line in buffer.getvalue().splitlines():
+        n, i = line.split()
+        seen.setdefault(n, []).append(int(i))
+    assert seen == {str(n): list(range(500)) for n in range(8)}
+
+
+def test_a_forked_child_writes_its_own_lines(tmp_path):
+    path = tmp_path / "child.log"
+    with open(path, "w") as stream:
+        writer = logs.LineWriter(stream, delay=0.01)
+        writer.setFormatter(logging.Formatter("%(message)s"))
+        log = logging.Logger("dispatch.test.fork")
+        log.addHandler(writer)
+        log.info("parent")  # the parent's writer thread is running now
+        writer.flush()
+        pid = os.fork()
+        if pid == 0:  # the parent's thread is not here: the child starts a writer of its own
+            log.info("child")
+            deadline = time.monotonic() + 30
+            while "child" not in path.read_text() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os._exit(0 if "child" in path.read_text() else 1)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert path.read_text().splitlines() == ["parent", "child"]

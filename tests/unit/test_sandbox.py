@@ -394,6 +394,44 @@ def test_a_fork_bomb_is_contained_and_reported_while_other_runs_succeed(limited,
     assert processes_in(bomb_iid) == []  # and nothing of it is left on the host
 
 
+@needs_cgroups
+def test_the_task_limit_is_seen_reached_after_earlier_reads_saw_it_not():
+    # the instance's pids.events stays open between runs and is read again from its
+    # start: a limit reached after the first read is seen by the next
+    groups = cgroups.Cgroups.detect()
+    group = groups.create(uuid.uuid4().hex[:12], max_tasks=2, memory_mb=64)
+    try:
+        assert not group.reached_task_limit()
+        assert not group.reached_task_limit()
+        gate_r, gate_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # wait to be in the group, then fork past its limit
+            os.read(gate_r, 1)
+            children = []
+            for _ in range(4):
+                try:
+                    child = os.fork()
+                except OSError:
+                    break
+                if child == 0:
+                    time.sleep(1)
+                    os._exit(0)
+                children.append(child)
+            for child in children:
+                os.waitpid(child, 0)
+            os._exit(0)
+        group.add(pid)
+        os.write(gate_w, b"x")
+        os.waitpid(pid, 0)
+        os.close(gate_r)
+        os.close(gate_w)
+        assert group.reached_task_limit()
+    finally:
+        assert group.remove()
+        assert not group.reached_task_limit()  # removed: nothing to read
+        groups.close()
+
+
 @needs_bwrap
 @needs_cgroups
 def test_each_instance_runs_in_cgroups_with_its_limits(limited, function):
