@@ -151,32 +151,40 @@ class WarmPools(Generic[I]):
     def acquire(self, pool: Pool[I]) -> tuple[I, float | None]:
         """An idle instance of the pool, or a new one; waits while the pool is full.
         Returns the instance and the cold start to report (None when it was warm)."""
-        dead: list[I] = []
-        try:
+        while True:
             with self.lock:
-                while True:
-                    if self.closed.is_set():
-                        raise Retired("the driver is closed")
-                    if pool.retired:
-                        raise Retired(f"function version {pool.deployment.id} was retired")
-                    while pool.idle:
-                        inst = pool.idle.pop()
-                        if inst.alive():
-                            cold, inst.unreported_cold_ms = inst.unreported_cold_ms, None
-                            pool.show()
-                            return inst, cold
-                        dead.append(inst)  # it died while idle
-                        pool.count -= 1
-                    if pool.count < (pool.deployment.concurrency or self._max):
-                        pool.count += 1
-                        pool.show()
-                        break
-                    pool.freed.wait()
-        finally:
-            if dead:
-                self._dispose(dead)
-        inst = self._started(pool)
-        return inst, inst.cold_start_ms
+                inst = self._take(pool)
+            if inst is None:
+                inst = self._started(pool)
+                return inst, inst.cold_start_ms
+            # asked without the lock: it is a system call, which lets the interpreter
+            # lock go, and every other run's acquire and release would wait meanwhile
+            if inst.alive():
+                cold, inst.unreported_cold_ms = inst.unreported_cold_ms, None
+                return inst, cold
+            with self.lock:  # it died while idle: its place is free again
+                pool.count -= 1
+                pool.freed.notify()
+                pool.show()
+            self._dispose([inst])
+
+    def _take(self, pool: Pool[I]) -> I | None:
+        """An idle instance, taken; or None with a place taken for a new one; waits while
+        the pool is full (call with the lock)."""
+        while True:
+            if self.closed.is_set():
+                raise Retired("the driver is closed")
+            if pool.retired:
+                raise Retired(f"function version {pool.deployment.id} was retired")
+            if pool.idle:
+                inst = pool.idle.pop()
+                pool.show()
+                return inst
+            if pool.count < (pool.deployment.concurrency or self._max):
+                pool.count += 1
+                pool.show()
+                return None
+            pool.freed.wait()
 
     def release(self, pool: Pool[I], inst: I) -> None:
         """Give back an instance that may serve again."""

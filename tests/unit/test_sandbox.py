@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import textwrap
@@ -24,6 +25,7 @@ from engine.drivers.base import Deployment
 from engine.drivers.local import LocalDriver
 from engine.errors import Unavailable
 from engine.sources import pack
+from tests.waiting import settles
 
 pytestmark = pytest.mark.timeout(60)
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap is not installed")
@@ -392,6 +394,25 @@ def test_a_fork_bomb_is_contained_and_reported_while_other_runs_succeed(limited,
     assert list(instance_cgroups(limited)) == [calm]  # the bomb's instance is gone...
     assert not os.path.exists(os.path.join(limited.cgroups.parents["pids"], bomb_iid))  # ...with its cgroup
     assert processes_in(bomb_iid) == []  # and nothing of it is left on the host
+
+
+@needs_bwrap
+@needs_cgroups
+def test_an_instance_that_died_while_idle_is_replaced_without_failing_a_run(limited, function):
+    dep = function("""
+        import uuid
+        INSTANCE = uuid.uuid4().hex
+        def handle(ctx, payload):
+            return INSTANCE
+    """)
+    first = limited.run(dep, {}, None)
+    assert first.error is None
+    (iid,) = instance_cgroups(limited)
+    for pid in processes_in(iid):  # killed from outside while it waits for a run
+        os.kill(pid, signal.SIGKILL)
+    settles(lambda: processes_in(iid) == [], "the instance's processes to be gone")
+    second = limited.run(dep, {}, None)
+    assert second.error is None and second.payload != first.payload  # a new instance
 
 
 @needs_cgroups
