@@ -22,6 +22,7 @@ with the job (a Dramatiq message option) and reaches the function as
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import datetime
 import json
@@ -32,6 +33,7 @@ import random
 import sys
 import threading
 import time
+import weakref
 from typing import Any, Mapping
 
 #: ``$DISPATCH_LOG_FORMAT``'s values
@@ -108,13 +110,24 @@ class LineWriter(logging.StreamHandler):
     def __init__(self, stream: Any = None, delay: float | None = None):
         super().__init__(stream)
         self.delay = LINE_DELAY if delay is None else delay
-        self._waiting: list[str] = []
-        self._came = threading.Condition(threading.Lock())  # guards _waiting
+        # appended to and emptied without a lock (a deque's ends are thread-safe): a
+        # thread logging never waits for another
+        self._waiting: collections.deque[str] = collections.deque()
+        self._after_fork()
+        _writers.add(self)
+
+    def _after_fork(self) -> None:
+        """Fresh locks and no writer thread, and none of the lines waiting (in a forked
+        child: the parent's locks may have been held, its thread is not there, and it
+        writes its own lines)."""
+        self._waiting.clear()
+        self._came = threading.Event()  # lines wait: the writer thread's wake-up
         self._write_lock = threading.Lock()  # one write at a time: lines stay in order
-        self._writer_pid: int | None = None  # a forked child starts a writer of its own
+        self._start_lock = threading.Lock()
+        self._writer_pid: int | None = None  # the process whose writer thread runs
 
     def handle(self, record: logging.LogRecord) -> bool:
-        # as Handler.handle, without the handler's lock around emit (emit locks briefly)
+        # as Handler.handle, without the handler's lock around emit
         keep = self.filter(record)
         if isinstance(keep, logging.LogRecord):
             record = keep
@@ -128,23 +141,30 @@ class LineWriter(logging.StreamHandler):
         except Exception:
             self.handleError(record)
             return
-        at_once = record.levelno >= logging.WARNING or self.delay <= 0
-        with self._came:
-            self._waiting.append(line)
-            if not at_once:
-                if self._writer_pid != os.getpid():
-                    self._writer_pid = os.getpid()
-                    threading.Thread(target=self._write_now_and_then, daemon=True,
-                                     name="log-writer").start()
-                if len(self._waiting) == 1:
-                    self._came.notify()
-                return
-        self._write_waiting(record)
+        self._waiting.append(line)
+        if record.levelno >= logging.WARNING or self.delay <= 0:
+            self._write_waiting(record)
+            return
+        if self._writer_pid is None:
+            self._start_writer()
+        if not self._came.is_set():
+            self._came.set()
+
+    def _start_writer(self) -> None:
+        with self._start_lock:
+            if self._writer_pid is None:
+                self._writer_pid = os.getpid()
+                threading.Thread(target=self._write_now_and_then, daemon=True,
+                                 name="log-writer").start()
 
     def _write_waiting(self, record: logging.LogRecord | None = None) -> None:
         with self._write_lock:
-            with self._came:
-                lines, self._waiting = self._waiting, []
+            lines = []
+            try:
+                while True:
+                    lines.append(self._waiting.popleft())
+            except IndexError:
+                pass
             if not lines:
                 return
             try:
@@ -156,16 +176,27 @@ class LineWriter(logging.StreamHandler):
                     self.handleError(record)
 
     def _write_now_and_then(self) -> None:
-        pid = os.getpid()
-        while self._writer_pid == pid:
-            with self._came:
-                while not self._waiting:
-                    self._came.wait()
+        came = self._came
+        while True:
+            came.wait()
+            came.clear()  # before taking the lines: one that comes after is woken for
             time.sleep(self.delay)  # the lines of the next moments go in the same write
             self._write_waiting()
 
     def flush(self) -> None:
         self._write_waiting()
+
+
+#: every LineWriter, for the fork hook below
+_writers: "weakref.WeakSet[LineWriter]" = weakref.WeakSet()
+
+
+def _writers_after_fork() -> None:
+    for writer in list(_writers):
+        writer._after_fork()
+
+
+os.register_at_fork(after_in_child=_writers_after_fork)
 
 
 def current() -> dict[str, str]:
