@@ -140,12 +140,19 @@ def test_the_trace_of_a_request_reaches_its_job_its_run_and_the_function(capture
     assert "hunter2-x" not in captured.getvalue()  # secrets never reach a line
 
 
+def line_writer(stream, delay: float, fmt: str = "%(message)s") -> tuple[logs.LineWriter, logging.Logger]:
+    """A LineWriter on ``stream`` and a logger of its own writing through it."""
+    writer = logs.LineWriter(stream, delay=delay)
+    writer.setFormatter(logging.Formatter(fmt))
+    log = logging.Logger(f"dispatch.test.{id(writer)}")
+    log.addHandler(writer)
+    return writer, log
+
+
 def test_info_lines_are_written_together_soon_and_a_warning_at_once_after_them():
     buffer = io.StringIO()
-    writer = logs.LineWriter(buffer, delay=0.05)
-    writer.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    log = logging.Logger("dispatch.test.lines")
-    log.addHandler(writer)
+    # the three lines are logged well within the delay, however loaded the machine
+    _, log = line_writer(buffer, 0.5, "%(levelname)s %(message)s")
     written = threading.Event()
     original_write = buffer.write
     writes: list[str] = []
@@ -167,10 +174,7 @@ def test_info_lines_are_written_together_soon_and_a_warning_at_once_after_them()
 
 def test_lines_logged_from_many_threads_are_all_written_in_each_threads_order():
     buffer = io.StringIO()
-    writer = logs.LineWriter(buffer, delay=0.001)
-    writer.setFormatter(logging.Formatter("%(message)s"))
-    log = logging.Logger("dispatch.test.threads")
-    log.addHandler(writer)
+    writer, log = line_writer(buffer, 0.001)
 
     def work(n: int) -> None:
         for i in range(500):
@@ -192,10 +196,7 @@ def test_lines_logged_from_many_threads_are_all_written_in_each_threads_order():
 def test_a_forked_child_writes_its_own_lines(tmp_path):
     path = tmp_path / "child.log"
     with open(path, "w") as stream:
-        writer = logs.LineWriter(stream, delay=0.01)
-        writer.setFormatter(logging.Formatter("%(message)s"))
-        log = logging.Logger("dispatch.test.fork")
-        log.addHandler(writer)
+        writer, log = line_writer(stream, 0.01)
         log.info("parent")  # the parent's writer thread is running now
         writer.flush()
         pid = os.fork()
