@@ -25,7 +25,12 @@ The write-ahead log is copied into the database file by a thread of the store's 
 SQLite's automatic checkpoint runs inside a commit and waits for the file's fsync, which
 made one write in a few hundred several milliseconds slower — the p99 of a blocking run
 (README, "Performance"). A crash loses nothing either way: committed transactions stay
-in the log until a checkpoint has copied them.
+in the log until a checkpoint has copied them. The log starts again from its beginning
+only when a write finds all of it copied, which writes coming during every checkpoint
+would never let happen (the log grew by some 50 KB a run, without end): so once the log
+is past :data:`CHECKPOINT_HOLD_FRAMES`, the checkpointer copies what came during its own
+pass with this process's writes held back — a short pass, once a round at most — and the
+file is cut back to :data:`WAL_SIZE_LIMIT` when the log restarts.
 
 ``watch`` is woken at once by writes made through this store object. Writes made by other
 processes (or other store objects) are noticed by a poller thread that reads the latest
@@ -66,6 +71,11 @@ PRUNE_EVERY = 1000
 BATCH = 256
 #: how often the write-ahead log is checkpointed while writes come
 CHECKPOINT_INTERVAL = 1.0
+#: the log's length (pages) past which a checkpoint ends with writes held back, so that
+#: the log starts again (64 MiB of 4 KiB pages)
+CHECKPOINT_HOLD_FRAMES = 16384
+#: what the log's file is cut back to when the log starts again
+WAL_SIZE_LIMIT = 64 << 20
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entities (
@@ -145,14 +155,21 @@ class SqliteStore(Store):
         )
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread's work
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         return db
 
     def _checkpoint(self) -> None:
         """Copy what the log gained into the database file, without blocking readers or
-        writers (PASSIVE; with nothing new, a look at the log's header)."""
+        writers (PASSIVE; with nothing new, a look at the log's header); if the log is
+        long, copy what came meanwhile with writes held back, so that the next write
+        starts the log again (see the module)."""
         try:
             with self._connection() as db:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                _busy, pages, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if pages >= CHECKPOINT_HOLD_FRAMES:
+                with self._write_lock:
+                    if not self._closed:
+                        self._writer().execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:  # busy or closing: the next round tries again
             log.debug("sqlite.checkpoint_failed error=%r", exc)
 

@@ -1,5 +1,6 @@
 """The SQLite store's group commit: writes queued while another thread commits go out
-together in one transaction, and one write's failure undoes that write alone."""
+together in one transaction, and one write's failure undoes that write alone; its log
+copied into the database by a thread of its own, and started again under steady writes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 from engine import entities as E
 from engine.errors import Conflict, StaleRevision
+from engine.store import sqlite as sqlite_store
 from engine.store.sqlite import SqliteStore
+from tests.waiting import settles
 
 from ..group_commit import write_together
 
@@ -87,3 +90,41 @@ def test_a_store_dropped_without_close_ends_its_checkpointer(tmp_path):
     for thread in threads:
         thread.join(30)  # it notices within a round
     assert not any(t.is_alive() for t in threads)
+
+
+def test_the_log_starts_again_under_writes_that_never_pause(tmp_path, monkeypatch):
+    # a log restarts only when a write finds all of it copied: with writes coming during
+    # every checkpoint, it would grow for ever; the checkpointer's pass with writes held
+    # back lets it restart, and its file is then cut back (seen here as a file that
+    # shrinks while the writes go on)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_INTERVAL", 0.05)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_HOLD_FRAMES", 64)
+    monkeypatch.setattr(sqlite_store, "WAL_SIZE_LIMIT", 256 << 10)
+    path = tmp_path / "busy.db"
+    store = SqliteStore(str(path))
+    stop = threading.Event()
+
+    def write(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            store.add(E.new(E.RUN, "org", f"run{n}-{i}", status=E.READY, input={"pad": "x" * 500}))
+            i += 1
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in writers:
+        t.start()
+    try:
+        sizes = [0]
+
+        def shrank() -> bool:
+            size = os.path.getsize(f"{path}-wal")
+            shrinking = size < sizes[-1]
+            sizes.append(size)
+            return shrinking
+
+        settles(shrank, "the log to start again while writes go on", seconds=15, interval=0.002)
+    finally:
+        stop.set()
+        for t in writers:
+            t.join()
+        store.close()
