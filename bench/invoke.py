@@ -11,7 +11,9 @@ gaps (the broker must not add its idle-poll delay); non-blocking runs at concurr
 until all are READY (runs/s); and a no-op Dramatiq actor's throughput on the same broker
 (raw jobs/s). The CPU of every process involved (the server's process tree — API,
 workers, function servers —, etcd and a private Redis in distributed mode) is read from
-/proc around the blocking phases: ``cpu_ms_per_run``. ``--functions N`` adds N no-op
+/proc around the blocking phases: ``cpu_ms_per_run``, and so are their threads' voluntary
+context switches (the ``switches:`` line: a thread waiting for the interpreter lock, a
+lock or a socket counts one each time it sleeps). ``--functions N`` adds N no-op
 functions and compares blocking runs/s round-robin over them with one function, then
 prints the server's resident memory. The last line is ``p50_ms=… p99_ms=…
 idle_p99_ms=… runs_per_s=… raw_jobs_per_s=… ratio=… c16_runs_per_s=… cpu_ms_per_run=…``
@@ -293,22 +295,53 @@ def cpu_by_role(roots: list[int]) -> collections.Counter:
     return seconds
 
 
+def switches_by_role(roots: list[int]) -> collections.Counter:
+    """Voluntary context switches of every thread now in the process trees under
+    ``roots``, by :data:`ROLES`: a thread that waits (for the interpreter lock, a lock,
+    a socket) counts one each time it sleeps."""
+    counts: collections.Counter = collections.Counter()
+    for pid in process_tree(roots):
+        role = role_of(pid)
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    counts[role] += next(int(line.split()[1]) for line in f
+                                         if line.startswith("voluntary_ctxt_switches:"))
+            except (OSError, StopIteration):
+                pass
+    return counts
+
+
 class CpuMeter:
     """The CPU that the process trees under ``roots`` use inside ``with`` blocks, summed
-    over every block, by role."""
+    over every block, by role; and their threads' voluntary context switches."""
 
     def __init__(self, roots: list[int]):
         self.roots = roots
         self.by_role: collections.Counter = collections.Counter()
+        self.switches: collections.Counter = collections.Counter()
 
     def __enter__(self) -> "CpuMeter":
         self._before = cpu_by_role(self.roots)
+        self._switches_before = switches_by_role(self.roots)
         return self
 
     def __exit__(self, *exc) -> None:
-        after = cpu_by_role(self.roots)
+        after, switches = cpu_by_role(self.roots), switches_by_role(self.roots)
         for role in after.keys() | self._before.keys():
             self.by_role[role] += after[role] - self._before[role]
+        for role in switches.keys() | self._switches_before.keys():
+            self.switches[role] += switches[role] - self._switches_before[role]
+
+    def switches_per_run(self, runs: int) -> str:
+        """The switches a run, then ``role=switches`` for each role, the busiest first."""
+        parts = " ".join(f"{role}={count / runs:.1f}"
+                         for role, count in self.switches.most_common() if count > 0)
+        return f"{sum(self.switches.values()) / runs:.1f} a run ({parts})"
 
     @property
     def seconds(self) -> float:
@@ -507,6 +540,7 @@ def main() -> None:
         print(f"cpu: {meter.seconds:.2f} s over {blocking_runs} blocking runs in "
               f"{len(process_tree(roots))} processes: {cpu_ms:.2f} ms per run "
               f"({meter.per_run(blocking_runs)})", flush=True)
+        print(f"switches: {meter.switches_per_run(blocking_runs)}", flush=True)
         idle = blocking_latencies(Client(cluster.port, token=token), "noop", args.idle_calls,
                                   gap=(1.0, 2.0))
         print(f"blocking after 1-2 s idle: n={len(idle)} p50={statistics.median(idle):.2f} ms "
