@@ -124,7 +124,7 @@ class LineWriter(logging.StreamHandler):
         self._came = threading.Event()  # lines wait: the writer thread's wake-up
         self._write_lock = threading.Lock()  # one write at a time: lines stay in order
         self._start_lock = threading.Lock()
-        self._writer_pid: int | None = None  # the process whose writer thread runs
+        self._writer_started = False  # in this process
 
     def handle(self, record: logging.LogRecord) -> bool:
         # as Handler.handle, without the handler's lock around emit
@@ -145,15 +145,15 @@ class LineWriter(logging.StreamHandler):
         if record.levelno >= logging.WARNING or self.delay <= 0:
             self._write_waiting(record)
             return
-        if self._writer_pid is None:
+        if not self._writer_started:
             self._start_writer()
         if not self._came.is_set():
             self._came.set()
 
     def _start_writer(self) -> None:
         with self._start_lock:
-            if self._writer_pid is None:
-                self._writer_pid = os.getpid()
+            if not self._writer_started:
+                self._writer_started = True
                 threading.Thread(target=self._write_now_and_then, daemon=True,
                                  name="log-writer").start()
 

@@ -170,7 +170,7 @@ def no_content_app(environ, start_response):
     return []
 
 
-def test_an_answer_without_a_body_is_sent(serve):
+def test_an_answer_without_a_body_is_sent():
     server = HttpServer(no_content_app, "127.0.0.1", 0, linger_seconds=0)
     server.start()
     try:
