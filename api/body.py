@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from collections.abc import Mapping
+
 from flask import current_app, request
+from marshmallow import Schema
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from engine import fastjson
 from engine.errors import InvalidInput, TooLarge
 from engine.limits import check_depth, depth_message
+
+from .arguments import load_mapping
 
 
 def body_limit_message(limit: int) -> str:
@@ -57,9 +62,33 @@ def read_body(limit: int | None = None) -> bytes:
 
 class DispatchParser(FlaskParser):
     """webargs' parser with JSON nesting bounded (:data:`engine.limits.JSON_DEPTH_MAX`:
-    a 400 naming the limit; the stock parser lets ``RecursionError`` become a 500), and a
+    a 400 naming the limit; the stock parser lets ``RecursionError`` become a 500), a
     ``PUT`` with no body refused (a replacement needs the entity: the document says the
-    body is required)."""
+    body is required), and plain query strings and JSON bodies loaded the short way
+    (:mod:`api.arguments`; anything else as webargs does)."""
+
+    def parse(self, argmap, req=None, *, location=None, unknown=core._UNKNOWN_DEFAULT_PARAM,
+              validate=None, **kwargs) -> Any:
+        if validate is None and isinstance(argmap, Schema):
+            location = location or self.location
+            req = req if req is not None else request
+            if location in ("query", "querystring"):
+                data = req.args
+            elif location == "json":
+                data = self.load_json(req, argmap)
+                data = {} if data is core.missing else data
+            else:
+                data = None
+            if isinstance(data, Mapping):
+                default = core._UNKNOWN_DEFAULT_PARAM  # webargs' precedence:
+                effective = (unknown if unknown is not default else self.unknown
+                             if self.unknown is not default
+                             else self.DEFAULT_UNKNOWN_BY_LOCATION.get(location))
+                loaded = load_mapping(argmap, data, effective)
+                if loaded is not None:
+                    return loaded
+        return super().parse(argmap, req, location=location, unknown=unknown,
+                             validate=validate, **kwargs)
 
     def load_json(self, req, schema) -> Any:
         data = req.get_data(cache=True)
