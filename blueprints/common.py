@@ -42,14 +42,18 @@ class DumpSchema(Schema):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # (key in the output, name of the field, key in the object, field, reads the object)
+        # (key in the output, name of the field, key in the object, field, reads the
+        # object, a dict's own attribute by that name, the types the field writes as
+        # they are)
         self._plan = [(field.data_key if field.data_key is not None else name, name,
                        name if field.attribute is None else field.attribute, field,
-                       field._CHECK_ATTRIBUTE)
+                       field._CHECK_ATTRIBUTE,
+                       hasattr(dict, name if field.attribute is None else field.attribute),
+                       _as_they_are(field))
                       for name, field in self.dump_fields.items()]
         self._plain = (not self._hooks[PRE_DUMP] and not self._hooks[POST_DUMP]
                        and type(self).get_attribute is Schema.get_attribute
-                       and not any("." in attribute for _, _, attribute, _, _ in self._plan))
+                       and not any("." in entry[2] for entry in self._plan))
 
     def dump(self, obj: Any, *, many: bool | None = None) -> Any:
         many = self.many if many is None else bool(many)
@@ -63,11 +67,11 @@ class DumpSchema(Schema):
         if type(obj) is not dict:
             return self._serialize(obj)
         out = self.dict_class()
-        for key, name, attribute, field, reads in self._plan:
+        for key, name, attribute, field, reads, dict_attribute, as_they_are in self._plan:
             if reads:
                 value = obj.get(attribute, missing)
-                if value is missing:  # marshmallow's accessor falls back to attributes
-                    value = getattr(obj, attribute, missing)
+                if value is missing and dict_attribute:  # marshmallow's accessor falls
+                    value = getattr(obj, attribute, missing)  # back to attributes
                 if value is missing:
                     default = field.dump_default
                     value = default() if callable(default) else default
@@ -75,10 +79,33 @@ class DumpSchema(Schema):
                         continue
             else:
                 value = None
-            value = field._serialize(value, name, obj)
-            if value is not missing:
-                out[key] = value
+            if as_they_are is not _ANY and type(value) not in as_they_are:
+                value = field._serialize(value, name, obj)
+                if value is missing:
+                    continue
+            out[key] = value
         return out
+
+
+#: a field that writes every value as it is (``Raw``)
+_ANY = None
+_NONE = type(None)
+
+
+def _as_they_are(field: fields.Field) -> frozenset | None:
+    """The types of value ``field`` dumps unchanged (its ``_serialize`` gives back the
+    value itself); None: every value (``Raw``)."""
+    cls = type(field)
+    if cls is fields.Raw:
+        return _ANY
+    if cls is fields.String:
+        return frozenset((str, _NONE))
+    if cls is fields.Boolean:
+        plain = field.truthy == fields.Boolean.truthy and field.falsy == fields.Boolean.falsy
+        return frozenset((bool, _NONE)) if plain else frozenset()
+    if cls in (fields.Integer, fields.Float) and not field.as_string:
+        return frozenset((int if cls is fields.Integer else float, _NONE))
+    return frozenset()
 
 
 class TagSchema(DumpSchema):

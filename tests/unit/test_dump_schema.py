@@ -59,6 +59,15 @@ def objects(schema: Schema) -> list:
         {**every, "unknown": 1, "revision": 3, "secret": "never dumped"},
         dict(list(every.items())[::2]),  # every other field missing
         {"items": [1], "keys": "dict attributes are not fields"},
+        # values of other types than their fields': marshmallow converts them
+        {key: 1 for key in every if isinstance(schema.dump_fields.get(key), (
+            fields.Integer, fields.Float, fields.String, fields.Raw, fields.Boolean))},
+        {key: "1" for key in every if isinstance(schema.dump_fields.get(key), (
+            fields.Integer, fields.Float, fields.String, fields.Raw))},
+        {key: True for key in every if isinstance(schema.dump_fields.get(key), (
+            fields.Integer, fields.Float, fields.String, fields.Raw, fields.Boolean))},
+        {key: 2.5 for key in every if isinstance(schema.dump_fields.get(key), (
+            fields.Integer, fields.Float, fields.String))},
     ]
 
 
@@ -86,3 +95,12 @@ def test_an_object_that_is_not_a_dict_goes_through_marshmallow():
     from blueprints.runs import RunSchema
     schema = RunSchema()
     assert schema.dump(Thing()) == Schema.dump(schema, Thing()) == {"kind": "run", "name": "thing"}
+
+
+def test_a_field_named_as_a_dict_attribute_reads_it_as_marshmallow_does():
+    class Odd(DumpSchema):  # marshmallow's accessor falls back to the dict's attributes
+        items = fields.Raw()
+        name = fields.String()
+
+    obj = {"name": "n"}
+    assert Odd().dump(obj) == Schema.dump(Odd(), obj) == {"items": obj.items, "name": "n"}
