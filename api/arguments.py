@@ -12,6 +12,11 @@ convert, refuse or fill in (``null`` where it is not allowed, a missing required
 a default), an unknown key the schema refuses — gets ``None``, and the caller loads it
 through webargs and marshmallow as before, which says what is wrong in its own words.
 ``tests/unit/test_arguments.py`` compares both ways over every schema of the API.
+
+The answers take the same short way (:class:`blueprints.common.DumpSchema`): a value
+whose type a field writes unchanged (:func:`dumped_unchanged`: a string for a
+``String``, anything for ``Raw``…) is written as it is, without the field's
+``_serialize``.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ from typing import Any, Mapping
 
 from marshmallow import EXCLUDE, Schema, fields, missing
 
-#: how a value is taken: (field type, the value's types taken as they are)
+#: how a field's values are taken
 _STRING, _BOOLEAN, _RAW, _DICT, _STRINGS = range(5)
+#: what :func:`dumped_unchanged` answers for a field that dumps every value as it is
+EVERY_TYPE = None
+_NONE = type(None)
 
 
 def _kind(field: fields.Field) -> int | None:
@@ -120,10 +128,26 @@ class LoadPlan:
         return out
 
 
+def dumped_unchanged(field: fields.Field) -> frozenset | None:
+    """The types of value ``field`` dumps unchanged (its ``_serialize`` gives the value
+    itself back), for :class:`blueprints.common.DumpSchema`; :data:`EVERY_TYPE` (``Raw``)."""
+    cls = type(field)
+    if cls is fields.Raw:
+        return EVERY_TYPE
+    if cls is fields.String:
+        return frozenset((str, _NONE))
+    if cls is fields.Boolean:
+        plain = field.truthy == fields.Boolean.truthy and field.falsy == fields.Boolean.falsy
+        return frozenset((bool, _NONE)) if plain else frozenset()
+    if cls in (fields.Integer, fields.Float) and not field.as_string:
+        return frozenset((int if cls is fields.Integer else float, _NONE))
+    return frozenset()
+
+
 def load_mapping(schema: Schema, data: Mapping[str, Any], unknown: str | None) -> dict | None:
     """``schema.load(data, unknown=unknown)`` the short way, or None (see the module)."""
     plan = LoadPlan.of(schema)
     return None if plan is None else plan.load(data, unknown)
 
 
-__all__ = ["LoadPlan", "load_mapping"]
+__all__ = ["EVERY_TYPE", "LoadPlan", "dumped_unchanged", "load_mapping"]
