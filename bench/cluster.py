@@ -43,8 +43,11 @@ class Cluster:
     """A running Dispatch; ``port`` is its API's."""
 
     def __init__(self, mode: str, redis_url: str = "redis://127.0.0.1:6379/14",
-                 auth: bool = True):
+                 auth: bool = True, root: Path = ROOT):
         self.mode, self.redis_url, self.auth = mode, redis_url, auth
+        #: the checkout whose code runs (its processes start there: ``python -m`` and
+        #: the Procfile's commands import from their working directory first)
+        self.root = Path(root)
         self.tmp = tempfile.mkdtemp(prefix="dispatch-bench-")
         self.port = free_port()
         self.procs: list[subprocess.Popen] = []
@@ -57,7 +60,7 @@ class Cluster:
 
     def _spawn(self, command: str) -> subprocess.Popen:
         log = open(f"{self.tmp}/{len(self.procs)}.log", "wb")
-        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=self.env,
+        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=self.root, env=self.env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return proc
@@ -94,7 +97,7 @@ class Cluster:
             self.env.update(DISPATCH_SECRET_KEY=Fernet.generate_key().decode(),
                             DISPATCH_STORE=self.store_url,
                             DISPATCH_BROKER=self.redis_url)
-            for line in (ROOT / "Procfile").read_text().splitlines():
+            for line in (self.root / "Procfile").read_text().splitlines():
                 if line.strip() and not line.startswith("#"):
                     self._spawn(os.path.expandvars(line.partition(":")[2].strip().replace(
                         "${DISPATCH_API_BIND:-127.0.0.1:8080}", self.env["DISPATCH_API_BIND"])))
