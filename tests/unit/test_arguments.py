@@ -4,9 +4,7 @@ the API and values of every sort; what the short way cannot load it leaves to th
 
 from __future__ import annotations
 
-import importlib
 import itertools
-import pkgutil
 
 import pytest
 from flask import Flask
@@ -15,22 +13,12 @@ from marshmallow.validate import Length
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
-import blueprints
 from api.arguments import LoadPlan, load_mapping
 from api.body import DispatchParser
 
+from .api_schemas import api_schemas
 
-def all_subclasses(cls):
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from all_subclasses(sub)
-
-
-for module in pkgutil.walk_packages(blueprints.__path__, "blueprints."):
-    importlib.import_module(module.name)
-SCHEMAS = sorted({cls for cls in all_subclasses(Schema)
-                  if cls.__module__.startswith("blueprints.")},
-                 key=lambda c: f"{c.__module__}.{c.__name__}")
+SCHEMAS = api_schemas()
 
 #: values of every sort, plain or not, for any field
 VALUES = [None, "text é", "", "true", True, False, 0, 1, 7, 1.5, [], ["a", "b"], ["a", 1],

@@ -4,25 +4,15 @@ marshmallow's own Schema.dump does (same keys, same order, same values)."""
 from __future__ import annotations
 
 import datetime
-import importlib
-import pkgutil
 
 import pytest
 from marshmallow import Schema, fields
 
-import blueprints
 from blueprints.common import DumpSchema
 
+from .api_schemas import api_schemas
 
-def all_subclasses(cls):
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from all_subclasses(sub)
-
-
-for module in pkgutil.walk_packages(blueprints.__path__, "blueprints."):
-    importlib.import_module(module.name)
-SCHEMAS = sorted({cls for cls in all_subclasses(DumpSchema)}, key=lambda c: f"{c.__module__}.{c.__name__}")
+SCHEMAS = api_schemas(DumpSchema)
 
 
 def sample(field: fields.Field, depth: int = 0):
