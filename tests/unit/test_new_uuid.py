@@ -43,3 +43,10 @@ def test_a_forked_child_does_not_make_its_parents_next_ids():
     os.waitpid(pid, 0)
     parent = [entities.new_uuid() for _ in range(10)]
     assert len(child) == 10 and not set(child) & set(parent)
+
+
+def test_an_id_is_what_uuid_makes_of_the_same_bytes():
+    data = bytes((i * 7 + i // 256) % 256 for i in range(4096))  # 256 ids of varied bytes
+    entities._random.__dict__.update(data=data, at=0)
+    for at in range(0, len(data), 16):
+        assert entities.new_uuid() == str(uuid.UUID(bytes=data[at:at + 16], version=4))
