@@ -8,9 +8,8 @@ the same way: 413 naming ``$DISPATCH_MAX_BODY_BYTES`` (or the app's own
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Mapping
+from typing import Any
 
 from flask import current_app, request
 from marshmallow import Schema

@@ -109,7 +109,7 @@ QUERIES = [[], [("functionName", "noop")], [("functionName", "a"), ("functionNam
 BODIES = [b"", b"{}", b'{"input": {}, "blocking": true}', b'{"blocking": "yes"}',
           b'{"blocking": null}', b'{"secrets": ["a", 2]}', b'{"name": 5}', b"[1, 2]",
           b'{"input": null, "tags": [{"key": "k", "value": "v"}]}', b'{"status": "READY"}',
-          b'{"unknown": 1}', b'"text"']
+          b'{"unknown": 1}', b'"text"', b"{", b'{"input": 1'] + [b"[" * 300 + b"]" * 300]
 
 
 def parse(parser, schema, location, query, body):
