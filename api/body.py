@@ -23,6 +23,10 @@ from engine.limits import check_depth, depth_message
 from .arguments import load_mapping
 
 
+#: a request whose JSON body the parser has not read yet
+_UNREAD = object()
+
+
 def body_limit_message(limit: int) -> str:
     return f"request body is larger than the limit of {limit} bytes"
 
@@ -90,6 +94,15 @@ class DispatchParser(FlaskParser):
                              validate=validate, **kwargs)
 
     def load_json(self, req, schema) -> Any:
+        """The request's JSON body (``missing`` if none), read once a request: a body
+        the short way cannot load is asked for again by webargs."""
+        value = getattr(req, "_dispatch_json", _UNREAD)
+        if value is _UNREAD:
+            value = self._read_json(req)
+            req._dispatch_json = value
+        return value
+
+    def _read_json(self, req) -> Any:
         data = req.get_data(cache=True)
         if not data:
             if req.method == "PUT":

@@ -133,3 +133,13 @@ def test_the_parser_answers_as_webargs_does(cls):
     for body in BODIES:
         assert (parse(ours, schema, "json", [], body)
                 == parse(webargs, schema, "json", [], body)), body
+
+
+def test_a_body_left_to_webargs_is_read_once(monkeypatch):
+    from blueprints.runs import RunSchema
+    from engine import fastjson
+
+    reads, loads = [], fastjson.loads
+    monkeypatch.setattr(fastjson, "loads", lambda data: reads.append(data) or loads(data))
+    parse(DispatchParser(), RunSchema(), "json", [], b'{"input": [1], "blocking": "yes"}')
+    assert reads == [b'{"input": [1], "blocking": "yes"}']  # the short way declined it
