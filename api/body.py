@@ -83,10 +83,11 @@ class DispatchParser(FlaskParser):
             else:
                 data = None
             if isinstance(data, Mapping):
-                default = core._UNKNOWN_DEFAULT_PARAM  # webargs' precedence:
-                effective = (unknown if unknown is not default else self.unknown
-                             if self.unknown is not default
-                             else self.DEFAULT_UNKNOWN_BY_LOCATION.get(location))
+                effective = unknown  # webargs' precedence: the call's, the parser's, the location's
+                if effective is core._UNKNOWN_DEFAULT_PARAM:
+                    effective = self.unknown
+                if effective is core._UNKNOWN_DEFAULT_PARAM:
+                    effective = self.DEFAULT_UNKNOWN_BY_LOCATION.get(location)
                 loaded = load_mapping(argmap, data, effective)
                 if loaded is not None:
                     return loaded

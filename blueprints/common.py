@@ -49,12 +49,12 @@ class DumpSchema(Schema):
         # (key in the output, name of the field, key in the object, field, reads the
         # object, a dict's own attribute by that name, the types the field writes as
         # they are)
-        self._plan = [(field.data_key if field.data_key is not None else name, name,
-                       name if field.attribute is None else field.attribute, field,
-                       field._CHECK_ATTRIBUTE,
-                       hasattr(dict, name if field.attribute is None else field.attribute),
-                       dumped_unchanged(field))
-                      for name, field in self.dump_fields.items()]
+        self._plan = []
+        for name, field in self.dump_fields.items():
+            attribute = name if field.attribute is None else field.attribute
+            self._plan.append((field.data_key if field.data_key is not None else name, name,
+                               attribute, field, field._CHECK_ATTRIBUTE,
+                               hasattr(dict, attribute), dumped_unchanged(field)))
         self._plain = (not self._hooks[PRE_DUMP] and not self._hooks[POST_DUMP]
                        and type(self).get_attribute is Schema.get_attribute
                        and not any("." in entry[2] for entry in self._plan))
