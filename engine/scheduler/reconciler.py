@@ -80,7 +80,7 @@ from ..jobs import (ADVANCE_EXECUTION, BUILD_IMAGE, CHECK_BASE_IMAGE, CREATE_FUN
                     DELETE_BASE_IMAGE, DELETE_FUNCTION, DELETE_IMAGE, DELIVER_EVENT,
                     EXECUTE_RUN, RUN_ACTIVITY, SYNC_API, SYNC_EVENT_DRIVER,
                     SYNC_SUBSCRIPTION, Jobs)
-from ..store import Store
+from ..store import Store, codec
 from ..services.retry_policy import RetryPolicy
 from ..services.run_retention import RunRetention
 from .run_pruning import RunPruner
@@ -162,15 +162,20 @@ class Reconciler:
 
     def follow(self) -> None:
         """Keep the entities in transitional statuses in memory, fed by store watches, so
-        that a pass never lists every run ever made (a long-lived leader calls this)."""
+        that a pass never lists every entity of a kind (a long-lived leader calls this).
+
+        Runs are not followed: the store lists the runs in transit from an index of their
+        own (:data:`codec.STATUS_INDEXED`), and a watch of runs would bring this process
+        every write of every run — most of the scheduler's work under load."""
         self._pending = {
             kind: EntityCache(self.store, kind,
                               keep=lambda e, kind=kind: (kind, e.get("status")) in self.TABLE)
-            for kind in self.KINDS
+            for kind in self.KINDS if kind not in codec.STATUS_INDEXED
         }
 
     def _in_transition(self, kind: str) -> list[E.Entity]:
-        cached = self._pending[kind].values() if self._pending else None
+        cache = (self._pending or {}).get(kind)
+        cached = cache.values() if cache is not None else None
         if cached is not None:
             return cached
         statuses = [s for (k, s) in self.TABLE if k == kind]

@@ -16,8 +16,9 @@ class SchedulerThreads:
     """The scheduler's loops over ``system`` (an :class:`engine.system.Dispatch`).
 
     :param follow: keep the reconciler's watch-fed index of transitional entities (on
-        etcd, a pass then reads no listing); an embedded SQLite store filters statuses in
-        SQL instead, and a watch would cost its one process a read on every write.
+        etcd, a pass then lists only the runs in transit, from their status keys); an
+        embedded SQLite store filters statuses in SQL instead, and a watch would cost its
+        one process a read on every write.
     """
 
     def __init__(self, system, follow: bool):

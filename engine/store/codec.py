@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from .. import entities, fastjson
 from ..entities import Entity
@@ -83,6 +83,23 @@ def prefix_end(prefix: str) -> str:
 #: may also be paged by; ``createdAt`` (else ``createdTime``) and that field must not
 #: change once the entity is added
 INDEXED: dict[str, str] = {entities.RUN: "functionName"}
+
+
+#: kinds whose entities in these statuses a backend may keep in an index of their own, so
+#: that ``list(kind, status=…)`` asking for some of them reads those entities only, not
+#: every entity of the kind: the reconciler's runs in transit, which it lists every pass
+#: (etcd: :func:`engine.store.etcd.status_key`; SQLite filters by status in SQL)
+STATUS_INDEXED: dict[str, frozenset[str]] = {
+    entities.RUN: frozenset({entities.INITIALIZED, entities.CREATING}),
+}
+
+
+def status_indexed(kind: str, status: str | Iterable[str] | None) -> bool:
+    """Whether ``list(kind, status=status)`` asks only for statuses of the kind's index."""
+    if status is None or kind not in STATUS_INDEXED:
+        return False
+    wanted = {status} if isinstance(status, str) else set(status)
+    return bool(wanted) and wanted <= STATUS_INDEXED[kind]
 
 
 #: a creation time in microseconds is below this; ``SORT_SPAN - 1 - t`` inverts the order

@@ -12,6 +12,13 @@ or ``old``. A page is one keys-only range read of ``limit + 1`` index keys, alwa
 ascending key order (etcd 3.4 applies a limit as it reads only then; a descending read
 reads the whole range first), and one transaction getting those entities.
 
+A run also has a status key, ``/dispatch-status/run/<org>/<name>``, while its status is
+one of :data:`codec.STATUS_INDEXED`'s (in transit: INITIALIZED, CREATING): put by the
+write that gives it such a status, deleted by the one that takes it away, in the same
+transaction. ``list(E.RUN, status=…)`` asking for those statuses reads the status keys
+and gets those runs only, so the reconciler's pass reads the runs in transit without a
+watch that would bring it every write of every run.
+
 Entity writes (``add``, ``update``) are committed in groups, as the SQLite store's are:
 a writer queues its write and takes the store's write lock; whoever holds it sends every
 write queued by then (up to :data:`GROUP_MAX_OPS` operations and :data:`GROUP_MAX_BYTES`,
@@ -57,6 +64,8 @@ RETRY_FAILED_AFTER = 1.0
 LOCK_PREFIX = "/dispatch-lock/"
 #: creation-index keys live apart from entities too
 INDEX_PREFIX = "/dispatch-index/"
+#: and status keys
+STATUS_PREFIX = "/dispatch-status/"
 #: the most operations one etcd transaction may hold (etcd's --max-txn-ops default)
 MAX_TXN_OPS = 128
 #: the most operations, and value bytes, one group of writes sends (well under etcd's
@@ -87,6 +96,15 @@ def index_keys(entity: Entity) -> list[str]:
             for scope in scopes for old in (False, True)]
 
 
+def status_key(key: str) -> str:
+    """The status key of the entity at ``key`` (see the module's documentation)."""
+    return STATUS_PREFIX + key[len(entities.PREFIX):]
+
+
+def status_prefix(kind: str, org: str | None) -> str:
+    return status_key(entities.prefix(kind, org))
+
+
 class EtcdStore(Store):
     """The store in the etcd cluster reached at ``endpoints`` (``["host:port", …]``)."""
 
@@ -115,20 +133,33 @@ class EtcdStore(Store):
         self._build_index_once()
 
     def _build_index_once(self) -> None:
-        """Index the entities a version without the creation index wrote (once per
-        cluster: a marker key says it is done; doing it twice is harmless)."""
+        """Index the entities a version without the creation index, or without status
+        keys, wrote (once per cluster: a marker key says each is done; doing it twice is
+        harmless)."""
         marker = INDEX_PREFIX + ".built-2"
-        if self._read(self._client.get_response, marker).kvs:
-            return
-        for kind in codec.INDEXED:
-            response = self._read(self._client.get_prefix_response, entities.prefix(kind))
-            for kv in response.kvs:
-                entity = codec.decode(kv.value, kv.mod_revision)
-                with self._rpc():
-                    for index in index_keys(entity):
-                        self._client.put(index, entities.key_of(entity))
-        with self._rpc():
-            self._client.put(marker, "1")
+        if not self._read(self._client.get_response, marker).kvs:
+            for kind in codec.INDEXED:
+                response = self._read(self._client.get_prefix_response, entities.prefix(kind))
+                for kv in response.kvs:
+                    entity = codec.decode(kv.value, kv.mod_revision)
+                    with self._rpc():
+                        for index in index_keys(entity):
+                            self._client.put(index, entities.key_of(entity))
+            with self._rpc():
+                self._client.put(marker, "1")
+        marker = STATUS_PREFIX + ".built-1"
+        if not self._read(self._client.get_response, marker).kvs:
+            for kind, statuses in codec.STATUS_INDEXED.items():
+                response = self._read(self._client.get_prefix_response, entities.prefix(kind))
+                for kv in response.kvs:
+                    if codec.decode(kv.value, kv.mod_revision).get("status") in statuses:
+                        # only if it is still that version: a later write keeps its own key
+                        key = kv.key.decode()
+                        self._transaction(compare=[self._txn.mod(key) == kv.mod_revision],
+                                          success=[self._txn.put(status_key(key), b"")],
+                                          failure=[])
+            with self._rpc():
+                self._client.put(marker, "1")
 
     def _use_first_reachable(self) -> None:
         # pyetcd starts on a random endpoint; the configured order is the preference
@@ -179,7 +210,8 @@ class EtcdStore(Store):
         value = codec.encode_bytes(stored)  # what etcd stores: no str between
         indexes = index_keys(stored)
         compare = [self._txn.create(key) == 0]
-        success = [self._txn.put(key, value)] + [self._txn.put(index, key) for index in indexes]
+        success = ([self._txn.put(key, value)] + [self._txn.put(index, key) for index in indexes]
+                   + self._status_ops(key, stored, added=True))
 
         def alone() -> int:
             ok, responses = self._transaction(compare=compare, success=success, failure=[])
@@ -189,6 +221,16 @@ class EtcdStore(Store):
 
         revision = self._grouped(_Write(compare, success, (key, *indexes), len(value), alone))
         return codec.decode(value, revision)
+
+    def _status_ops(self, key: str, entity: Entity, added: bool = False) -> list:
+        """The operations that keep ``entity``'s status key (if its kind has them) in step
+        with its status: put it in transit, delete it otherwise (a new entity has none)."""
+        statuses = codec.STATUS_INDEXED.get(entity["kind"].lower())
+        if statuses is None:
+            return []
+        if entity.get("status") in statuses:
+            return [self._txn.put(status_key(key), b"")]
+        return [] if added else [self._txn.delete(status_key(key))]
 
     def _grouped(self, item: "_Write") -> int:
         """Commit ``item`` with the writes queued meanwhile by other threads; its
@@ -266,7 +308,15 @@ class EtcdStore(Store):
         tags: Mapping[str, str] | None = None,
         fields: Mapping[str, Any] | None = None,
     ) -> list[Entity]:
-        """Entities of ``kind`` in ``org`` (every org if None), ordered by key, filtered."""
+        """Entities of ``kind`` in ``org`` (every org if None), ordered by key, filtered;
+        those in statuses of the kind's status index read through it."""
+        if codec.status_indexed(kind, status):
+            prefix = status_prefix(kind, org)
+            response = self._read(self._client.get_range_response, prefix,
+                                  codec.prefix_end(prefix), keys_only=True)
+            keys = [entities.PREFIX + kv.key.decode()[len(STATUS_PREFIX):]
+                    for kv in response.kvs]
+            return [e for e in self._get_keys(keys) if matches(e, status, tags, fields)]
         response = self._read(
             self._client.get_prefix_response,
             entities.prefix(kind, org),
@@ -323,15 +373,17 @@ class EtcdStore(Store):
             start, window = end, window * 8
 
     def _get_many(self, kind: str, org: str, names: list[str]) -> list[Entity]:
-        """The entities named, in that order, in as few transactions as etcd allows
+        """The entities named, in that order (one deleted meanwhile is left out)."""
+        return self._get_keys([entities.key(kind, org, n) for n in names])
+
+    def _get_keys(self, keys: list[str]) -> list[Entity]:
+        """The entities at ``keys``, in that order, in as few transactions as etcd allows
         (one deleted meanwhile is left out)."""
         found: list[Entity] = []
-        for first in range(0, len(names), MAX_TXN_OPS):
-            batch = names[first:first + MAX_TXN_OPS]
+        for first in range(0, len(keys), MAX_TXN_OPS):
+            batch = keys[first:first + MAX_TXN_OPS]
             _, responses = self._transaction(
-                compare=[],
-                success=[self._txn.get(entities.key(kind, org, n)) for n in batch],
-                failure=[])
+                compare=[], success=[self._txn.get(k) for k in batch], failure=[])
             for kvs in responses:
                 if kvs:
                     value, meta = kvs[0]
@@ -353,7 +405,7 @@ class EtcdStore(Store):
         # an absent key has mod_revision 0 too: version > 0 keeps update from creating
         compare = [self._txn.version(key) > 0,
                    self._txn.mod(key) == (expected if isinstance(expected, int) else -1)]
-        success = [self._txn.put(key, value)]
+        success = [self._txn.put(key, value)] + self._status_ops(key, stored)
 
         def alone() -> int:
             ok, responses = self._transaction(compare=compare, success=success,
@@ -375,6 +427,8 @@ class EtcdStore(Store):
             if revision is not None and current["revision"] != revision:
                 raise codec.stale(key, revision, current["revision"])
             revision, indexes = current["revision"], index_keys(current)
+        if kind in codec.STATUS_INDEXED:
+            indexes.append(status_key(key))
         compare = [self._txn.version(key) > 0]
         if revision is not None:
             compare.append(self._txn.mod(key) == revision)

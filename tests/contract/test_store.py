@@ -324,6 +324,37 @@ def test_page_follows_updates_and_deletes_and_keeps_its_place(store: Store, org:
     assert store.count(entities.RUN, org, field=("functionName", "f")) == 6
 
 
+def test_list_of_runs_in_transit_follows_every_write(store: Store, org: str):
+    # the reconciler's listing, served by etcd from the runs' status keys: a run is listed
+    # while a write has put it in transit and not once a write has taken it out
+    other = f"{org}-b"
+    I, C, R = entities.INITIALIZED, entities.CREATING, entities.READY
+    for name, status in [("queued", I), ("claimed", C), ("done", R), ("again", R),
+                         ("gone", I), ("z-last", I)]:
+        store.add(run(org, name, 1_700_000_000, status=status))
+    store.add(run(other, "elsewhere", 1_700_000_000, status=C))
+    claimed = store.get(entities.RUN, org, "claimed")
+    store.update(dict(claimed, status=R))  # settled
+    store.update(dict(store.get(entities.RUN, org, "again"), status=I))  # retried
+    store.update(dict(store.get(entities.RUN, org, "queued"), status=C, attempts=1))
+    store.delete(entities.RUN, org, "gone")
+    with pytest.raises(StaleRevision):  # a refused write changes nothing
+        store.update(dict(claimed, status=I))
+
+    def names(org_: str | None, status) -> list[tuple[str, str]]:
+        return [(e["organizationId"], e["name"]) for e in store.list(entities.RUN, org_, status=status)
+                if e["organizationId"] in (org, other)]
+
+    assert names(org, [I, C]) == [(org, "again"), (org, "queued"), (org, "z-last")]
+    assert names(org, I) == [(org, "again"), (org, "z-last")]
+    assert names(org, [C]) == [(org, "queued")]
+    assert names(org, [R]) == [(org, "claimed"), (org, "done")]
+    assert names(None, (I, C)) == sorted(  # ordered by key
+        [(org, "again"), (org, "queued"), (org, "z-last"), (other, "elsewhere")],
+        key=lambda listed: entities.key(entities.RUN, *listed))
+    assert [e["attempts"] for e in store.list(entities.RUN, org, status=C)] == [1]
+
+
 def test_page_is_scoped_by_organization(store: Store, org: str):
     store.add(run(org, "mine", 1_700_000_000))
     store.add(run(org + "-other", "theirs", 1_700_000_000))
@@ -657,6 +688,74 @@ def test_etcd_indexes_runs_written_before_the_creation_index(etcd_endpoint: str,
         EtcdStore([etcd_endpoint]).close()  # the next process to open the store indexes it
         assert walk(store, org, 5) == [["old"]]
     finally:
+        store.close()
+
+
+def test_etcd_keeps_a_status_key_exactly_for_each_run_in_transit(etcd_endpoint: str, org: str):
+    from engine.store.etcd import status_prefix
+    store = EtcdStore([etcd_endpoint])
+
+    def keyed() -> list[str]:
+        prefix = status_prefix(entities.RUN, org)
+        return sorted(kv.key.decode()[len(prefix):]
+                      for kv in store._client.get_prefix_response(prefix, keys_only=True).kvs)
+
+    try:
+        statuses = [entities.INITIALIZED, entities.CREATING, entities.READY, entities.ERROR]
+        # written together, as group commit sends concurrent writes in one transaction
+        threads = [threading.Thread(target=store.add, args=(
+            run(org, f"r{i}", 1_700_000_000 + i, status=statuses[i % 4]),)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert keyed() == ["r0", "r1", "r4", "r5"]
+        for name, status in [("r0", entities.CREATING), ("r1", entities.READY),
+                             ("r2", entities.INITIALIZED), ("r5", entities.ERROR)]:
+            store.update(dict(store.get(entities.RUN, org, name), status=status))
+        store.delete(entities.RUN, org, "r4")
+        assert keyed() == ["r0", "r2"]
+        for name in ("r0", "r2"):
+            store.delete(entities.RUN, org, name)
+        assert keyed() == []
+    finally:
+        store.close()
+
+
+def test_etcd_keys_the_runs_in_transit_written_before_status_keys(etcd_endpoint: str, org: str):
+    from engine.store.etcd import status_prefix
+    store = EtcdStore([etcd_endpoint])
+    try:
+        store.add(run(org, "queued", 1_700_000_000, status=entities.INITIALIZED))
+        store.add(run(org, "done", 1_700_000_001, status=entities.READY))
+        store._client.delete_prefix(status_prefix(entities.RUN, org))  # as an older version
+        store._client.delete("/dispatch-status/.built-1")
+        assert store.list(entities.RUN, org, status=entities.INITIALIZED) == []
+        EtcdStore([etcd_endpoint]).close()  # the next process to open the store keys it
+        assert [e["name"] for e in store.list(entities.RUN, org, status=entities.INITIALIZED)] == [
+            "queued"]
+    finally:
+        store.close()
+
+
+def test_etcd_reconciler_finds_a_lost_run_from_its_status_key(etcd_endpoint: str, org: str):
+    from engine.jobs import EXECUTE_RUN, RecordingJobs
+    from engine.scheduler.reconciler import Reconciler
+    store, jobs = EtcdStore([etcd_endpoint]), RecordingJobs()
+    # the etcd is shared: other tests' runs left in transit may move too, and count
+    reconciler = Reconciler(store, jobs, stuck_seconds=5, max_resends_per_pass=100_000)
+    reconciler.follow()
+    try:
+        store.add(run(org, "done", 1_700_000_000, status=entities.READY, attempts=1))
+        lost = store.add(run(org, "lost", 1_700_000_001, status=entities.CREATING, attempts=1,
+                             claimExpires=1_700_000_100))
+        moved = reconciler.reconcile_once(now=1_700_000_101)
+        assert moved.get("retried_run", 0) >= 1
+        assert (EXECUTE_RUN, entities.key_of(lost)) in jobs.submitted
+        assert store.get(entities.RUN, org, "lost")["status"] == entities.INITIALIZED
+        assert store.get(entities.RUN, org, "done")["status"] == entities.READY
+    finally:
+        reconciler.close()
         store.close()
 
 
