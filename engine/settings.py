@@ -70,6 +70,11 @@ class Settings:
         has warm instances of the function (stored already claimed; the queue carries
         every other run), and a function run blocking gets an instance prepared there
         in the background.
+    :param run_claim_after_ms: ``$DISPATCH_RUN_CLAIM_AFTER_MS``: how long the call of such
+        a run (one without a name of the caller's) may last before its claim is stored
+        (default 100; 0: before the call). A call that ends sooner is stored once, with
+        its result; one that lasts is stored claimed too, and started again by the
+        reconciler if the process is lost (:mod:`engine.services.late_claims`).
     :param http_linger_ms: ``$DISPATCH_HTTP_LINGER_MS``: how long a thread of the embedded
         server (``dispatch up``) that has answered on a kept-alive connection waits for
         that client's next request before handing the connection back to the server's
@@ -135,6 +140,7 @@ class Settings:
     api_url: str = ""
     max_body_bytes: int = 1 << 20
     run_here: bool = True
+    run_claim_after_ms: float = 100.0
     http_linger_ms: float = 2.0
     driver_commands: tuple[str, ...] = ()
     openwhisk_api_host: str | None = None
@@ -197,6 +203,7 @@ class Settings:
             api_url=env.get("DISPATCH_API_URL") or "",
             max_body_bytes=int(env.get("DISPATCH_MAX_BODY_BYTES") or (1 << 20)),
             run_here=(env.get("DISPATCH_RUN_HERE") or "on").strip().lower() not in ("0", "off", "false", "no"),
+            run_claim_after_ms=float(env.get("DISPATCH_RUN_CLAIM_AFTER_MS") or 100),
             http_linger_ms=float(env.get("DISPATCH_HTTP_LINGER_MS") or 2),
             driver_commands=tuple(c.strip() for c in
                                   (env.get("DISPATCH_DRIVER_COMMANDS") or "").split(",")

@@ -85,7 +85,8 @@ class Dispatch:
                                claim_grace_seconds=settings.claim_grace_seconds,
                                idempotency_seconds=settings.idempotency_seconds,
                                steps=[SchemaValidation(), SecretInjection(self.secrets.resolve)],
-                               run_here=settings.run_here)
+                               run_here=settings.run_here,
+                               claim_after_seconds=settings.run_claim_after_ms / 1000)
         self.events = EventService(self.store, jobs, self.runs,
                                    retention_seconds=settings.event_retention_seconds)
         # workflows: executions replay over activity records; activities are runs, HTTP

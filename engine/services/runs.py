@@ -25,6 +25,7 @@ from .functions import FunctionService, serving_version, version_of
 from .retry_policy import RetryPolicy
 from .dead_letters import DeadLetters
 from .idempotency import IdempotencyKeys
+from .late_claims import LateClaim, LateClaims
 
 log = logging.getLogger("dispatch.runs")
 
@@ -63,7 +64,7 @@ class RunService:
     def __init__(self, store: Store, jobs: Jobs, driver: Driver, functions: FunctionService,
                  attempts: int = 2, claim_grace_seconds: float = 30.0,
                  steps: list[Step] | None = None, idempotency_seconds: float = 86400.0,
-                 run_here: bool = True):
+                 run_here: bool = True, claim_after_seconds: float = 0.1):
         self.store, self.jobs, self.driver, self.functions = store, jobs, driver, functions
         #: the pipeline around each call (Dispatch's Validator ∘ SecretInjector ∘ …)
         self.steps = list(steps or [])
@@ -75,6 +76,10 @@ class RunService:
         #: execute a blocking run in the process that accepted it when the driver has
         #: warm instances of its version here (see :meth:`start`)
         self.run_here = run_here
+        #: the claim of such a run is written only if its call lasts this long (0: before
+        #: the call): :mod:`engine.services.late_claims`
+        self._late_claims = (LateClaims(store.add, claim_after_seconds)
+                             if claim_after_seconds > 0 else None)
         self._warming: set[str] = set()
         self._warming_lock = threading.Lock()
         self._driver_name = getattr(driver, "name", None) or \
@@ -97,13 +102,17 @@ class RunService:
 
         A blocking run whose version has warm instances in this process (the driver's
         :meth:`~engine.drivers.base.Driver.warm_here`) is executed here, now: it is
-        stored already claimed (``CREATING``, its claim expiring as a worker's would),
-        called (waiting for a free instance if all are busy, as a worker's call would),
-        and recorded; the run returned is then settled. The claim makes a lost
-        process harmless as it does for a worker: the reconciler queues the run again
-        once the claim expires. A version with no instance here gets one prepared in
-        the background, for the blocking runs after this one.
+        claimed (``CREATING``, its claim expiring as a worker's would), called (waiting
+        for a free instance if all are busy, as a worker's call would), and recorded;
+        the run returned is then settled. The claim makes a lost process harmless as it
+        does for a worker: the reconciler queues the run again once the claim expires.
+        A run without a name of the caller's has its claim stored only if the call lasts
+        (:mod:`engine.services.late_claims`): most are written once, with their result.
+        A version with no instance here gets one prepared in the background, for the
+        blocking runs after this one.
         """
+        # a name of the caller's is how a second start finds the first: stored at once
+        named = name is not None
         name = E.new_uuid() if name is None else validate_name(name)
         if not function_name:
             raise InvalidInput("functionName is required")
@@ -137,8 +146,12 @@ class RunService:
                 now = time.time()
                 run.update(status=E.CREATING, executedTime=int(now), executedAt=now, attempts=1,
                            claimExpires=now + self.wait_seconds(fn.get("timeout") or 0))
-                run = self.store.add(run)
-                return self._finish(run, self._invoke(run, fn)) or run
+                claim = None
+                if named or self._late_claims is None:
+                    run = self.store.add(run)
+                else:
+                    claim = self._late_claims.defer(run)
+                return self._finish(run, self._invoke(run, fn), claim=claim) or run
             self._warm(deployment)
         run = self.store.add(run)
         self.jobs.submit(EXECUTE_RUN, E.key_of(run))
@@ -334,11 +347,13 @@ class RunService:
                 outcome.cold_start_ms / 1000)
         return outcome
 
-    def _finish(self, run: E.Entity, outcome: Outcome, retry: bool = True) -> E.Entity | None:
+    def _finish(self, run: E.Entity, outcome: Outcome, retry: bool = True,
+                claim: LateClaim | None = None) -> E.Entity | None:
         """Record the outcome of an attempt: the run settles, or (``retry`` and its policy
         allowing) goes back to wait for its next attempt. Returns the run as stored when
         it settled, None when it did not (a retry is due, or it changed meanwhile: its
-        claim expired and the reconciler took it back)."""
+        claim expired and the reconciler took it back). ``claim``: the run's late claim
+        (:meth:`start`), which may not be written."""
         now = time.time()
         # a result the store cannot take now is tried again until the claim expires
         until = run.get("claimExpires") or now
@@ -351,7 +366,7 @@ class RunService:
                 "error": _brief(outcome.error)}]
             if retry and outcome.error and policy.retries(error_type) \
                     and run.get("attempts", 1) < policy.attempts:
-                self._retry_later(run, outcome, policy, now, until)
+                self._retry_later(run, outcome, policy, now, until, claim)
                 return None
         dead = bool(outcome.error) and (policy or DEFAULT_POLICY).retries(error_type)
         if dead:
@@ -379,7 +394,7 @@ class RunService:
                 f"{self.record_max_bytes} bytes: the output and logs are dropped (make the "
                 "output or the input smaller)"))
         try:
-            run = self._while_unavailable(lambda: self.store.update(run), until)
+            run = self._record(run, until, claim)
         except (StaleRevision, NotFound):
             log.warning("run.result_dropped key=%s (the run changed meanwhile)", E.key_of(run))
             return None
@@ -389,7 +404,7 @@ class RunService:
             log.warning("run.result_refused key=%s size=%d", E.key_of(run), record_size(run))
             self._refuse(run, system_error(f"the store refused the run's result: {exc.message}"))
             try:
-                run = self.store.update(run)
+                run = self._record(run, until, claim)
             except (StaleRevision, NotFound):
                 return None
         if self._waiter is not None:
@@ -401,6 +416,21 @@ class RunService:
             metrics.RUN_DURATION.labels(function).observe(run["durationMs"] / 1000)
         log.info("run.%s key=%s", run["status"].lower(), E.key_of(run))
         return run
+
+    def _record(self, run: E.Entity, until: float, claim: LateClaim | None) -> E.Entity:
+        """Write an attempt's outcome over its claim (tried again while the store is
+        unavailable, see :meth:`_while_unavailable`); with a late claim not written, as
+        the run's first record."""
+        if claim is not None:
+            revision = claim.settle()
+            if revision is None:
+                try:
+                    return self._while_unavailable(lambda: self.store.add(run), until)
+                except Conflict:  # the claim's write failed after it had applied
+                    revision = self.store.get(E.RUN, run["organizationId"], run["name"])[
+                        "revision"]
+            run["revision"] = revision
+        return self._while_unavailable(lambda: self.store.update(run), until)
 
     @staticmethod
     def _while_unavailable(write: Callable[[], Any], until: float) -> Any:
@@ -419,7 +449,7 @@ class RunService:
                 pause = min(pause * 2, 1.0)
 
     def _retry_later(self, run: E.Entity, outcome: Outcome, policy: RetryPolicy,
-                     now: float, until: float) -> None:
+                     now: float, until: float, claim: LateClaim | None = None) -> None:
         """Put a failed attempt's run back to INITIALIZED with the time its next attempt
         is due; a delayed job starts it then (the reconciler, if the job is lost)."""
         delay = policy.delay(run.get("attempts", 1))
@@ -431,7 +461,7 @@ class RunService:
         run.pop("claimExpires", None)
         run.pop("executedAt", None)
         try:
-            run = self._while_unavailable(lambda: self.store.update(run), until)
+            run = self._record(run, until, claim)
         except (StaleRevision, NotFound):
             log.warning("run.retry_dropped key=%s (the run changed meanwhile)", E.key_of(run))
             return

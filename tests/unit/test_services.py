@@ -7,6 +7,7 @@ import base64
 import os
 import threading
 import time
+from typing import Callable
 
 import pytest
 
@@ -20,6 +21,7 @@ from engine.scheduler.reconciler import Reconciler
 from engine.services.runs import RunService
 from engine.sources import pack
 from engine.store import open_store
+from tests.waiting import settles
 
 
 class ScriptedDriver(Driver):
@@ -35,6 +37,8 @@ class ScriptedDriver(Driver):
         self.idle = False
         #: raised by run() instead of answering (a process lost mid-call)
         self.lost: BaseException | None = None
+        #: called by run() before it answers (a call that lasts)
+        self.during_call: Callable[[], object] | None = None
         self.prepared_event = threading.Event()
 
     def prepare(self, deployment: Deployment) -> None:
@@ -49,6 +53,8 @@ class ScriptedDriver(Driver):
 
     def run(self, deployment, context, payload):
         self.calls.append((context, payload))
+        if self.during_call is not None:
+            self.during_call()
         if self.lost is not None:
             raise self.lost
         return self.outcome
@@ -382,11 +388,85 @@ def test_a_blocking_run_with_warm_instances_here_is_executed_where_it_was_starte
     assert queued["status"] == E.INITIALIZED and jobs.submitted == [(EXECUTE_RUN, E.key_of(queued))]
 
 
+class CountingStore:
+    """A store that counts the writes made through it."""
+
+    def __init__(self, store):
+        self._store, self.writes = store, []
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def add(self, entity):
+        self.writes.append(("add", entity["kind"].lower(), entity.get("status")))
+        return self._store.add(entity)
+
+    def update(self, entity):
+        self.writes.append(("update", entity["kind"].lower(), entity.get("status")))
+        return self._store.update(entity)
+
+
+def counted_parts(claim_after_seconds):
+    store, jobs, driver = CountingStore(open_store("memory://")), RecordingJobs(), ScriptedDriver()
+    functions = FunctionService(store, jobs, driver, ImageCatalog())
+    runs = RunService(store, jobs, driver, functions, claim_after_seconds=claim_after_seconds)
+    return store, jobs, driver, functions, runs
+
+
+@pytest.mark.parametrize("claim_after", [0.1, 0.0])
+def test_a_short_call_here_stores_its_run_once_unless_claims_come_first(source, claim_after):
+    store, jobs, driver, functions, runs = counted_parts(claim_after)
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    driver.idle = True
+    store.writes.clear()
+    run = runs.start("default", "hello", {"blocking": True})
+    assert run["status"] == E.READY and store.get(E.RUN, "default", run["name"]) == run
+    claimed = [] if claim_after else [("add", "run", E.CREATING)]
+    first = "update" if claim_after == 0 else "add"
+    assert store.writes == claimed + [(first, "run", E.READY)]
+    # a run named by its caller is stored claimed at once: a second start finds it
+    store.writes.clear()
+    runs.start("default", "hello", {"blocking": True}, name="mine")
+    assert store.writes == [("add", "run", E.CREATING), ("update", "run", E.READY)]
+    # the late claim of the first run is never written
+    time.sleep(claim_after * 2)
+    assert store.writes == [("add", "run", E.CREATING), ("update", "run", E.READY)]
+
+
+def test_a_run_whose_call_lasts_is_stored_claimed_during_it(source):
+    store, jobs, driver, functions, runs = counted_parts(0.05)
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    driver.idle = True
+    store.writes.clear()
+    seen = []
+    driver.during_call = lambda: seen.append(settles(
+        lambda: store.list(E.RUN, "default"), "the late claim is written while the call lasts"))
+    run = runs.start("default", "hello", {"blocking": True})
+    assert [(r["status"], r["attempts"]) for r in seen[0]] == [(E.CREATING, 1)]
+    assert store.writes == [("add", "run", E.CREATING), ("update", "run", E.READY)]
+    assert run["status"] == E.READY and store.get(E.RUN, "default", run["name"]) == run
+
+
+def test_a_run_lost_with_its_process_before_its_claim_leaves_no_record(source):
+    store, jobs, driver, functions, runs = counted_parts(60)
+    functions.create("default", spec(source))
+    drain(jobs, functions, runs)
+    driver.idle, driver.lost = True, ProcessLost()
+    with pytest.raises(ProcessLost):  # nor an answer: the run was never accepted
+        runs.start("default", "hello", {"input": {"name": "x"}, "blocking": True})
+    assert store.list(E.RUN, "default") == [] and jobs.submitted == []
+
+
 def test_a_run_executed_where_it_was_started_survives_that_process(parts, source):
     store, jobs, driver, functions, runs = parts
     functions.create("default", spec(source))
     drain(jobs, functions, runs)
     driver.idle, driver.lost = True, ProcessLost()
+    # the call lasts until its claim is stored, then the process is lost
+    driver.during_call = lambda: settles(lambda: store.list(E.RUN, "default"),
+                                         "the late claim is written while the call lasts")
     with pytest.raises(ProcessLost):
         runs.start("default", "hello", {"input": {"name": "x"}, "blocking": True})
     [run] = store.list(E.RUN, "default")
