@@ -310,6 +310,8 @@ class EtcdStore(Store):
     ) -> list[Entity]:
         """Entities of ``kind`` in ``org`` (every org if None), ordered by key, filtered;
         those in statuses of the kind's status index read through it."""
+        if status is not None and not isinstance(status, str):
+            status = list(status)  # read twice below
         if codec.status_indexed(kind, status):
             prefix = status_prefix(kind, org)
             response = self._read(self._client.get_range_response, prefix,
