@@ -7,12 +7,16 @@ says why on ``/readyz`` (``DISPATCH_HEALTH_PORT``)."""
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 
 from engine.scheduler.runner import SchedulerThreads
 
 from .process import Process
+
+#: a stop slower than this writes every thread's stack to the log (stderr)
+STOP_REPORT_SECONDS = 15
 
 
 def main() -> None:
@@ -30,9 +34,12 @@ def main() -> None:
             return
     scheduler = SchedulerThreads(process.system, follow=True).start()
     stop.wait()
+    # a stop that takes longer than this leaves every thread's stack in the log
+    faulthandler.dump_traceback_later(STOP_REPORT_SECONDS)
     scheduler.stop()
     scheduler.join()
     process.close()
+    faulthandler.cancel_dump_traceback_later()
 
 
 if __name__ == "__main__":
