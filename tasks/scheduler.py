@@ -8,7 +8,10 @@ says why on ``/readyz`` (``DISPATCH_HEALTH_PORT``)."""
 from __future__ import annotations
 
 import faulthandler
+import logging
+import os
 import signal
+import sys
 import threading
 
 from engine.scheduler.runner import SchedulerThreads
@@ -42,5 +45,17 @@ def main() -> None:
     faulthandler.cancel_dump_traceback_later()
 
 
+def end() -> None:
+    """End the process once :func:`main` has closed what it opened, without the
+    interpreter's finalization: gRPC's stream threads are daemons, and a finalizing
+    interpreter that stopped one while it held a call's lock waits for that lock forever
+    (seen once: a scheduler stopped by SIGTERM hung in gRPC's ``_Rendezvous.__del__``)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
     main()
+    end()
