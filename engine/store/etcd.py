@@ -136,30 +136,33 @@ class EtcdStore(Store):
         """Index the entities a version without the creation index, or without status
         keys, wrote (once per cluster: a marker key says each is done; doing it twice is
         harmless)."""
-        marker = INDEX_PREFIX + ".built-2"
-        if not self._read(self._client.get_response, marker).kvs:
-            for kind in codec.INDEXED:
-                response = self._read(self._client.get_prefix_response, entities.prefix(kind))
-                for kv in response.kvs:
-                    entity = codec.decode(kv.value, kv.mod_revision)
-                    with self._rpc():
-                        for index in index_keys(entity):
-                            self._client.put(index, entities.key_of(entity))
-            with self._rpc():
-                self._client.put(marker, "1")
-        marker = STATUS_PREFIX + ".built-1"
-        if not self._read(self._client.get_response, marker).kvs:
-            for kind, statuses in codec.STATUS_INDEXED.items():
-                response = self._read(self._client.get_prefix_response, entities.prefix(kind))
-                for kv in response.kvs:
-                    if codec.decode(kv.value, kv.mod_revision).get("status") in statuses:
-                        # only if it is still that version: a later write keeps its own key
-                        key = kv.key.decode()
-                        self._transaction(compare=[self._txn.mod(key) == kv.mod_revision],
-                                          success=[self._txn.put(status_key(key), b"")],
-                                          failure=[])
-            with self._rpc():
-                self._client.put(marker, "1")
+        self._once(INDEX_PREFIX + ".built-2", codec.INDEXED, self._index_written)
+        self._once(STATUS_PREFIX + ".built-1", codec.STATUS_INDEXED, self._key_status_written)
+
+    def _once(self, marker: str, kinds: Iterable[str], build: Callable[[Any], None]) -> None:
+        """``build`` every stored entity of ``kinds`` (etcd's key-values), unless
+        ``marker`` says it was done; then set it."""
+        if self._read(self._client.get_response, marker).kvs:
+            return
+        for kind in kinds:
+            for kv in self._read(self._client.get_prefix_response, entities.prefix(kind)).kvs:
+                build(kv)
+        with self._rpc():
+            self._client.put(marker, "1")
+
+    def _index_written(self, kv: Any) -> None:
+        entity = codec.decode(kv.value, kv.mod_revision)
+        with self._rpc():
+            for index in index_keys(entity):
+                self._client.put(index, entities.key_of(entity))
+
+    def _key_status_written(self, kv: Any) -> None:
+        entity = codec.decode(kv.value, kv.mod_revision)
+        if entity.get("status") in codec.STATUS_INDEXED[entity["kind"].lower()]:
+            # only if it is still that version: a later write keeps its own key
+            key = kv.key.decode()
+            self._transaction(compare=[self._txn.mod(key) == kv.mod_revision],
+                              success=[self._txn.put(status_key(key), b"")], failure=[])
 
     def _use_first_reachable(self) -> None:
         # pyetcd starts on a random endpoint; the configured order is the preference
